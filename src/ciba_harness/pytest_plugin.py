@@ -1,0 +1,1 @@
+"""pytest plugin of ciba-harness (registered through the pytest11 entry point)."""
