@@ -1,0 +1,526 @@
+"""Checks: one small function per condition, tied to a requirement ID.
+
+A check is a plain function registered with `@check(...)`. It returns None when the condition
+holds and raises a `CheckFailure` subclass when it does not. It never decides its severity:
+the caller does, through `CheckRunner` (a FAILURE stops the test; a WARNING is recorded and
+the test goes on, unless the run is strict).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+from ._errors import (
+    CheckFailure,
+    InvalidMember,
+    MalformedResponse,
+    MissingMember,
+    Severity,
+    UnexpectedStatus,
+    UnexpectedSuccess,
+    WrongErrorCode,
+)
+from ._http import Exchange
+
+__all__ = [
+    "check",
+    "CHECKS",
+    "CheckInfo",
+    "CheckOutcome",
+    "CheckRunner",
+    "AUTH_REQ_ID_PATTERN",
+    "BACKCHANNEL_ERROR_CODES",
+    "TOKEN_ERROR_CODES",
+    "PUSH_ERROR_CODES",
+    "estimate_entropy_bits",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+AUTH_REQ_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+# RFC 6749 §5.2: error_description / error_uri charsets.
+_DESCRIPTION_PATTERN = re.compile(r"^[\x20-\x21\x23-\x5b\x5d-\x7e]*$")
+_ERROR_URI_PATTERN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]*$")
+_ERROR_BODY_MEMBERS = {"error", "error_description", "error_uri"}
+
+BACKCHANNEL_ERROR_CODES = frozenset(
+    {
+        "invalid_request", "invalid_scope", "expired_login_hint_token", "unknown_user_id",
+        "unauthorized_client", "missing_user_code", "invalid_user_code",
+        "invalid_binding_message", "invalid_client", "access_denied",
+    }
+)
+TOKEN_ERROR_CODES = frozenset(
+    {
+        "authorization_pending", "slow_down", "expired_token", "access_denied",
+        "invalid_grant", "invalid_request", "invalid_client", "unauthorized_client",
+        "unsupported_grant_type", "invalid_scope",
+    }
+)
+PUSH_ERROR_CODES = frozenset({"access_denied", "expired_token", "transaction_failed"})
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    name: str
+    requirement: str | None
+    title: str
+    function: Callable[..., None]
+
+
+CHECKS: dict[str, CheckInfo] = {}
+
+
+def check(
+    requirement: str | None = None, *, title: str | None = None
+) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """Register a check. `requirement` is the default ID; generic checks take one per call."""
+
+    def register(function: Callable[P, None]) -> Callable[P, None]:
+        name = function.__name__
+        if name in CHECKS:
+            raise ValueError(f"check {name!r} registered twice")
+        doc = (function.__doc__ or name).strip().splitlines()[0]
+        CHECKS[name] = CheckInfo(name, requirement, title or doc, function)
+        return function
+
+    return register
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What happened to one check call: for reports and per-requirement verdicts."""
+
+    check: str
+    requirement: str
+    severity: Severity
+    passed: bool
+    message: str = ""
+    failure: CheckFailure | None = field(default=None, compare=False)
+
+
+class CheckRunner:
+    """Runs checks with a severity chosen at the call site and records every outcome."""
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
+        self.outcomes: list[CheckOutcome] = []
+
+    def __call__(
+        self,
+        check_function: Callable[..., None],
+        /,
+        *args: Any,
+        severity: Severity = Severity.FAILURE,
+        **kwargs: Any,
+    ) -> bool:
+        """Run one check. Returns True when it held; raises when it failed as a FAILURE."""
+        info = CHECKS.get(check_function.__name__)
+        default_requirement = info.requirement if info else None
+        requirement = str(kwargs.get("requirement") or default_requirement or "unspecified")
+        try:
+            check_function(*args, **kwargs)
+        except CheckFailure as failure:
+            failure.severity = severity
+            effective = Severity.FAILURE if self.strict and severity is Severity.WARNING else severity
+            self.outcomes.append(
+                CheckOutcome(check_function.__name__, failure.requirement, effective, False,
+                             failure.title, failure)
+            )
+            if effective is Severity.FAILURE:
+                raise
+            return False
+        self.outcomes.append(CheckOutcome(check_function.__name__, requirement, severity, True))
+        return True
+
+    def warnings(self) -> list[CheckOutcome]:
+        return [o for o in self.outcomes if not o.passed and o.severity is Severity.WARNING]
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _body(exchange: Exchange, requirement: str) -> dict[str, Any]:
+    response = exchange.response
+    if response is None:
+        raise MalformedResponse(
+            requirement=requirement, title="No HTTP response", actual=exchange.error,
+            exchanges=[exchange],
+        )
+    body = response.json_object()
+    if body is None:
+        raise MalformedResponse(
+            requirement=requirement,
+            title="Response body is not a JSON object",
+            expected="a JSON object",
+            actual=f"{response.content_type or 'no content type'}: {response.text(200)!r}",
+            exchanges=[exchange],
+        )
+    return body
+
+
+def _status(exchange: Exchange) -> int | None:
+    return exchange.response.status if exchange.response is not None else None
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+# --- generic response checks ------------------------------------------------------------
+
+
+@check(title="The request is refused with one of the expected error codes")
+def error_code_is(exchange: Exchange, codes: Collection[str], *, requirement: str) -> None:
+    """The request is refused with one of the expected error codes."""
+    status = _status(exchange)
+    if status is not None and 200 <= status < 300:
+        raise UnexpectedSuccess(
+            requirement=requirement,
+            title="Request accepted where the spec requires an error",
+            expected=f"error {' or '.join(sorted(codes))}",
+            actual=f"HTTP {status}",
+            exchanges=[exchange],
+        )
+    body = _body(exchange, requirement)
+    error = body.get("error")
+    if error not in codes:
+        raise WrongErrorCode(
+            requirement=requirement,
+            title="Wrong error code",
+            expected=" or ".join(sorted(codes)),
+            actual=repr(error),
+            exchanges=[exchange],
+        )
+
+
+@check(title="The HTTP status is one of the expected values")
+def status_is(exchange: Exchange, statuses: Collection[int], *, requirement: str) -> None:
+    """The HTTP status is one of the expected values."""
+    status = _status(exchange)
+    if status not in statuses:
+        raise UnexpectedStatus(
+            requirement=requirement,
+            title="Unexpected HTTP status",
+            expected=" or ".join(str(s) for s in sorted(statuses)),
+            actual=status if status is not None else exchange.error,
+            exchanges=[exchange],
+        )
+
+
+@check(title="Not a server error")
+def not_server_error(exchange: Exchange, *, requirement: str) -> None:
+    """The provider answers; no 5xx."""
+    status = _status(exchange)
+    if status is None or status >= 500:
+        raise UnexpectedStatus(
+            requirement=requirement,
+            title="Server error or no answer",
+            expected="an answer below 500",
+            actual=status if status is not None else exchange.error,
+            exchanges=[exchange],
+        )
+
+
+@check(title="No auth_req_id is issued")
+def refused(exchange: Exchange, *, requirement: str) -> None:
+    """The request does not yield an auth_req_id or tokens (any refusal counts)."""
+    status = _status(exchange)
+    if status is not None and 200 <= status < 300:
+        raise UnexpectedSuccess(
+            requirement=requirement,
+            title="Request accepted where it must be refused",
+            expected="any refusal (4xx)",
+            actual=f"HTTP {status}",
+            exchanges=[exchange],
+        )
+
+
+@check(title="Error body is a JSON object with only error, error_description, error_uri")
+def error_body_well_formed(
+    exchange: Exchange, *, requirement: str, allow_extra_members: bool = False
+) -> None:
+    """An error response is application/json with a string `error` and allowed members."""
+    response = exchange.response
+    body = _body(exchange, requirement)
+    assert response is not None
+    if response.content_type != "application/json":
+        raise MalformedResponse(
+            requirement=requirement,
+            title="Error response content type is not application/json",
+            expected="application/json",
+            actual=response.content_type or "(none)",
+            exchanges=[exchange],
+        )
+    if not isinstance(body.get("error"), str) or not body["error"]:
+        raise MissingMember(
+            requirement=requirement,
+            title="Error response has no string 'error' member",
+            actual=body,
+            exchanges=[exchange],
+        )
+    extra = set(body) - _ERROR_BODY_MEMBERS
+    if extra and not allow_extra_members:
+        raise InvalidMember(
+            requirement=requirement,
+            title="Error response has members beyond error, error_description, error_uri",
+            actual=sorted(extra),
+            exchanges=[exchange],
+        )
+
+
+@check(title="error_description and error_uri use the allowed characters")
+def error_charset(exchange: Exchange, *, requirement: str) -> None:
+    """RFC 6749 §5.2 charsets for error_description and error_uri."""
+    body = _body(exchange, requirement)
+    description = body.get("error_description")
+    if description is not None and (
+        not isinstance(description, str) or not _DESCRIPTION_PATTERN.match(description)
+    ):
+        raise InvalidMember(
+            requirement=requirement,
+            title="error_description contains characters outside %x20-21 / %x23-5B / %x5D-7E",
+            actual=repr(description),
+            exchanges=[exchange],
+        )
+    uri = body.get("error_uri")
+    if uri is not None and (not isinstance(uri, str) or not _ERROR_URI_PATTERN.match(uri)):
+        raise InvalidMember(
+            requirement=requirement,
+            title="error_uri contains characters outside %x21 / %x23-5B / %x5D-7E",
+            actual=repr(uri),
+            exchanges=[exchange],
+        )
+
+
+@check(title="Basic-authentication failure carries WWW-Authenticate")
+def www_authenticate_present(exchange: Exchange, *, requirement: str) -> None:
+    """A 401 answer to HTTP Basic authentication carries a WWW-Authenticate header."""
+    response = exchange.response
+    if response is not None and response.status == 401 and not response.header("www-authenticate"):
+        raise MissingMember(
+            requirement=requirement,
+            title="401 without WWW-Authenticate header",
+            expected="WWW-Authenticate header",
+            actual="none",
+            exchanges=[exchange],
+        )
+
+
+@check(title="The response is cacheable-safe (Cache-Control: no-store)")
+def no_store(exchange: Exchange, *, requirement: str, pragma: bool = False) -> None:
+    """`Cache-Control` contains no-store (and optionally `Pragma: no-cache`)."""
+    response = exchange.response
+    cache_control = (response.header("cache-control") or "") if response else ""
+    if "no-store" not in cache_control.lower():
+        raise MissingMember(
+            requirement=requirement,
+            title="Cache-Control: no-store missing",
+            expected="Cache-Control: no-store",
+            actual=cache_control or "(none)",
+            exchanges=[exchange],
+        )
+    if pragma and response is not None and "no-cache" not in (response.header("pragma") or ""):
+        raise MissingMember(
+            requirement=requirement,
+            title="Pragma: no-cache missing",
+            expected="Pragma: no-cache",
+            actual=response.header("pragma") or "(none)",
+            exchanges=[exchange],
+        )
+
+
+# --- acknowledgement checks (CIBA §7.3) -------------------------------------------------
+
+
+@check("CIBA-ACK-01")
+def ack_status_ok(exchange: Exchange, *, requirement: str = "CIBA-ACK-01") -> None:
+    """A valid authentication request is answered 200."""
+    status_is(exchange, {200}, requirement=requirement)
+
+
+@check("CIBA-ACK-02")
+def ack_is_json(exchange: Exchange, *, requirement: str = "CIBA-ACK-02") -> None:
+    """The acknowledgement is application/json holding a JSON object."""
+    response = exchange.response
+    if response is None or response.content_type != "application/json":
+        raise MalformedResponse(
+            requirement=requirement,
+            title="Acknowledgement content type is not application/json",
+            expected="application/json",
+            actual=response.content_type if response else exchange.error,
+            exchanges=[exchange],
+        )
+    _body(exchange, requirement)
+
+
+@check("CIBA-ACK-03")
+def ack_has_auth_req_id(exchange: Exchange, *, requirement: str = "CIBA-ACK-03") -> None:
+    """auth_req_id is a non-empty string."""
+    value = _body(exchange, requirement).get("auth_req_id")
+    if not isinstance(value, str) or not value:
+        raise MissingMember(
+            requirement=requirement,
+            title="auth_req_id missing or not a non-empty string",
+            actual=repr(value),
+            exchanges=[exchange],
+        )
+
+
+@check("CIBA-ACK-04")
+def ack_auth_req_id_charset(exchange: Exchange, *, requirement: str = "CIBA-ACK-04") -> None:
+    """auth_req_id uses only A-Z a-z 0-9 . - _"""
+    value = _body(exchange, requirement).get("auth_req_id")
+    if not isinstance(value, str) or not AUTH_REQ_ID_PATTERN.match(value):
+        raise InvalidMember(
+            requirement=requirement,
+            title="auth_req_id uses characters outside A-Z a-z 0-9 . - _",
+            expected=AUTH_REQ_ID_PATTERN.pattern,
+            actual=repr(value),
+            exchanges=[exchange],
+        )
+
+
+@check("CIBA-ACK-07")
+def ack_expires_in(exchange: Exchange, *, requirement: str = "CIBA-ACK-07") -> None:
+    """expires_in is a JSON number holding a positive integer (at most a year)."""
+    value = _body(exchange, requirement).get("expires_in")
+    if not _is_positive_int(value) or value > 365 * 24 * 3600:
+        raise InvalidMember(
+            requirement=requirement,
+            title="expires_in is not a positive integer number of seconds",
+            actual=repr(value),
+            exchanges=[exchange],
+        )
+
+
+@check("CIBA-ACK-08")
+def ack_interval(exchange: Exchange, *, requirement: str = "CIBA-ACK-08") -> None:
+    """interval, when present, is a JSON number holding a positive integer (at most 6 h)."""
+    body = _body(exchange, requirement)
+    interval = body.get("interval")
+    if "interval" in body and (not _is_positive_int(interval) or interval > 21600):
+        raise InvalidMember(
+            requirement=requirement,
+            title="interval is not a positive integer number of seconds",
+            actual=repr(interval),
+            exchanges=[exchange],
+        )
+
+
+@check("CIBA-ACK-09")
+def ack_no_interval_for_push(exchange: Exchange, *, requirement: str = "CIBA-ACK-09") -> None:
+    """A push client's acknowledgement carries no interval."""
+    body = _body(exchange, requirement)
+    if "interval" in body:
+        raise InvalidMember(
+            requirement=requirement,
+            title="interval sent to a push client",
+            actual=repr(body["interval"]),
+            exchanges=[exchange],
+        )
+
+
+def estimate_entropy_bits(samples: Iterable[str]) -> float:
+    """Estimated bits of entropy of one id, from many samples.
+
+    Per position: Shannon entropy with the Miller-Madow bias correction, normalised by the
+    most that N samples can show (log2 N) and scaled to the pooled alphabet. Summing positions
+    catches ids that are long but mostly constant (a fixed prefix, a counter), which a
+    character-frequency estimate over one value overstates.
+    """
+    values = [s for s in samples if s]
+    if not values:
+        return 0.0
+    alphabet_bits = math.log2(max(2, len(set("".join(values)))))
+    if len(values) == 1:
+        return _shannon(Counter(values[0])) * len(values[0])
+    observable_bits = min(math.log2(len(values)), alphabet_bits)
+    total = 0.0
+    for position in range(min(len(v) for v in values)):
+        counts = Counter(v[position] for v in values)
+        corrected = _shannon(counts) + (len(counts) - 1) / (2 * len(values) * math.log(2))
+        total += alphabet_bits * min(1.0, corrected / observable_bits)
+    return total
+
+
+def _shannon(counts: Counter[str]) -> float:
+    size = sum(counts.values())
+    return -sum(c / size * math.log2(c / size) for c in counts.values())
+
+
+@check("CIBA-ACK-05")
+def auth_req_id_entropy(
+    auth_req_ids: list[str], *, minimum_bits: float = 128.0, requirement: str = "CIBA-ACK-05"
+) -> None:
+    """auth_req_id values carry at least the required entropy and are never repeated."""
+    duplicates = [value for value, count in Counter(auth_req_ids).items() if count > 1]
+    if duplicates:
+        raise InvalidMember(
+            requirement=requirement,
+            title="auth_req_id values repeat across requests",
+            actual=f"{len(duplicates)} repeated value(s)",
+        )
+    bits = estimate_entropy_bits(auth_req_ids)
+    if bits < minimum_bits:
+        raise InvalidMember(
+            requirement=requirement,
+            title="auth_req_id entropy below the required minimum",
+            expected=f">= {minimum_bits:.0f} bits",
+            actual=f"about {bits:.0f} bits estimated over {len(auth_req_ids)} samples",
+        )
+
+
+# --- token response checks (CIBA §10.1.1) ------------------------------------------------
+
+
+@check("CIBA-TOKEN-14")
+def token_response_complete(
+    exchange: Exchange, *, openid: bool = True, requirement: str = "CIBA-TOKEN-14"
+) -> None:
+    """A successful token response has access_token, token_type and (openid) id_token."""
+    status_is(exchange, {200}, requirement=requirement)
+    body = _body(exchange, requirement)
+    required = ["access_token", "token_type"] + (["id_token"] if openid else [])
+    missing = [name for name in required if not isinstance(body.get(name), str) or not body[name]]
+    if missing:
+        raise MissingMember(
+            requirement=requirement,
+            title="Token response lacks required members",
+            expected=", ".join(required),
+            actual=f"missing {', '.join(missing)}",
+            exchanges=[exchange],
+        )
+    if "expires_in" in body and not _is_positive_int(body["expires_in"]):
+        raise InvalidMember(
+            requirement=requirement,
+            title="expires_in is not a positive integer",
+            actual=repr(body["expires_in"]),
+            exchanges=[exchange],
+        )
+
+
+@check("CIBA-TOKEN-25")
+def token_type_bearer(payload: Mapping[str, Any], *, requirement: str = "CIBA-TOKEN-25",
+                      exchange: Exchange | None = None) -> None:
+    """token_type is Bearer (case-insensitive) or DPoP."""
+    value = payload.get("token_type")
+    if not isinstance(value, str) or value.lower() not in {"bearer", "dpop"}:
+        raise InvalidMember(
+            requirement=requirement,
+            title="token_type is not Bearer",
+            expected="Bearer",
+            actual=repr(value),
+            exchanges=[exchange] if exchange else [],
+        )
+
+
+def fail(requirement: str, title: str, **details: Any) -> CheckFailure:
+    """Build a plain CheckFailure (for conditions too small to deserve their own check)."""
+    return CheckFailure(requirement=requirement, title=title, **details)

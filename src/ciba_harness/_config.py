@@ -1,0 +1,477 @@
+"""The provider description: one TOML file, validated at load with errors naming file and key.
+
+Secrets may be written `${ENV_VAR}`. Relative paths are resolved from the file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ._errors import ConfigError
+
+__all__ = [
+    "AUTH_METHODS",
+    "DELIVERY_MODES",
+    "DEVICE_DRIVERS",
+    "Budgets",
+    "ClientConfig",
+    "DeviceConfig",
+    "HttpCallTemplate",
+    "ProviderConfig",
+    "ReceiverConfig",
+    "UsersConfig",
+    "default_profile_path",
+    "load_config",
+]
+
+AuthMethod = Literal[
+    "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt",
+    "tls_client_auth", "self_signed_tls_client_auth", "none",
+]
+DeliveryMode = Literal["poll", "ping", "push"]
+AUTH_METHODS: tuple[str, ...] = (
+    "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt",
+    "tls_client_auth", "self_signed_tls_client_auth", "none",
+)
+DELIVERY_MODES: tuple[str, ...] = ("poll", "ping", "push")
+DEVICE_DRIVERS: tuple[str, ...] = ("embedded", "http", "webhook", "manual")
+SECRET_METHODS = {"client_secret_basic", "client_secret_post", "client_secret_jwt"}
+ASYMMETRIC_ALGS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def default_profile_path() -> Path:
+    """The embedded reference provider's profile, shipped in fixtures/."""
+    return Path(__file__).resolve().parents[2] / "fixtures" / "profiles" / "reference.toml"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    name: str
+    client_id: str
+    auth_method: AuthMethod
+    delivery_mode: DeliveryMode
+    client_secret: str | None = None
+    private_key: PrivateKey | None = field(default=None, repr=False)
+    private_key_path: Path | None = None
+    signing_alg: str | None = None
+    certificate_path: Path | None = None
+    certificate_key_path: Path | None = None
+    notification_endpoint: str | None = None
+    user_code_required: bool = False
+    sign_requests: bool = False
+    request_signing_alg: str | None = None
+    ciba_allowed: bool = True
+    roles: tuple[str, ...] = ()
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return frozenset(s for s in (self.client_secret,) if s)
+
+    @property
+    def can_sign(self) -> bool:
+        return self.private_key is not None
+
+
+@dataclass(frozen=True)
+class UsersConfig:
+    login_hint: str
+    second_login_hint: str | None = None
+    unknown_login_hint: str = "unknown-user-ciba-harness"
+    user_code: str | None = None
+    login_hint_token: str | None = None
+    expired_login_hint_token: str | None = None
+    unknown_login_hint_token: str | None = None
+    login_hint_token_hs256_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class HttpCallTemplate:
+    """A templated HTTP call ({auth_req_id}, {login_hint}, {binding_message}, {action})."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+    form: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    driver: str = "embedded"
+    token: str | None = field(default=None, repr=False)
+    approve: HttpCallTemplate | None = None
+    deny: HttpCallTemplate | None = None
+    approve_delay: float = 0.0
+    webhook_bind: str = "127.0.0.1:0"
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    bind: str = "127.0.0.1:0"
+    public_url: str | None = None
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class Budgets:
+    request_timeout: float = 10.0
+    max_wait: float = 60.0
+    requested_expiry: int = 10
+    approve_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    source: Path
+    issuer: str
+    discovery_url: str | None
+    profile: str
+    clients: tuple[ClientConfig, ...]
+    users: UsersConfig
+    device: DeviceConfig
+    receiver: ReceiverConfig
+    budgets: Budgets
+    ca_bundle: Path | None = None
+    insecure_skip_verify: bool = False
+    strict: bool = False
+    dynamic_registration: bool = False
+
+    @property
+    def embedded(self) -> bool:
+        return self.issuer == "embedded"
+
+    def with_issuer(self, issuer: str) -> ProviderConfig:
+        return replace(self, issuer=issuer)
+
+    def client(self, name: str) -> ClientConfig:
+        for client in self.clients:
+            if client.name == name:
+                return client
+        raise KeyError(name)
+
+    def find_client(
+        self,
+        *,
+        mode: str | None = None,
+        auth_method: str | None = None,
+        role: str | None = None,
+        user_code: bool = False,
+        signed: bool = False,
+        ciba_allowed: bool = True,
+        exclude: tuple[str, ...] = (),
+    ) -> ClientConfig | None:
+        """First client matching every criterion; the plain ones come first."""
+        for client in self.clients:
+            if client.name in exclude or client.ciba_allowed != ciba_allowed:
+                continue
+            if mode and client.delivery_mode != mode:
+                continue
+            if auth_method and client.auth_method != auth_method:
+                continue
+            if role and role not in client.roles:
+                continue
+            if client.user_code_required != user_code or client.sign_requests != signed:
+                continue
+            if not auth_method and client.auth_method == "none":
+                continue
+            return client
+        return None
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Every configured secret value, for redaction."""
+        values: set[str] = set()
+        for client in self.clients:
+            values |= client.secrets
+        for value in (self.device.token, self.users.login_hint_token_hs256_key,
+                      self.users.login_hint_token, self.users.expired_login_hint_token,
+                      self.users.unknown_login_hint_token):
+            if value:
+                values.add(value)
+        return frozenset(values)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Typed access to a TOML table with errors that name the file and the dotted key."""
+
+    def __init__(self, file: Path, table: Mapping[str, Any], prefix: str = "") -> None:
+        self.file = file
+        self.table = table
+        self.prefix = prefix
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, file=str(self.file), key=f"{self.prefix}{key}")
+
+    def sub(self, key: str) -> _Reader:
+        value = self.table.get(key, {})
+        if not isinstance(value, Mapping):
+            raise self.error(key, "must be a table")
+        return _Reader(self.file, value, f"{self.prefix}{key}.")
+
+    def _get(self, key: str, kind: type | tuple[type, ...], default: Any, required: bool) -> Any:
+        if key not in self.table:
+            if required:
+                raise self.error(key, "is required")
+            return default
+        value = self.table[key]
+        if isinstance(value, str):
+            value = self._expand(key, value)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.error(key, f"must be a {names}, got {type(value).__name__}")
+        return value
+
+    def _expand(self, key: str, value: str) -> str:
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise self.error(key, f"refers to environment variable {name}, which is not set")
+            return os.environ[name]
+
+        return _ENV_PATTERN.sub(substitute, value)
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
+        return self._get(key, str, default, required)
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        return bool(self._get(key, bool, default, False))
+
+    def number(self, key: str, default: float, *, positive: bool = True) -> float:
+        value = float(self._get(key, float, default, False))
+        if positive and value <= 0:
+            raise self.error(key, f"must be positive, got {value}")
+        return value
+
+    def integer(self, key: str, default: int, *, positive: bool = True) -> int:
+        value = int(self._get(key, int, default, False))
+        if positive and value <= 0:
+            raise self.error(key, f"must be positive, got {value}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None,
+               *, required: bool = False) -> Any:
+        value = self.text(key, default, required=required)
+        if value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def path(self, key: str, *, must_exist: bool = True) -> Path | None:
+        value: str | None = self.text(key)
+        if value is None:
+            return None
+        path: Path = (self.file.parent / value).resolve()
+        if must_exist and not path.is_file():
+            raise self.error(key, f"file {path} does not exist")
+        return path
+
+    def text_list(self, key: str) -> tuple[str, ...]:
+        value = self.table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(key, "must be a list of strings")
+        return tuple(value)
+
+
+def load_config(path: str | os.PathLike[str]) -> ProviderConfig:
+    """Read and validate a provider description. Raises ConfigError (never a traceback-y error)."""
+    file = Path(path)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=str(file)) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, expected a TOML file", file=str(file)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot be read: {exc}", file=str(file)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"is not valid TOML: {exc}", file=str(file)) from None
+    file = file.resolve()
+    root = _Reader(file, raw)
+    known = {"provider", "budgets", "device", "receiver", "users", "clients", "reference_provider"}
+    for key in raw:
+        if key not in known:
+            raise root.error(key, f"unknown section (known: {', '.join(sorted(known))})")
+
+    provider = root.sub("provider")
+    issuer = provider.text("issuer", required=True)
+    if issuer != "embedded" and not re.match(r"^https?://[^/\s]+", issuer):
+        raise provider.error("issuer", f"must be an http(s) URL or 'embedded', got {issuer!r}")
+    profile = provider.choice("profile", ("ciba", "fapi-ciba"), "ciba")
+    budgets_reader = root.sub("budgets")
+    budgets = Budgets(
+        request_timeout=budgets_reader.number("request_timeout", 10.0),
+        max_wait=budgets_reader.number("max_wait", 60.0),
+        requested_expiry=budgets_reader.integer("requested_expiry", 10),
+        approve_timeout=budgets_reader.number("approve_timeout", 10.0),
+    )
+    clients = _load_clients(root)
+    if not any(c.ciba_allowed and c.auth_method != "none" for c in clients):
+        raise root.error("clients", "needs at least one confidential client allowed to use CIBA")
+    receiver = root.sub("receiver")
+    _check_bind(receiver, "bind", receiver.text("bind", "127.0.0.1:0"))
+    device = _load_device(root.sub("device"))
+    users = root.sub("users")
+    return ProviderConfig(
+        source=file,
+        issuer=issuer.rstrip("/") if issuer != "embedded" else issuer,
+        discovery_url=provider.text("discovery_url"),
+        profile=profile,
+        clients=clients,
+        users=UsersConfig(
+            login_hint=users.text("login_hint", required=True),
+            second_login_hint=users.text("second_login_hint"),
+            unknown_login_hint=users.text("unknown_login_hint", "unknown-user-ciba-harness"),
+            user_code=users.text("user_code"),
+            login_hint_token=users.text("login_hint_token"),
+            expired_login_hint_token=users.text("expired_login_hint_token"),
+            unknown_login_hint_token=users.text("unknown_login_hint_token"),
+            login_hint_token_hs256_key=users.text("login_hint_token_hs256_key"),
+        ),
+        device=device,
+        receiver=ReceiverConfig(
+            bind=receiver.text("bind", "127.0.0.1:0"),
+            public_url=receiver.text("public_url"),
+            tls_certificate=receiver.path("tls_certificate"),
+            tls_key=receiver.path("tls_key"),
+        ),
+        budgets=budgets,
+        ca_bundle=provider.path("ca_bundle"),
+        insecure_skip_verify=provider.flag("insecure_skip_verify"),
+        strict=provider.flag("strict"),
+        dynamic_registration=provider.flag("dynamic_registration"),
+    )
+
+
+def _check_bind(reader: _Reader, key: str, value: str) -> None:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise reader.error(key, f"must be HOST:PORT, got {value!r}")
+
+
+def _load_device(reader: _Reader) -> DeviceConfig:
+    driver = reader.choice("driver", DEVICE_DRIVERS, "embedded")
+    templates: dict[str, HttpCallTemplate | None] = {}
+    for action in ("approve", "deny"):
+        if action not in reader.table:
+            templates[action] = None
+            continue
+        call = reader.sub(action)
+        form = call.table.get("form")
+        headers = call.table.get("headers", {})
+        if not isinstance(headers, Mapping) or (form is not None and not isinstance(form, Mapping)):
+            raise reader.error(action, "headers and form must be tables of strings")
+        templates[action] = HttpCallTemplate(
+            method=call.text("method", "POST"),
+            url=call.text("url", required=True),
+            headers={k: call._expand(f"headers.{k}", str(v)) for k, v in headers.items()},
+            json=call.table.get("json"),
+            form={k: str(v) for k, v in form.items()} if form is not None else None,
+        )
+    if driver == "http" and (templates["approve"] is None or templates["deny"] is None):
+        raise reader.error("driver", "the http driver needs [device.approve] and [device.deny]")
+    webhook_bind = reader.text("webhook_bind", "127.0.0.1:0")
+    _check_bind(reader, "webhook_bind", webhook_bind)
+    return DeviceConfig(
+        driver=driver,
+        token=reader.text("token"),
+        approve=templates["approve"],
+        deny=templates["deny"],
+        approve_delay=reader.number("approve_delay", 0.0, positive=False),
+        webhook_bind=webhook_bind,
+    )
+
+
+def _load_clients(root: _Reader) -> tuple[ClientConfig, ...]:
+    raw_clients = root.table.get("clients")
+    if not isinstance(raw_clients, list) or not raw_clients:
+        raise root.error("clients", "at least one [[clients]] entry is required")
+    clients: list[ClientConfig] = []
+    names: set[str] = set()
+    for index, table in enumerate(raw_clients):
+        if not isinstance(table, Mapping):
+            raise root.error(f"clients[{index}]", "must be a table")
+        reader = _Reader(root.file, table, f"clients[{index}].")
+        client_id = reader.text("client_id", required=True)
+        name = reader.text("name", client_id)
+        if name in names:
+            raise reader.error("name", f"duplicate client name {name!r}")
+        names.add(name)
+        method = reader.choice("auth_method", AUTH_METHODS, required=True)
+        mode = reader.choice("delivery_mode", DELIVERY_MODES, "poll")
+        secret = reader.text("client_secret")
+        if method in SECRET_METHODS and not secret:
+            raise reader.error("client_secret", f"is required for auth_method {method}")
+        key_path = reader.path("private_key")
+        key = _load_private_key(reader, key_path) if key_path else None
+        if method == "private_key_jwt" and key is None:
+            raise reader.error("private_key", "is required for auth_method private_key_jwt")
+        signing_alg = reader.text("signing_alg")
+        if signing_alg is None:
+            signing_alg = "HS256" if method == "client_secret_jwt" else _default_alg(key)
+        if method == "private_key_jwt" and signing_alg not in ASYMMETRIC_ALGS:
+            raise reader.error("signing_alg", f"{signing_alg!r} is not an asymmetric JWS alg")
+        certificate = reader.path("certificate")
+        certificate_key = reader.path("certificate_key")
+        if method in {"tls_client_auth", "self_signed_tls_client_auth"} and not (
+            certificate and certificate_key
+        ):
+            raise reader.error("certificate", f"certificate and certificate_key are required for {method}")
+        sign_requests = reader.flag("sign_requests")
+        if sign_requests and key is None:
+            raise reader.error("sign_requests", "needs a private_key to sign requests with")
+        clients.append(
+            ClientConfig(
+                name=name,
+                client_id=client_id,
+                auth_method=method,
+                delivery_mode=mode,
+                client_secret=secret,
+                private_key=key,
+                private_key_path=key_path,
+                signing_alg=signing_alg,
+                certificate_path=certificate,
+                certificate_key_path=certificate_key,
+                notification_endpoint=reader.text("notification_endpoint"),
+                user_code_required=reader.flag("user_code_required"),
+                sign_requests=sign_requests,
+                request_signing_alg=reader.text("request_signing_alg", signing_alg if key else None),
+                ciba_allowed=reader.flag("ciba_allowed", True),
+                roles=reader.text_list("roles"),
+            )
+        )
+    return tuple(clients)
+
+
+def _default_alg(key: PrivateKey | None) -> str | None:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS256"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return "ES256"
+    return None
+
+
+def _load_private_key(reader: _Reader, path: Path) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise reader.error("private_key", f"{path} is not an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise reader.error("private_key", f"{path} holds a {type(key).__name__}; RSA or EC needed")
+    return key

@@ -1,0 +1,167 @@
+"""Exceptions of ciba-harness.
+
+Two families, kept apart because they mean different things in a report:
+
+* CibaHarnessError: the harness could not do its job (a problem on our or the user's side)
+  * ConfigError: the provider description is wrong (file, key, what is wrong); exit code 2
+  * TransportError: no usable HTTP answer (unreachable, timeout, reset); names the cause
+  * ProviderSetupError: the provider cannot be tested as configured (e.g. no backchannel endpoint)
+* CheckFailure (an AssertionError): the provider broke a requirement
+  * UnexpectedStatus, WrongErrorCode, MissingMember, InvalidMember, MalformedResponse,
+    UnexpectedSuccess, InvalidIdToken, NotificationViolation, Timeout
+
+Every CheckFailure carries the requirement ID, what was expected, what came back, the
+exchanges that show it (redacted) and ends with "Reproduce with:" and a curl command.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ._http import Exchange, to_curl
+
+__all__ = [
+    "Severity",
+    "CibaHarnessError",
+    "ConfigError",
+    "TransportError",
+    "ProviderSetupError",
+    "CheckFailure",
+    "UnexpectedStatus",
+    "WrongErrorCode",
+    "MissingMember",
+    "InvalidMember",
+    "MalformedResponse",
+    "UnexpectedSuccess",
+    "InvalidIdToken",
+    "NotificationViolation",
+    "ResponseTimeout",
+]
+
+
+class Severity(str, enum.Enum):
+    """How a broken check counts. The caller chooses, not the check."""
+
+    FAILURE = "failure"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class CibaHarnessError(Exception):
+    """The harness could not do its job; not a verdict on the provider."""
+
+
+class ConfigError(CibaHarnessError):
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        self.file = file
+        self.key = key
+        self.message = message
+        where = ", ".join(p for p in (file, f"key '{key}'" if key else None) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class TransportError(CibaHarnessError):
+    def __init__(self, message: str, *, exchange: Exchange | None = None) -> None:
+        self.exchange = exchange
+        super().__init__(message)
+
+
+class ProviderSetupError(CibaHarnessError):
+    """The provider or its configuration makes a test impossible (e.g. no CIBA endpoint)."""
+
+
+class CheckFailure(AssertionError):
+    """A requirement of the spec is broken. Fields are keyword-only and typed."""
+
+    kind = "check failure"
+
+    def __init__(
+        self,
+        *,
+        requirement: str,
+        title: str,
+        message: str = "",
+        expected: Any = None,
+        actual: Any = None,
+        exchanges: Sequence[Exchange] = (),
+        severity: Severity = Severity.FAILURE,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        self.requirement = requirement
+        self.title = title
+        self.message = message
+        self.expected = expected
+        self.actual = actual
+        self.exchanges = list(exchanges)
+        self.severity = severity
+        self.secrets = frozenset(secrets)
+        super().__init__(self.render())
+
+    @property
+    def unique_key(self) -> tuple[str, str, str]:
+        return (type(self).__name__, self.requirement, self.title)
+
+    def render(self) -> str:
+        lines = [f"[{self.requirement}] {self.title}"]
+        if self.message:
+            lines += [f"  {line}" for line in self.message.splitlines()]
+        if self.expected is not None:
+            lines.append(f"  Expected: {self.expected}")
+        if self.actual is not None:
+            lines.append(f"  Received: {self.actual}")
+        for exchange in self.exchanges:
+            lines.append("")
+            lines += [f"  {line}" for line in exchange.describe(self.secrets).splitlines()]
+        if self.exchanges:
+            lines += ["", "Reproduce with:", "", f"  {to_curl(self.exchanges[-1].request, self.secrets)}"]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": type(self).__name__,
+            "requirement": self.requirement,
+            "title": self.title,
+            "message": self.message,
+            "expected": None if self.expected is None else str(self.expected),
+            "actual": None if self.actual is None else str(self.actual),
+            "severity": self.severity.value,
+            "exchanges": [e.to_dict(self.secrets) for e in self.exchanges],
+        }
+
+
+class UnexpectedStatus(CheckFailure):
+    kind = "unexpected HTTP status"
+
+
+class WrongErrorCode(CheckFailure):
+    kind = "wrong error code"
+
+
+class MissingMember(CheckFailure):
+    kind = "missing member"
+
+
+class InvalidMember(CheckFailure):
+    kind = "invalid member"
+
+
+class MalformedResponse(CheckFailure):
+    kind = "malformed response"
+
+
+class UnexpectedSuccess(CheckFailure):
+    kind = "accepted what must be refused"
+
+
+class InvalidIdToken(CheckFailure):
+    kind = "invalid ID token"
+
+
+class NotificationViolation(CheckFailure):
+    kind = "notification violation"
+
+
+class ResponseTimeout(CheckFailure):
+    kind = "no answer in time"
