@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeGuard, TypeVar
 
 from ._errors import (
     CheckFailure,
@@ -51,16 +51,30 @@ _ERROR_BODY_MEMBERS = {"error", "error_description", "error_uri"}
 
 BACKCHANNEL_ERROR_CODES = frozenset(
     {
-        "invalid_request", "invalid_scope", "expired_login_hint_token", "unknown_user_id",
-        "unauthorized_client", "missing_user_code", "invalid_user_code",
-        "invalid_binding_message", "invalid_client", "access_denied",
+        "invalid_request",
+        "invalid_scope",
+        "expired_login_hint_token",
+        "unknown_user_id",
+        "unauthorized_client",
+        "missing_user_code",
+        "invalid_user_code",
+        "invalid_binding_message",
+        "invalid_client",
+        "access_denied",
     }
 )
 TOKEN_ERROR_CODES = frozenset(
     {
-        "authorization_pending", "slow_down", "expired_token", "access_denied",
-        "invalid_grant", "invalid_request", "invalid_client", "unauthorized_client",
-        "unsupported_grant_type", "invalid_scope",
+        "authorization_pending",
+        "slow_down",
+        "expired_token",
+        "access_denied",
+        "invalid_grant",
+        "invalid_request",
+        "invalid_client",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
     }
 )
 PUSH_ERROR_CODES = frozenset({"access_denied", "expired_token", "transaction_failed"})
@@ -128,10 +142,18 @@ class CheckRunner:
             check_function(*args, **kwargs)
         except CheckFailure as failure:
             failure.severity = severity
-            effective = Severity.FAILURE if self.strict and severity is Severity.WARNING else severity
+            effective = (
+                Severity.FAILURE if self.strict and severity is Severity.WARNING else severity
+            )
             self.outcomes.append(
-                CheckOutcome(check_function.__name__, failure.requirement, effective, False,
-                             failure.title, failure)
+                CheckOutcome(
+                    check_function.__name__,
+                    failure.requirement,
+                    effective,
+                    False,
+                    failure.title,
+                    failure,
+                )
             )
             if effective is Severity.FAILURE:
                 raise
@@ -150,7 +172,9 @@ def _body(exchange: Exchange, requirement: str) -> dict[str, Any]:
     response = exchange.response
     if response is None:
         raise MalformedResponse(
-            requirement=requirement, title="No HTTP response", actual=exchange.error,
+            requirement=requirement,
+            title="No HTTP response",
+            actual=exchange.error,
             exchanges=[exchange],
         )
     body = response.json_object()
@@ -169,7 +193,7 @@ def _status(exchange: Exchange) -> int | None:
     return exchange.response.status if exchange.response is not None else None
 
 
-def _is_positive_int(value: Any) -> bool:
+def _is_positive_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
@@ -507,8 +531,12 @@ def token_response_complete(
 
 
 @check("CIBA-TOKEN-25")
-def token_type_bearer(payload: Mapping[str, Any], *, requirement: str = "CIBA-TOKEN-25",
-                      exchange: Exchange | None = None) -> None:
+def token_type_bearer(
+    payload: Mapping[str, Any],
+    *,
+    requirement: str = "CIBA-TOKEN-25",
+    exchange: Exchange | None = None,
+) -> None:
     """token_type is Bearer (case-insensitive) or DPoP."""
     value = payload.get("token_type")
     if not isinstance(value, str) or value.lower() not in {"bearer", "dpop"}:

@@ -34,13 +34,23 @@ __all__ = [
 ]
 
 AuthMethod = Literal[
-    "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt",
-    "tls_client_auth", "self_signed_tls_client_auth", "none",
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
+    "none",
 ]
 DeliveryMode = Literal["poll", "ping", "push"]
 AUTH_METHODS: tuple[str, ...] = (
-    "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt",
-    "tls_client_auth", "self_signed_tls_client_auth", "none",
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
+    "none",
 )
 DELIVERY_MODES: tuple[str, ...] = ("poll", "ping", "push")
 DEVICE_DRIVERS: tuple[str, ...] = ("embedded", "http", "webhook", "manual")
@@ -196,9 +206,13 @@ class ProviderConfig:
         values: set[str] = set()
         for client in self.clients:
             values |= client.secrets
-        for value in (self.device.token, self.users.login_hint_token_hs256_key,
-                      self.users.login_hint_token, self.users.expired_login_hint_token,
-                      self.users.unknown_login_hint_token):
+        for value in (
+            self.device.token,
+            self.users.login_hint_token_hs256_key,
+            self.users.login_hint_token,
+            self.users.expired_login_hint_token,
+            self.users.unknown_login_hint_token,
+        ):
             if value:
                 values.add(value)
         return frozenset(values)
@@ -235,7 +249,9 @@ class _Reader:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
             raise self.error(key, f"must be a {names}, got {type(value).__name__}")
         return value
 
@@ -266,8 +282,14 @@ class _Reader:
             raise self.error(key, f"must be positive, got {value}")
         return value
 
-    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None,
-               *, required: bool = False) -> Any:
+    def choice(
+        self,
+        key: str,
+        choices: tuple[str, ...],
+        default: str | None = None,
+        *,
+        required: bool = False,
+    ) -> Any:
         value = self.text(key, default, required=required)
         if value not in choices:
             raise self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
@@ -432,7 +454,9 @@ def _load_clients(root: _Reader) -> tuple[ClientConfig, ...]:
         if method in {"tls_client_auth", "self_signed_tls_client_auth"} and not (
             certificate and certificate_key
         ):
-            raise reader.error("certificate", f"certificate and certificate_key are required for {method}")
+            raise reader.error(
+                "certificate", f"certificate and certificate_key are required for {method}"
+            )
         sign_requests = reader.flag("sign_requests")
         if sign_requests and key is None:
             raise reader.error("sign_requests", "needs a private_key to sign requests with")
@@ -451,7 +475,9 @@ def _load_clients(root: _Reader) -> tuple[ClientConfig, ...]:
                 notification_endpoint=reader.text("notification_endpoint"),
                 user_code_required=reader.flag("user_code_required"),
                 sign_requests=sign_requests,
-                request_signing_alg=reader.text("request_signing_alg", signing_alg if key else None),
+                request_signing_alg=reader.text(
+                    "request_signing_alg", signing_alg if key else None
+                ),
                 ciba_allowed=reader.flag("ciba_allowed", True),
                 roles=reader.text_list("roles"),
             )
@@ -471,7 +497,9 @@ def _load_private_key(reader: _Reader, path: Path) -> PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as exc:
-        raise reader.error("private_key", f"{path} is not an unencrypted PEM private key ({exc})") from None
+        raise reader.error(
+            "private_key", f"{path} is not an unencrypted PEM private key ({exc})"
+        ) from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise reader.error("private_key", f"{path} holds a {type(key).__name__}; RSA or EC needed")
     return key

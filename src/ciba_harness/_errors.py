@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     """How a broken check counts. The caller chooses, not the check."""
 
     FAILURE = "failure"
@@ -115,7 +115,12 @@ class CheckFailure(AssertionError):
             lines.append("")
             lines += [f"  {line}" for line in exchange.describe(self.secrets).splitlines()]
         if self.exchanges:
-            lines += ["", "Reproduce with:", "", f"  {to_curl(self.exchanges[-1].request, self.secrets)}"]
+            lines += [
+                "",
+                "Reproduce with:",
+                "",
+                f"  {to_curl(self.exchanges[-1].request, self.secrets)}",
+            ]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

@@ -156,8 +156,14 @@ class Exchange:
         if self.response is not None:
             lines.append(f"< {self.response.status} ({self.elapsed * 1000:.0f} ms)")
             for key, value in self.response.headers:
-                if key.lower() in {"content-type", "cache-control", "pragma", "www-authenticate",
-                                   "location", "retry-after"}:
+                if key.lower() in {
+                    "content-type",
+                    "cache-control",
+                    "pragma",
+                    "www-authenticate",
+                    "location",
+                    "retry-after",
+                }:
                     lines.append(f"< {key}: {_redact_header(key, value, secrets)}")
             lines.append(f"< {redact_json_text(self.response.text(), secrets)}")
         if self.error is not None:
@@ -179,9 +185,7 @@ class Exchange:
             "request": {
                 "method": self.request.method,
                 "url": redact(self.request.url, secrets),
-                "headers": {
-                    k: _redact_header(k, v, secrets) for k, v in self.request.headers
-                },
+                "headers": {k: _redact_header(k, v, secrets) for k, v in self.request.headers},
                 "body": _redact_body(self.request, secrets) if self.request.body else "",
             },
             "response": response,
@@ -194,7 +198,9 @@ class Exchange:
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Mask every occurrence of each secret (longest first, so overlapping secrets mask fully)."""
-    for secret in sorted({s for s in secrets if len(s) >= _MIN_MASKED_LENGTH}, key=len, reverse=True):
+    for secret in sorted(
+        {s for s in secrets if len(s) >= _MIN_MASKED_LENGTH}, key=len, reverse=True
+    ):
         text = text.replace(secret, REDACTED)
     return text
 
@@ -244,6 +250,8 @@ def to_curl(request: HttpRequest, secrets: Iterable[str] = ()) -> str:
     return " ".join(parts)
 
 
-def headers_from(mapping: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+def headers_from(
+    mapping: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> tuple[tuple[str, str], ...]:
     items = mapping.items() if isinstance(mapping, Mapping) else mapping
     return tuple((str(k), str(v)) for k, v in items)

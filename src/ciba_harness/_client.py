@@ -1,0 +1,382 @@
+"""The CIBA client: the protocol core carried by httpx (sync). Every exchange is recorded.
+
+`send()` never raises for HTTP-level problems: an exchange with no response carries the
+transport error (timeout, refused, reset) as text, so checks can turn it into a verdict.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets as random_source
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ._checks import CheckRunner, error_code_is, status_is, token_response_complete
+from ._clientauth import ClientAuthentication
+from ._config import ClientConfig, ProviderConfig
+from ._discovery import ProviderMetadata, discovery_request, parse_metadata
+from ._drivers import Decision, DeviceContext, DeviceDriver, make_driver
+from ._errors import ProviderSetupError, ResponseTimeout, TransportError
+from ._flow import Poller, PollResult, PollStatus
+from ._http import Exchange, HttpRequest, HttpResponse
+from ._idtoken import IdTokenExpectations, Jwks, validate_id_token
+from ._notifications import EndpointBehaviour, NotificationInbox
+from ._requests import (
+    Acknowledgement,
+    BackchannelParams,
+    RequestObjectSpec,
+    build_backchannel_request,
+    build_token_request,
+    new_notification_token,
+    parse_acknowledgement,
+)
+
+__all__ = ["CibaClient", "Flow", "Recorder", "HttpxTransport"]
+
+_flow_numbers = itertools.count(1)
+
+
+class Recorder:
+    """Keeps the exchanges of the current test (and hands them to a listener, e.g. a report)."""
+
+    def __init__(self) -> None:
+        self.exchanges: list[Exchange] = []
+        self.listeners: list[Callable[[Exchange], None]] = []
+
+    def add(self, exchange: Exchange) -> None:
+        self.exchanges.append(exchange)
+        for listener in self.listeners:
+            listener(exchange)
+
+    def reset(self) -> list[Exchange]:
+        taken, self.exchanges = self.exchanges, []
+        return taken
+
+
+class HttpxTransport:
+    """Sends HttpRequest values with one pooled httpx.Client; bounded by `timeout`."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        verify: Any = True,
+        cert: Any = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.verify = verify
+        self._cert_clients: dict[Any, httpx.Client] = {}
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            verify=verify,
+            cert=cert,
+            follow_redirects=False,
+            transport=transport,
+            limits=httpx.Limits(max_connections=32),
+        )
+
+    def send(self, request: HttpRequest, *, label: str = "", cert: Any = None) -> Exchange:
+        exchange = Exchange(request, label=label)
+        started = time.perf_counter()
+        client = self.client
+        try:
+            if cert is not None:
+                client = self._cert_client(cert)
+            response = client.request(
+                request.method, request.url, headers=list(request.headers), content=request.body
+            )
+            exchange.response = HttpResponse(
+                response.status_code, tuple(response.headers.multi_items()), response.content
+            )
+        except httpx.TimeoutException:
+            exchange.error = f"no answer within {self.timeout:g} s (budgets.request_timeout)"
+        except httpx.ConnectError as exc:
+            exchange.error = f"cannot connect to {request.url}: {exc}"
+        except httpx.HTTPError as exc:
+            exchange.error = f"{type(exc).__name__}: {exc}"
+        exchange.elapsed = time.perf_counter() - started
+        return exchange
+
+    def _cert_client(self, cert: Any) -> httpx.Client:
+        # One pooled client per client certificate (mTLS clients each present their own).
+        if cert not in self._cert_clients:
+            self._cert_clients[cert] = httpx.Client(
+                timeout=httpx.Timeout(self.timeout),
+                cert=cert,
+                verify=self.verify,
+                follow_redirects=False,
+            )
+        return self._cert_clients[cert]
+
+    def close(self) -> None:
+        self.client.close()
+        for client in self._cert_clients.values():
+            client.close()
+
+
+@dataclass
+class Flow:
+    """One started CIBA transaction, as the client knows it."""
+
+    client: ClientConfig
+    params: BackchannelParams
+    exchange: Exchange
+    acknowledgement: Acknowledgement | None
+    notification_token: str | None
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    @property
+    def auth_req_id(self) -> str:
+        if self.acknowledgement is None:
+            raise AssertionError("the flow was not acknowledged: no auth_req_id")
+        return self.acknowledgement.auth_req_id
+
+
+class CibaClient:
+    """Discovery, requests, device decisions and polling for one provider description."""
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        *,
+        transport: HttpxTransport | None = None,
+        inbox: NotificationInbox | None = None,
+        notification_url: str | None = None,
+        driver: DeviceDriver | None = None,
+        runner: CheckRunner | None = None,
+    ) -> None:
+        self.config = config
+        verify: Any = True
+        if config.ca_bundle:
+            verify = str(config.ca_bundle)
+        if config.insecure_skip_verify:
+            verify = False
+        self.transport = transport or HttpxTransport(
+            timeout=config.budgets.request_timeout, verify=verify
+        )
+        self.recorder = Recorder()
+        self.inbox = inbox
+        self.notification_url = notification_url
+        self.driver = driver or make_driver(config.device, config.issuer, config.secrets)
+        self.runner = runner or CheckRunner(strict=config.strict)
+        self._metadata: ProviderMetadata | None = None
+        self.jwks = Jwks()
+        self._jwks_loaded = False
+
+    # --- plumbing ---
+    def send(
+        self, request: HttpRequest, *, label: str = "", client: ClientConfig | None = None
+    ) -> Exchange:
+        cert = None
+        if client is not None and client.certificate_path and client.certificate_key_path:
+            cert = (str(client.certificate_path), str(client.certificate_key_path))
+        exchange = self.transport.send(request, label=label, cert=cert)
+        self.recorder.add(exchange)
+        return exchange
+
+    def close(self) -> None:
+        self.transport.close()
+
+    @property
+    def metadata(self) -> ProviderMetadata:
+        if self._metadata is None:
+            self._metadata = self.discover()
+        return self._metadata
+
+    def discover(self) -> ProviderMetadata:
+        request = discovery_request(self.config.issuer, self.config.discovery_url)
+        exchange = self.send(request, label="discovery")
+        if exchange.response is None:
+            raise ProviderSetupError(f"provider unreachable: {exchange.error}")
+        return parse_metadata(exchange.response, url=request.url)
+
+    def load_jwks(self, *, force: bool = False) -> Jwks:
+        if (self._jwks_loaded and not force) or not self.metadata.jwks_uri:
+            return self.jwks
+        exchange = self.send(HttpRequest("GET", self.metadata.jwks_uri), label="jwks")
+        body = exchange.response.json_object() if exchange.response else None
+        if body is None:
+            raise TransportError(
+                f"JWKS at {self.metadata.jwks_uri} is not usable: "
+                f"{exchange.error or exchange.response and exchange.response.status}",
+                exchange=exchange,
+            )
+        self.jwks.update(body)
+        self._jwks_loaded = True
+        return self.jwks
+
+    # --- requests ---
+    def default_params(self, client: ClientConfig, **overrides: Any) -> BackchannelParams:
+        """A valid request for `client`: the configured user, a unique binding message,
+        a fresh notification token for ping/push, the user code where the client needs it."""
+        values: dict[str, Any] = {
+            "scope": "openid",
+            "login_hint": self.config.users.login_hint,
+            "binding_message": f"T{next(_flow_numbers)}{random_source.randbelow(10**4):04d}",
+        }
+        if client.delivery_mode in {"ping", "push"}:
+            values["client_notification_token"] = new_notification_token()
+        if client.user_code_required and self.config.users.user_code:
+            values["user_code"] = self.config.users.user_code
+        values.update(overrides)
+        return BackchannelParams(**values)
+
+    def backchannel(
+        self,
+        client: ClientConfig,
+        params: BackchannelParams,
+        *,
+        auth: ClientAuthentication | None = None,
+        signed: RequestObjectSpec | None = None,
+        label: str = "backchannel",
+        **options: Any,
+    ) -> Exchange:
+        if signed is None and client.sign_requests:
+            signed = RequestObjectSpec()
+        request = build_backchannel_request(
+            client, self.metadata, params, auth=auth, signed=signed, **options
+        )
+        return self.send(request, label=label, client=client)
+
+    def token(
+        self,
+        client: ClientConfig,
+        auth_req_id: str | None,
+        *,
+        auth: ClientAuthentication | None = None,
+        label: str = "token",
+        **options: Any,
+    ) -> Exchange:
+        request = build_token_request(client, self.metadata, auth_req_id, auth=auth, **options)
+        return self.send(request, label=label, client=client)
+
+    def start(
+        self,
+        client: ClientConfig,
+        params: BackchannelParams | None = None,
+        *,
+        behaviour: EndpointBehaviour | None = None,
+        signed: RequestObjectSpec | None = None,
+        **overrides: Any,
+    ) -> Flow:
+        """Send a valid authentication request and require an acknowledgement (CIBA-ACK-01)."""
+        params = params or self.default_params(client, **overrides)
+        token = params.client_notification_token
+        if token and self.inbox is not None:
+            self.inbox.expect(token, client.delivery_mode, behaviour)
+        exchange = self.backchannel(client, params, signed=signed)
+        self.runner(status_is, exchange, {200}, requirement="CIBA-ACK-01")
+        assert exchange.response is not None
+        ack = parse_acknowledgement(exchange.response)
+        if ack is None:
+            from ._checks import ack_has_auth_req_id
+
+            self.runner(ack_has_auth_req_id, exchange)
+        return Flow(client, params, exchange, ack, token, [exchange])
+
+    def decide(self, flow: Flow, action: Decision, *, delay: float = 0.0) -> Exchange | None:
+        context = DeviceContext(
+            flow.auth_req_id,
+            flow.params.login_hint,
+            flow.params.binding_message,
+            delay or self.config.device.approve_delay,
+        )
+        request = self.driver.decision_request(action, context)
+        if request is None:
+            return None
+        exchange = self.send(request, label=f"device {action}")
+        if exchange.response is None or exchange.response.status >= 300:
+            raise TransportError(
+                f"device driver '{self.driver.name}' could not {action} {flow.params.binding_message}: "
+                f"{exchange.error or exchange.response and exchange.response.status}",
+                exchange=exchange,
+            )
+        return exchange
+
+    def approve(self, flow: Flow, *, delay: float = 0.0) -> Exchange | None:
+        return self.decide(flow, "approve", delay=delay)
+
+    def deny(self, flow: Flow, *, delay: float = 0.0) -> Exchange | None:
+        return self.decide(flow, "deny", delay=delay)
+
+    def poll(
+        self,
+        flow: Flow,
+        *,
+        max_wait: float | None = None,
+        auth: ClientAuthentication | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> tuple[PollResult, Poller]:
+        """Poll at the provider's interval until tokens or a terminal error (CIBA §10.1, §11)."""
+        assert flow.acknowledgement is not None
+        poller = Poller(flow.client, self.metadata, flow.acknowledgement, auth=auth)
+        budget = max_wait if max_wait is not None else self.config.budgets.max_wait
+        deadline = time.monotonic() + budget
+        while True:
+            sent = time.monotonic()
+            exchange = self.send(poller.request(), label="token poll", client=flow.client)
+            flow.exchanges.append(exchange)
+            if exchange.response is None:
+                raise TransportError(f"token endpoint: {exchange.error}", exchange=exchange)
+            result = poller.handle(exchange.response)
+            if result.status in {PollStatus.TOKENS, PollStatus.FAILED}:
+                return result, poller
+            wait = poller.delay() - (time.monotonic() - sent)
+            if time.monotonic() + max(wait, 0) > deadline:
+                raise ResponseTimeout(
+                    requirement="CIBA-TOKEN-05",
+                    title="No final answer from the token endpoint within the time budget",
+                    expected=f"tokens or a terminal error within {budget:g} s",
+                    actual=f"{poller.polls} polls, last {result.status.value}",
+                    exchanges=[exchange],
+                )
+            if wait > 0:
+                sleep(wait)
+
+    def expect_tokens(self, flow: Flow, exchange: Exchange | None = None) -> dict[str, Any]:
+        """Check a token response and validate its ID token; returns the response body."""
+        exchange = exchange or flow.exchanges[-1]
+        self.runner(token_response_complete, exchange)
+        assert exchange.response is not None
+        body = exchange.response.json_object() or {}
+        self.check_id_token(flow, body, exchange=exchange)
+        return body
+
+    def check_id_token(
+        self,
+        flow: Flow,
+        tokens: dict[str, Any],
+        *,
+        exchange: Exchange | None = None,
+        push: bool = False,
+    ) -> dict[str, Any]:
+        jwks = self.load_jwks()
+        id_token = str(tokens.get("id_token", ""))
+        if jwks.refresh_needed(id_token):
+            jwks = self.load_jwks(force=True)  # key rotation: fetch once more
+        expectations = IdTokenExpectations(
+            issuer=self.metadata.issuer,
+            client_id=flow.client.client_id,
+            access_token=tokens.get("access_token"),
+            refresh_token=tokens.get("refresh_token"),
+            auth_req_id=flow.auth_req_id,
+            push=push,
+        )
+        return validate_id_token(id_token, jwks, expectations, exchange=exchange)
+
+    def expect_error(
+        self,
+        exchange: Exchange,
+        codes: set[str] | str,
+        *,
+        requirement: str,
+        statuses: set[int] | None = None,
+    ) -> None:
+        codes = {codes} if isinstance(codes, str) else codes
+        self.runner(error_code_is, exchange, codes, requirement=requirement)
+        self.runner(status_is, exchange, statuses or {400}, requirement=requirement)

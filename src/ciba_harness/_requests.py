@@ -1,0 +1,294 @@
+"""CIBA requests built as data, and responses read as data (CIBA §7.1, §7.1.1, §10.1).
+
+Builders take the deviations tests need (extra or repeated fields, omitted fields, other
+bodies, signed request objects with mutated claims) so negative cases use the same code as
+positive ones.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as random_source
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields as dataclass_fields
+from typing import Any, Literal
+
+from ._clientauth import ClientAuthentication, apply_client_auth, sign_jwt
+from ._config import ClientConfig
+from ._discovery import CIBA_GRANT, ProviderMetadata
+from ._http import HttpRequest, HttpResponse
+
+__all__ = [
+    "AUTH_PARAMETERS",
+    "Acknowledgement",
+    "BackchannelParams",
+    "RequestObjectSpec",
+    "build_backchannel_request",
+    "build_request_object",
+    "build_token_request",
+    "build_refresh_request",
+    "new_notification_token",
+    "parse_acknowledgement",
+    "error_code",
+]
+
+AUTH_PARAMETERS = (
+    "scope",
+    "client_notification_token",
+    "acr_values",
+    "login_hint_token",
+    "id_token_hint",
+    "login_hint",
+    "binding_message",
+    "user_code",
+    "requested_expiry",
+)
+BodyFormat = Literal["form", "json", "query"]
+
+
+def new_notification_token() -> str:
+    """A client_notification_token with 192 bits of entropy (CIBA-SEC-06 asks >= 128)."""
+    return random_source.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class BackchannelParams:
+    """The authentication request parameters of CIBA §7.1. None means 'not sent'."""
+
+    scope: str | None = "openid"
+    login_hint: str | None = None
+    login_hint_token: str | None = None
+    id_token_hint: str | None = None
+    binding_message: str | None = None
+    user_code: str | None = None
+    requested_expiry: int | str | None = None
+    acr_values: str | None = None
+    client_notification_token: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def as_fields(self) -> list[tuple[str, str]]:
+        out = [
+            (f.name, str(getattr(self, f.name)))
+            for f in dataclass_fields(self)
+            if f.name != "extra" and getattr(self, f.name) is not None
+        ]
+        return out + list(self.extra)
+
+    def as_claims(self) -> dict[str, Any]:
+        claims: dict[str, Any] = {
+            f.name: getattr(self, f.name)
+            for f in dataclass_fields(self)
+            if f.name != "extra" and getattr(self, f.name) is not None
+        }
+        for name, value in self.extra:
+            claims[name] = value
+        return claims
+
+    @property
+    def secrets(self) -> set[str]:
+        return {
+            v
+            for v in (
+                self.client_notification_token,
+                self.login_hint_token,
+                self.id_token_hint,
+                self.user_code,
+            )
+            if v
+        }
+
+
+@dataclass(frozen=True)
+class RequestObjectSpec:
+    """How to build the signed `request` (CIBA §7.1.1); overrides make it deliberately wrong."""
+
+    alg: str | None = None
+    key: Any = None
+    claims: Mapping[str, Any] = field(default_factory=dict)  # None removes a claim
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    lifetime: int = 300
+    nbf_offset: int = 0
+    also_outside: tuple[str, ...] = ()  # parameters also sent as form fields
+    tamper_signature: bool = False
+
+
+def build_request_object(
+    client: ClientConfig,
+    issuer: str,
+    params: BackchannelParams,
+    spec: RequestObjectSpec,
+    *,
+    now: float | None = None,
+) -> str:
+    issued = int(now if now is not None else time.time())
+    claims: dict[str, Any] = {
+        "iss": client.client_id,
+        "aud": issuer,
+        "iat": issued,
+        "nbf": issued + spec.nbf_offset,
+        "exp": issued + spec.nbf_offset + spec.lifetime,
+        "jti": random_source.token_urlsafe(16),
+        **params.as_claims(),
+    }
+    for name, value in spec.claims.items():
+        if value is None:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
+    alg = spec.alg or client.request_signing_alg or client.signing_alg or "RS256"
+    key = spec.key if spec.key is not None else client.private_key
+    if alg.startswith("HS") and spec.key is None:
+        key = (client.client_secret or "harness-mac-key-of-sufficient-length").encode()
+    headers = dict(spec.headers)
+    token = sign_jwt(claims, key, alg, headers)
+    if spec.tamper_signature and token.count(".") == 2:
+        head, body, signature = token.split(".")
+        flipped = ("A" if signature[:1] != "A" else "B") + signature[1:]
+        token = f"{head}.{body}.{flipped}"
+    return token
+
+
+def build_backchannel_request(
+    client: ClientConfig,
+    metadata: ProviderMetadata,
+    params: BackchannelParams,
+    *,
+    auth: ClientAuthentication | None = None,
+    signed: RequestObjectSpec | None = None,
+    body_format: BodyFormat = "form",
+    method: str = "POST",
+    omit: Iterable[str] = (),
+    now: float | None = None,
+) -> HttpRequest:
+    """The authentication request of CIBA §7.1 (signed per §7.1.1 when `signed` is given)."""
+    endpoint = metadata.backchannel_authentication_endpoint
+    if client.auth_method in {"tls_client_auth", "self_signed_tls_client_auth"}:
+        endpoint = metadata.mtls_endpoint_aliases.get(
+            "backchannel_authentication_endpoint", endpoint
+        )
+    parts = apply_client_auth(client, audience=metadata.issuer, auth=auth, now=now)
+    secrets = parts.secrets | params.secrets
+    if signed is not None:
+        request_object = build_request_object(client, metadata.issuer, params, signed, now=now)
+        secrets.add(request_object)
+        outside = [(k, v) for k, v in params.as_fields() if k in signed.also_outside]
+        fields = [("request", request_object), *outside, *parts.fields]
+    else:
+        fields = params.as_fields() + parts.fields
+    omitted = set(omit)
+    fields = [(k, v) for k, v in fields if k not in omitted]
+    return _encode(method, endpoint, fields, parts.headers, secrets, body_format)
+
+
+def build_token_request(
+    client: ClientConfig,
+    metadata: ProviderMetadata,
+    auth_req_id: str | None,
+    *,
+    auth: ClientAuthentication | None = None,
+    grant_type: str = CIBA_GRANT,
+    extra: Iterable[tuple[str, str]] = (),
+    body_format: BodyFormat = "form",
+    now: float | None = None,
+) -> HttpRequest:
+    """Token request with the CIBA grant (CIBA §10.1); auth_req_id None leaves it out."""
+    endpoint = metadata.token_endpoint
+    if client.auth_method in {"tls_client_auth", "self_signed_tls_client_auth"}:
+        endpoint = metadata.mtls_endpoint_aliases.get("token_endpoint", endpoint)
+    parts = apply_client_auth(client, audience=metadata.issuer, auth=auth, now=now)
+    fields = [("grant_type", grant_type)]
+    if auth_req_id is not None:
+        fields.append(("auth_req_id", auth_req_id))
+    fields += [*extra, *parts.fields]
+    return _encode("POST", endpoint, fields, parts.headers, parts.secrets, body_format)
+
+
+def build_refresh_request(
+    client: ClientConfig,
+    metadata: ProviderMetadata,
+    refresh_token: str,
+    *,
+    now: float | None = None,
+) -> HttpRequest:
+    parts = apply_client_auth(client, audience=metadata.issuer, now=now)
+    fields = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), *parts.fields]
+    return _encode(
+        "POST",
+        metadata.token_endpoint,
+        fields,
+        parts.headers,
+        parts.secrets | {refresh_token},
+        "form",
+    )
+
+
+def _encode(
+    method: str,
+    url: str,
+    fields: list[tuple[str, str]],
+    headers: list[tuple[str, str]],
+    secrets: set[str],
+    body_format: BodyFormat,
+) -> HttpRequest:
+    if body_format == "form" and method == "POST":
+        return HttpRequest.form_post(url, fields, headers=headers, secrets=secrets)
+    if body_format == "json":
+        body = json.dumps(dict(fields)).encode()
+        all_headers = (
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+            *headers,
+        )
+        return HttpRequest(method, url, tuple(all_headers), body, frozenset(secrets))
+    from urllib.parse import urlencode
+
+    separator = "&" if "?" in url else "?"
+    return HttpRequest(
+        method,
+        f"{url}{separator}{urlencode(fields)}",
+        (("Accept", "application/json"), *headers),
+        b"",
+        frozenset(secrets),
+    )
+
+
+# --- reading responses --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    auth_req_id: str
+    expires_in: int | None
+    interval: int | None
+    received_at: float
+    raw: dict[str, Any]
+
+
+def parse_acknowledgement(
+    response: HttpResponse, *, received_at: float | None = None
+) -> Acknowledgement | None:
+    """The acknowledgement of CIBA §7.3, or None when the response is not one."""
+    if response.status != 200:
+        return None
+    body = response.json_object()
+    if body is None or not isinstance(body.get("auth_req_id"), str):
+        return None
+    expires = body.get("expires_in")
+    interval = body.get("interval")
+    return Acknowledgement(
+        auth_req_id=body["auth_req_id"],
+        expires_in=expires if isinstance(expires, int) and not isinstance(expires, bool) else None,
+        interval=interval if isinstance(interval, int) and not isinstance(interval, bool) else None,
+        received_at=received_at if received_at is not None else time.monotonic(),
+        raw=body,
+    )
+
+
+def error_code(response: HttpResponse | None) -> str | None:
+    """The `error` member of an error response, if there is one."""
+    if response is None:
+        return None
+    body = response.json_object()
+    value = body.get("error") if body else None
+    return value if isinstance(value, str) else None
