@@ -1,1 +1,488 @@
-"""pytest plugin of ciba-harness (registered through the pytest11 entry point)."""
+"""pytest plugin of ciba-harness (entry point `pytest11: ciba`).
+
+Options are prefixed `--ciba-*`, fixtures `ciba_*`. Without `--ciba-config` the embedded
+reference provider is started on a free loopback port. Every test's check outcomes and
+exchanges (redacted) travel in `report.user_properties`, so results also come back from
+pytest-xdist workers; the controller writes the JSON result at session end, also when the
+run is interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from ._client import CibaClient
+    from ._config import ClientConfig, ProviderConfig
+    from ._discovery import ProviderMetadata
+    from ._notifications import NotificationInbox
+    from ._receiver import NotificationReceiver
+
+__all__ = ["CibaSession", "require_client"]
+
+PROPERTY = "ciba"
+MARKERS = {
+    "poll": "test of poll mode (CIBA §10.1)",
+    "ping": "test of ping mode (CIBA §10.2)",
+    "push": "test of push mode (CIBA §10.3)",
+    "requirement(*ids)": "requirement IDs of the catalogue this test checks",
+    "slow": "waits for expiry or intervals",
+    "fapi": "FAPI-CIBA profile test",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ciba", "CIBA conformance (ciba-harness)")
+    group.addoption(
+        "--ciba-config",
+        metavar="FILE",
+        default=None,
+        help="provider description (TOML); default: start the embedded reference provider",
+    )
+    group.addoption(
+        "--ciba-issuer",
+        metavar="URL",
+        default=None,
+        help="override the issuer of the config (e.g. a fault tenant of the reference provider)",
+    )
+    group.addoption(
+        "--ciba-report",
+        metavar="DIR",
+        default=None,
+        help="write results.json, junit.xml and report.html here (default reports/out)",
+    )
+    group.addoption(
+        "--ciba-no-report", action="store_true", default=False, help="write no report files"
+    )
+    group.addoption(
+        "--ciba-strict",
+        action="store_true",
+        default=False,
+        help="treat warnings (SHOULD, tolerated deviations) as failures",
+    )
+    group.addoption(
+        "--ciba-profile",
+        choices=("ciba", "fapi-ciba"),
+        default=None,
+        help="override the config's profile",
+    )
+    group.addoption(
+        "--ciba-fault",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="start the embedded provider with this fault (repeatable; self-tests)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, help_text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {help_text}")
+    if _is_worker(config) or config.getoption("ciba_no_report", False):
+        return
+    collector = ResultCollector(config)
+    config.stash[_collector_key] = collector
+    config.pluginmanager.register(collector, "ciba-results")
+    report_dir = collector.report_dir
+    if report_dir is not None and not getattr(config.option, "xmlpath", None):
+        # JUnit XML for CI systems, next to our JSON, unless the user chose a path.
+        config.option.xmlpath = str(report_dir / "junit.xml")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+# --- the session: provider, receiver, client ---------------------------------------------
+
+
+@dataclass
+class CibaSession:
+    """Everything a conformance test needs, started once per session (per xdist worker)."""
+
+    config: ProviderConfig
+    client: CibaClient
+    inbox: NotificationInbox
+    receiver: NotificationReceiver | None = None
+    provider: Any = None
+    started_at: float = field(default_factory=time.time)
+    _flows: list[Any] = field(default_factory=list)
+
+    @property
+    def metadata(self) -> ProviderMetadata:
+        return self.client.metadata
+
+    def close(self) -> None:
+        self.client.close()
+        if self.receiver is not None:
+            self.receiver.stop()
+        if self.provider is not None:
+            self.provider.stop()
+
+
+def _start_session(pytest_config: pytest.Config) -> CibaSession:
+    from ._client import CibaClient
+    from ._config import default_profile_path, load_config
+    from ._drivers import WebhookDriver
+    from ._notifications import NotificationInbox
+    from ._receiver import NotificationReceiver
+
+    path = pytest_config.getoption("ciba_config") or default_profile_path()
+    config = load_config(path)
+    issuer_override = pytest_config.getoption("ciba_issuer")
+    profile_override = pytest_config.getoption("ciba_profile")
+    if profile_override:
+        from dataclasses import replace
+
+        config = replace(config, profile=profile_override)
+    if pytest_config.getoption("ciba_strict"):
+        from dataclasses import replace
+
+        config = replace(config, strict=True)
+    provider = None
+    if issuer_override:
+        config = config.with_issuer(issuer_override.rstrip("/"))
+    elif config.embedded:
+        from .provider import start_provider
+
+        provider = start_provider(
+            config.source, faults=tuple(pytest_config.getoption("ciba_fault"))
+        )
+        config = config.with_issuer(provider.issuer)
+    inbox = NotificationInbox()
+    webhook = None
+    if config.device.driver == "webhook":
+        webhook = WebhookDriver(
+            callback_url=f"{config.issuer}/ext/ciba/auth/callback",
+            wait_timeout=config.budgets.approve_timeout,
+        )
+    receiver = NotificationReceiver(
+        inbox,
+        bind=config.receiver.bind,
+        public_url=config.receiver.public_url,
+        certificate=config.receiver.tls_certificate,
+        key=config.receiver.tls_key,
+        webhook=webhook,
+    )
+    client = CibaClient(config, inbox=inbox, notification_url=receiver.url, driver=webhook)
+    session = CibaSession(config, client, inbox, receiver, provider)
+    if config.embedded or issuer_override and provider is None and _is_reference(config):
+        _register_reference_endpoints(session)
+    return session
+
+
+def _is_reference(config: ProviderConfig) -> bool:
+    return config.source.name == "reference.toml"
+
+
+def _register_reference_endpoints(session: CibaSession) -> None:
+    """Point the reference provider's ping/push clients at this session's receiver."""
+    from ._http import HttpRequest
+
+    token = session.config.device.token or ""
+    assert session.receiver is not None
+    for client in session.config.clients:
+        if client.delivery_mode in {"ping", "push"}:
+            request = HttpRequest(
+                "POST",
+                f"{session.config.issuer}/admin/clients/{client.client_id}/notification-endpoint",
+                (("Authorization", f"Bearer {token}"), ("Content-Type", "application/json")),
+                json.dumps({"url": session.receiver.url}).encode(),
+                frozenset({token}),
+            )
+            session.client.send(request, label="admin: notification endpoint")
+
+
+_session_key = pytest.StashKey["CibaSession | BaseException"]()
+_collector_key = pytest.StashKey["ResultCollector"]()
+
+
+@pytest.fixture(scope="session")
+def ciba_session(request: pytest.FixtureRequest) -> Iterator[CibaSession]:
+    """The started provider session. A setup problem becomes one clear error per test."""
+    from ._errors import CibaHarnessError
+
+    stash = request.config.stash
+    cached = stash.get(_session_key, None)
+    if isinstance(cached, BaseException):
+        pytest.fail(f"ciba-harness setup failed: {cached}", pytrace=False)
+    if cached is None:
+        try:
+            cached = _start_session(request.config)
+        except CibaHarnessError as exc:
+            stash[_session_key] = exc
+            pytest.fail(f"ciba-harness setup failed: {exc}", pytrace=False)
+        stash[_session_key] = cached
+        collector = stash.get(_collector_key, None)
+        if collector is not None:
+            collector.describe_session(cached)
+    yield cached
+
+
+@pytest.fixture(scope="session")
+def ciba_config(ciba_session: CibaSession) -> ProviderConfig:
+    return ciba_session.config
+
+
+@pytest.fixture(scope="session")
+def ciba_metadata(ciba_session: CibaSession) -> ProviderMetadata:
+    from ._errors import CibaHarnessError
+
+    try:
+        return ciba_session.metadata
+    except CibaHarnessError as exc:
+        pytest.fail(f"discovery failed: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def ciba(ciba_session: CibaSession, request: pytest.FixtureRequest) -> Iterator[CibaClient]:
+    """The client for this test: fresh check runner and recorder; results go to the report."""
+    from ._checks import CheckRunner
+
+    client = ciba_session.client
+    client.runner = CheckRunner(strict=ciba_session.config.strict)
+    client.recorder.reset()
+    yield client
+    request.node.stash[_outcomes_key] = (list(client.runner.outcomes), client.recorder.reset())
+
+
+@pytest.fixture(scope="session")
+def ciba_inbox(ciba_session: CibaSession) -> NotificationInbox:
+    return ciba_session.inbox
+
+
+@pytest.fixture(scope="session")
+def ciba_receiver(ciba_session: CibaSession) -> NotificationReceiver:
+    assert ciba_session.receiver is not None
+    return ciba_session.receiver
+
+
+_outcomes_key = pytest.StashKey[tuple[list[Any], list[Any]]]()
+
+
+def require_client(
+    config: ProviderConfig,
+    metadata: ProviderMetadata | None = None,
+    *,
+    feature: str | None = None,
+    **criteria: Any,
+) -> ClientConfig:
+    """The configured client matching `criteria`, or skip naming what is missing."""
+    mode = criteria.get("mode")
+    if metadata is not None and mode and not metadata.supports_mode(mode):
+        pytest.skip(
+            f"not applicable: the provider does not advertise {mode} mode "
+            "(backchannel_token_delivery_modes_supported)"
+        )
+    client = config.find_client(**criteria)
+    if client is None:
+        wanted = ", ".join(f"{k}={v}" for k, v in criteria.items())
+        pytest.skip(f"not covered: no client configured for {feature or wanted}")
+    return client
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, Any]:
+    report = yield
+    if "ciba" not in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
+        "requirement"
+    ):
+        return report
+    if report.when == "setup" and report.outcome != "skipped" and not report.failed:
+        return report
+    if report.when == "teardown" and not report.failed:
+        outcomes, exchanges = item.stash.get(_outcomes_key, ([], []))
+        report.user_properties.append(
+            (PROPERTY, _test_record(item, report, outcomes, exchanges, call))
+        )
+        return report
+    if report.failed or report.skipped:
+        report.user_properties.append((PROPERTY, _test_record(item, report, [], [], call)))
+    return report
+
+
+def _test_record(
+    item: pytest.Item,
+    report: pytest.TestReport,
+    outcomes: list[Any],
+    exchanges: list[Any],
+    call: pytest.CallInfo[None],
+) -> dict[str, Any]:
+    from ._errors import CheckFailure
+
+    requirements: list[str] = []
+    for marker in item.iter_markers("requirement"):
+        requirements += [str(a) for a in marker.args]
+    modes = [m for m in ("poll", "ping", "push") if item.get_closest_marker(m)]
+    failure = None
+    excinfo = call.excinfo
+    if excinfo is not None and isinstance(excinfo.value, CheckFailure):
+        failure = excinfo.value.to_dict()
+    elif excinfo is not None and report.failed:
+        failure = {
+            "kind": excinfo.typename,
+            "requirement": None,
+            "title": str(excinfo.value).splitlines()[0][:300]
+            if str(excinfo.value)
+            else excinfo.typename,
+            "severity": "error",
+            "exchanges": [],
+        }
+    skip_reason = None
+    if report.skipped and isinstance(report.longrepr, tuple):
+        skip_reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    return {
+        "nodeid": item.nodeid,
+        "when": report.when,
+        "requirements": requirements,
+        "modes": modes,
+        "doc": (getattr(item, "obj", None).__doc__ or "").strip().splitlines()[0]
+        if getattr(getattr(item, "obj", None), "__doc__", None)
+        else "",
+        "failure": failure,
+        "skip_reason": skip_reason,
+        "checks": [
+            {
+                "check": o.check,
+                "requirement": o.requirement,
+                "severity": o.severity.value,
+                "passed": o.passed,
+                "message": o.message,
+                "failure": o.failure.to_dict() if o.failure is not None else None,
+            }
+            for o in outcomes
+        ],
+        "exchanges": [e.to_dict() for e in exchanges[-12:]],
+    }
+
+
+class ResultCollector:
+    """Gathers per-test records (local or from xdist workers) and writes results.json."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        option = config.getoption("ciba_report")
+        self.report_dir: Path | None = Path(option) if option else None
+        self.tests: dict[str, dict[str, Any]] = {}
+        self.session_info: dict[str, Any] = {}
+        self.started = time.time()
+        self.uses_ciba = False
+        if self.report_dir is None and _has_ciba_args(config):
+            self.report_dir = Path("reports/out")
+
+    def describe_session(self, session: CibaSession) -> None:
+        from . import __version__
+
+        cfg = session.config
+        self.session_info = {
+            "harness_version": __version__,
+            "issuer": cfg.issuer,
+            "profile": cfg.profile,
+            "config_file": str(cfg.source),
+            "embedded": session.provider is not None,
+            "strict": cfg.strict,
+            "device_driver": cfg.device.driver,
+            "clients": [
+                {
+                    "name": c.name,
+                    "client_id": c.client_id,
+                    "auth_method": c.auth_method,
+                    "delivery_mode": c.delivery_mode,
+                }
+                for c in cfg.clients
+            ],
+            "faults": list(self.config.getoption("ciba_fault")),
+        }
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name != PROPERTY or not isinstance(value, dict):
+                continue
+            self.uses_ciba = True
+            record = self.tests.setdefault(
+                report.nodeid, {"nodeid": report.nodeid, "outcome": "passed"}
+            )
+            _merge(record, value, report)
+            record["duration"] = round(record.get("duration", 0.0) + report.duration, 3)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        cached = self.config.stash.get(_session_key, None)
+        if isinstance(cached, CibaSession):
+            cached.close()
+        if self.report_dir is None or not self.uses_ciba:
+            return
+        self.write(exitstatus)
+
+    def write(self, exitstatus: int) -> Path:
+        from ._results import build_results
+
+        assert self.report_dir is not None
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        results = build_results(
+            list(self.tests.values()),
+            self.session_info,
+            started=self.started,
+            exitstatus=int(exitstatus),
+        )
+        path = self.report_dir / "results.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+        self.results = results
+        try:
+            from .reports import write_html_report
+        except ImportError:
+            return path
+        write_html_report(results, self.report_dir / "report.html")
+        return path
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        results = getattr(self, "results", None)
+        if not results:
+            return
+        terminalreporter.section("CIBA conformance")
+        for entry in results["warnings"]:
+            terminalreporter.write_line(
+                f"WARNING [{entry['requirement']}] {entry['title']}  ({entry['nodeid']})"
+            )
+        counts = results["summary"]["requirements"]
+        terminalreporter.write_line(
+            "requirements: " + ", ".join(f"{counts[k]} {k}" for k in sorted(counts) if counts[k])
+        )
+        assert self.report_dir is not None
+        html = self.report_dir / "report.html"
+        terminalreporter.write_line(
+            f"report: {html if html.exists() else self.report_dir / 'results.json'}"
+        )
+
+
+def _merge(record: dict[str, Any], value: dict[str, Any], report: pytest.TestReport) -> None:
+    for key in ("requirements", "modes", "doc"):
+        if value.get(key):
+            record[key] = value[key]
+    record.setdefault("checks", []).extend(value.get("checks", []))
+    record.setdefault("exchanges", []).extend(value.get("exchanges", []))
+    if report.failed:
+        record["outcome"] = "failed" if report.when == "call" else "error"
+        record["failure"] = value.get("failure")
+    elif report.skipped:
+        record["outcome"] = "skipped"
+        record["skip_reason"] = value.get("skip_reason")
+
+
+def _has_ciba_args(config: pytest.Config) -> bool:
+    args = [str(a) for a in config.args]
+    return any("conformance" in a for a in args) or bool(config.getoption("ciba_config"))

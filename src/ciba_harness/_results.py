@@ -1,0 +1,116 @@
+"""The machine-readable conformance result: per test outcome, per requirement verdict.
+
+Verdicts per requirement (one word each, so CI can parse them):
+pass, fail, warning, skipped, error, not_tested.
+A requirement fails when a test carrying it fails with a failure attributed to it, or with
+a failure of no requirement; it warns when a check of it was broken at WARNING severity.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from ._requirements import catalogue
+
+__all__ = ["RESULT_FORMAT", "VERDICTS", "build_results"]
+
+RESULT_FORMAT = "ciba-harness-results/1"
+VERDICTS = ("fail", "error", "warning", "pass", "skipped", "not_tested")
+
+
+def build_results(
+    tests: list[dict[str, Any]], session: dict[str, Any], *, started: float, exitstatus: int
+) -> dict[str, Any]:
+    by_requirement: dict[str, list[dict[str, Any]]] = {}
+    for test in tests:
+        for requirement in test.get("requirements", []):
+            by_requirement.setdefault(requirement, []).append(test)
+    warnings = []
+    for test in tests:
+        for check in test.get("checks", []):
+            if not check["passed"] and check["severity"] == "warning":
+                warnings.append(
+                    {
+                        "requirement": check["requirement"],
+                        "title": check["message"],
+                        "nodeid": test["nodeid"],
+                        "failure": check.get("failure"),
+                    }
+                )
+    requirements = []
+    for requirement_id, entry in catalogue().items():
+        linked = by_requirement.get(requirement_id, [])
+        requirements.append(
+            {
+                "id": requirement_id,
+                "section": entry.section,
+                "level": entry.level,
+                "who": entry.who,
+                "assertion": entry.assertion,
+                "group": entry.group,
+                "profile": entry.profile,
+                "verdict": _verdict(requirement_id, linked, warnings),
+                "tests": [t["nodeid"] for t in linked],
+                "skip_reasons": sorted(
+                    {t.get("skip_reason") or "" for t in linked if t.get("outcome") == "skipped"}
+                    - {""}
+                ),
+            }
+        )
+    known = set(catalogue())
+    for requirement_id, linked in sorted(by_requirement.items()):
+        if requirement_id not in known:  # a test citing an ID the catalogue lacks
+            requirements.append(
+                {
+                    "id": requirement_id,
+                    "section": "",
+                    "level": "unknown",
+                    "who": "",
+                    "assertion": "(not in the catalogue)",
+                    "group": "",
+                    "profile": "",
+                    "verdict": _verdict(requirement_id, linked, warnings),
+                    "tests": [t["nodeid"] for t in linked],
+                    "skip_reasons": [],
+                }
+            )
+    outcome_counts = Counter(t.get("outcome", "passed") for t in tests)
+    verdict_counts = Counter(r["verdict"] for r in requirements)
+    return {
+        "format": RESULT_FORMAT,
+        "session": session,
+        "started_at": started,
+        "finished_at": time.time(),
+        "exitstatus": exitstatus,
+        "interrupted": exitstatus == 2,
+        "summary": {
+            "tests": {
+                k: outcome_counts.get(k, 0) for k in ("passed", "failed", "error", "skipped")
+            },
+            "requirements": {k: verdict_counts.get(k, 0) for k in VERDICTS},
+        },
+        "warnings": warnings,
+        "requirements": requirements,
+        "tests": sorted(tests, key=lambda t: t["nodeid"]),
+    }
+
+
+def _verdict(
+    requirement_id: str, linked: list[dict[str, Any]], warnings: list[dict[str, Any]]
+) -> str:
+    if not linked:
+        return "not_tested"
+    outcomes = [t.get("outcome", "passed") for t in linked]
+    for test in linked:
+        failure = test.get("failure") or {}
+        if test.get("outcome") == "failed" and failure.get("requirement") in (requirement_id, None):
+            return "fail"
+    if "error" in outcomes:
+        return "error"
+    if any(w["requirement"] == requirement_id for w in warnings):
+        return "warning"
+    if "passed" in outcomes or "failed" in outcomes:
+        return "pass"
+    return "skipped"
