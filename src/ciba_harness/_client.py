@@ -20,7 +20,7 @@ from ._clientauth import ClientAuthentication
 from ._config import ClientConfig, ProviderConfig
 from ._discovery import ProviderMetadata, discovery_request, parse_metadata
 from ._drivers import Decision, DeviceContext, DeviceDriver, make_driver
-from ._errors import ProviderSetupError, ResponseTimeout, TransportError
+from ._errors import ProviderSetupError, ResponseTimeout, Severity, TransportError
 from ._flow import Poller, PollResult, PollStatus
 from ._http import Exchange, HttpRequest, HttpResponse
 from ._idtoken import IdTokenExpectations, Jwks, validate_id_token
@@ -167,6 +167,11 @@ class CibaClient:
         self._metadata: ProviderMetadata | None = None
         self.jwks = Jwks()
         self._jwks_loaded = False
+
+    def check(self, check_function: Callable[..., None], /, *args: Any,
+              severity: Severity = Severity.FAILURE, **kwargs: Any) -> bool:
+        """Run a check at the severity this call site chooses (recorded for the report)."""
+        return self.runner(check_function, *args, severity=severity, **kwargs)
 
     # --- plumbing ---
     def send(
