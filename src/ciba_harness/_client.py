@@ -15,7 +15,13 @@ from typing import Any
 
 import httpx
 
-from ._checks import CheckRunner, error_code_is, status_is, token_response_complete
+from ._checks import (
+    CheckRunner,
+    ack_has_auth_req_id,
+    error_code_is,
+    status_is,
+    token_response_complete,
+)
 from ._clientauth import ClientAuthentication
 from ._config import ClientConfig, ProviderConfig
 from ._discovery import ProviderMetadata, discovery_request, parse_metadata
@@ -168,8 +174,14 @@ class CibaClient:
         self.jwks = Jwks()
         self._jwks_loaded = False
 
-    def check(self, check_function: Callable[..., None], /, *args: Any,
-              severity: Severity = Severity.FAILURE, **kwargs: Any) -> bool:
+    def check(
+        self,
+        check_function: Callable[..., None],
+        /,
+        *args: Any,
+        severity: Severity = Severity.FAILURE,
+        **kwargs: Any,
+    ) -> bool:
         """Run a check at the severity this call site chooses (recorded for the report)."""
         return self.runner(check_function, *args, severity=severity, **kwargs)
 

@@ -269,7 +269,7 @@ def parse_acknowledgement(
     response: HttpResponse, *, received_at: float | None = None
 ) -> Acknowledgement | None:
     """The acknowledgement of CIBA §7.3, or None when the response is not one."""
-    if response.status != 200:
+    if not 200 <= response.status < 300:
         return None
     body = response.json_object()
     if body is None or not isinstance(body.get("auth_req_id"), str):
