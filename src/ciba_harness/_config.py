@@ -5,6 +5,7 @@ Secrets may be written `${ENV_VAR}`. Relative paths are resolved from the file's
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -271,9 +272,14 @@ class _Reader:
         return bool(self._get(key, bool, default, False))
 
     def number(self, key: str, default: float, *, positive: bool = True) -> float:
+        """A finite number; positive, or (positive=False) at least zero."""
         value = float(self._get(key, float, default, False))
+        if not math.isfinite(value):
+            raise self.error(key, f"must be a finite number, got {value}")
         if positive and value <= 0:
             raise self.error(key, f"must be positive, got {value}")
+        if value < 0:
+            raise self.error(key, f"must not be negative, got {value}")
         return value
 
     def integer(self, key: str, default: int, *, positive: bool = True) -> int:
@@ -403,8 +409,12 @@ def _load_device(reader: _Reader) -> DeviceConfig:
             method=call.text("method", "POST"),
             url=call.text("url", required=True),
             headers={k: call._expand(f"headers.{k}", str(v)) for k, v in headers.items()},
-            json=call.table.get("json"),
-            form={k: str(v) for k, v in form.items()} if form is not None else None,
+            json=_expand_json(call, "json", call.table.get("json")),
+            form=(
+                {k: call._expand(f"form.{k}", str(v)) for k, v in form.items()}
+                if form is not None
+                else None
+            ),
         )
     if driver == "http" and (templates["approve"] is None or templates["deny"] is None):
         raise reader.error("driver", "the http driver needs [device.approve] and [device.deny]")
@@ -418,6 +428,17 @@ def _load_device(reader: _Reader) -> DeviceConfig:
         approve_delay=reader.number("approve_delay", 0.0, positive=False),
         webhook_bind=webhook_bind,
     )
+
+
+def _expand_json(reader: _Reader, key: str, value: Any) -> Any:
+    """`${ENV}` substitution in every string of a JSON template (secrets live there too)."""
+    if isinstance(value, str):
+        return reader._expand(key, value)
+    if isinstance(value, Mapping):
+        return {k: _expand_json(reader, f"{key}.{k}", v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_json(reader, f"{key}[{i}]", v) for i, v in enumerate(value)]
+    return value
 
 
 def _load_clients(root: _Reader) -> tuple[ClientConfig, ...]:
