@@ -1,0 +1,93 @@
+"""CLI: ``python -m ciba_harness.provider --port N [--host H] [--config FILE] [--fault NAME ...]
+[--fault-tenants] [--list-faults]``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+from .faults import FAULTS, faults_listing
+from .server import ProviderStartError, start_provider
+from .settings import ProfileError, load_profile
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "fixtures/profiles/reference.toml"
+PROG = "python -m ciba_harness.provider"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Run the embedded reference CIBA provider.")
+    p.add_argument("--port", type=int, default=0, help="TCP port (0 = any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--config", type=Path, default=None,
+                   help=f"profile TOML (default {DEFAULT_CONFIG})")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME",
+                   help="inject a fault at the root provider (repeatable)")
+    p.add_argument("--fault-tenants", action="store_true",
+                   help="also serve one provider per fault under /fault/NAME")
+    p.add_argument("--webhook-url", default=None,
+                   help="device webhook URL (overrides [reference_provider] device_webhook_url)")
+    p.add_argument("--list-faults", action="store_true", help="list the fault catalogue and exit")
+    return p
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.flush()
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.list_faults:
+        sys.stdout.write(faults_listing())
+        sys.stdout.flush()
+        return 0
+    unknown = [f for f in args.fault if f not in FAULTS]
+    if unknown:
+        return _fail(f"unknown fault {unknown[0]!r} (see --list-faults)")
+    if not 0 <= args.port <= 65535:
+        return _fail(f"port {args.port} out of range")
+    config = args.config or DEFAULT_CONFIG
+    try:
+        settings = load_profile(config)
+    except ProfileError as exc:
+        return _fail(f"bad config: {exc}")
+    try:
+        running = start_provider(
+            settings, host=args.host, port=args.port, faults=args.fault,
+            fault_tenants=args.fault_tenants, device_webhook_url=args.webhook_url,
+        )
+    except (ProviderStartError, ProfileError, ValueError) as exc:
+        return _fail(str(exc))
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print(f"ciba reference provider listening on {running.issuer}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            if not running.alive:
+                sys.stderr.write(f"{PROG}: error: the server stopped unexpectedly\n")
+                return 1
+    finally:
+        running.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

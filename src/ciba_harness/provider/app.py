@@ -1,0 +1,242 @@
+"""HTTP layer: routes of one provider instance, fault tenants, ``create_app``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .core import (
+    NO_STORE,
+    KeyMaterial,
+    Outbound,
+    Provider,
+    json_response,
+    valid_notification_url,
+)
+from .errors import OAuthError, invalid_request
+from .faults import FAULTS, unknown_faults
+from .forms import read_json_object
+from .settings import ProviderSettings
+
+log = logging.getLogger("ciba_harness.provider")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _plain_error(err: OAuthError) -> Response:
+    return json_response({"error": err.error, "error_description": err.description}, err.status)
+
+
+def _guard(provider: Provider, handler: Handler, kind: str, methods: Iterable[str]) -> Handler:
+    allowed = frozenset(methods)
+    allow_header = ", ".join(sorted(allowed))
+
+    async def endpoint(request: Request) -> Response:
+        if request.method not in allowed:
+            body = {"error": "invalid_request", "error_description": f"use {allow_header}"}
+            return json_response(body, 405, {"Allow": allow_header, **NO_STORE})
+        try:
+            return await handler(request)
+        except OAuthError as err:
+            if kind in ("backchannel", "token"):
+                return provider.error_response(err, kind)
+            return _plain_error(err)
+        except Exception:
+            provider.server_errors += 1
+            log.exception("unexpected error in %s %s", request.method, request.url.path)
+            return json_response({"error": "server_error"}, 500)
+
+    return endpoint
+
+
+def _routes(p: Provider) -> list[Route]:
+    async def discovery(request: Request) -> Response:
+        return Response(p.discovery_body, 200, media_type="application/json")
+
+    async def jwks(request: Request) -> Response:
+        return Response(p.keys.jwks_body, 200, media_type="application/json")
+
+    def device_only(fn: Handler) -> Handler:
+        async def wrapped(request: Request) -> Response:
+            if not p.device_authorized(request):
+                return json_response(
+                    {"error": "invalid_token", "error_description": "device token required"},
+                    401, {"WWW-Authenticate": 'Bearer realm="device"'},
+                )
+            return await fn(request)
+        return wrapped
+
+    @device_only
+    async def device_list(request: Request) -> Response:
+        return json_response([p.describe(tx) for tx in p.pending_requests()])
+
+    @device_only
+    async def device_approve(request: Request) -> Response:
+        return await p.handle_device_decision(request, request.path_params["auth_req_id"], True)
+
+    @device_only
+    async def device_deny(request: Request) -> Response:
+        return await p.handle_device_decision(request, request.path_params["auth_req_id"], False)
+
+    @device_only
+    async def device_lookup(request: Request) -> Response:
+        return await p.handle_device_lookup(request)
+
+    async def _endpoint_body(request: Request) -> tuple[str | None, bool]:
+        body = await read_json_object(request)
+        url = body.get("url")
+        if url is not None and not valid_notification_url(url):
+            raise invalid_request("url must be https, or http on a loopback host")
+        return url, bool(body.get("all_tenants", False))
+
+    @device_only
+    async def admin_client_endpoint(request: Request) -> Response:
+        client_id = request.path_params["client_id"]
+        if client_id not in p.clients:
+            return json_response(
+                {"error": "not_found", "error_description": "unknown client"}, 404
+            )
+        url, all_tenants = await _endpoint_body(request)
+        if all_tenants:
+            p.set_notification_endpoint(client_id, url)
+        elif url is None:
+            p.notification_endpoints.pop(client_id, None)
+        else:
+            p.notification_endpoints[client_id] = url
+        return Response(status_code=204)
+
+    @device_only
+    async def admin_default_endpoint(request: Request) -> Response:
+        url, all_tenants = await _endpoint_body(request)
+        if all_tenants:
+            p.set_notification_endpoint(None, url)
+        else:
+            p.default_notification_endpoint = url
+        return Response(status_code=204)
+
+    table: list[tuple[str, Handler, str, tuple[str, ...]]] = [
+        ("/.well-known/openid-configuration", discovery, "other", ("GET",)),
+        ("/jwks", jwks, "other", ("GET",)),
+        ("/backchannel", p.handle_backchannel, "backchannel", ("POST",)),
+        ("/token", p.handle_token, "token", ("POST",)),
+        ("/userinfo", p.handle_userinfo, "other", ("GET", "POST")),
+        ("/register", p.handle_register, "other", ("POST",)),
+        ("/device/requests", device_list, "other", ("GET",)),
+        ("/device/requests/{auth_req_id}/approve", device_approve, "other", ("POST",)),
+        ("/device/requests/{auth_req_id}/deny", device_deny, "other", ("POST",)),
+        ("/device/lookup", device_lookup, "other", ("POST",)),
+        ("/ext/ciba/auth/callback", p.handle_webhook_callback, "other", ("POST",)),
+        ("/admin/clients/{client_id}/notification-endpoint", admin_client_endpoint, "other",
+         ("POST",)),
+        ("/admin/notification-endpoint", admin_default_endpoint, "other", ("POST",)),
+    ]
+    return [
+        Route(path, _guard(p, handler, kind, methods), methods=None)
+        for path, handler, kind, methods in table
+    ]
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    error = "not_found" if status == 404 else "invalid_request"
+    return json_response({"error": error, "error_description": f"HTTP {status}"}, status)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return json_response({"error": "server_error"}, 500)
+
+
+def _starlette(p: Provider, routes: list[Any], lifespan: Any = None) -> Starlette:
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_exception, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.provider = p
+    return app
+
+
+class TenantDispatcher:
+    """ASGI app mounted at ``/fault``: ``/fault/NAME/...`` goes to the tenant NAME."""
+
+    def __init__(self, apps: dict[str, ASGIApp]):
+        self.apps = apps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # pragma: no cover - only http reaches a Mount
+            return
+        root = scope.get("root_path", "")
+        path: str = scope["path"]
+        route_path = path[len(root):] if root and path.startswith(root) else path
+        name, _, _ = route_path.lstrip("/").partition("/")
+        app = self.apps.get(name)
+        if app is None:
+            body = json.dumps({"error": "not_found", "error_description": "unknown fault"})
+            await Response(body, 404, media_type="application/json")(scope, receive, send)
+            return
+        child = dict(scope)
+        child["root_path"] = f"{root}/{name}"
+        await app(child, receive, send)
+
+
+def create_app(
+    settings: ProviderSettings,
+    *,
+    issuer: str,
+    faults: Iterable[str] = frozenset(),
+    fault_tenants: bool = False,
+    device_webhook_url: str | None = None,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """The reference provider as an ASGI app.
+
+    ``faults`` apply to the provider served at the root. With ``fault_tenants`` every fault of
+    :data:`FAULTS` also gets an independent provider under ``/fault/NAME`` (issuer
+    ``{issuer}/fault/NAME``). ``http_transport`` replaces the network for outbound calls
+    (pings, pushes, webhook), e.g. ``httpx.MockTransport`` in tests.
+    """
+    faults = frozenset(faults)
+    unknown = unknown_faults(faults)
+    if unknown:
+        raise ValueError(f"unknown fault: {', '.join(sorted(unknown))}")
+    issuer = issuer.rstrip("/")
+    keys = KeyMaterial(settings)
+    outbound = Outbound(http_transport)
+    root = Provider(settings, keys, issuer=issuer, faults=faults, outbound=outbound,
+                    device_webhook_url=device_webhook_url)
+    routes: list[Any] = list(_routes(root))
+    if fault_tenants:
+        apps: dict[str, ASGIApp] = {}
+        for name in FAULTS:
+            tenant = Provider(settings, keys, issuer=f"{issuer}/fault/{name}",
+                              faults=frozenset({name}), outbound=outbound,
+                              device_webhook_url=device_webhook_url)
+            root.tenants[name] = tenant
+            apps[name] = _starlette(tenant, _routes(tenant))
+        routes.append(Mount("/fault", app=TenantDispatcher(apps)))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        for p in (root, *root.tenants.values()):
+            for tx in p.pending.values():
+                if tx.timer is not None:
+                    tx.timer.cancel()
+            for task in list(p.tasks):
+                task.cancel()
+        await outbound.aclose()
+
+    app = _starlette(root, routes, lifespan)
+    app.state.tenants = root.tenants
+    return app

@@ -1,0 +1,302 @@
+"""Settings of the reference provider, parsed from a harness profile (TOML).
+
+The provider reads the profile's ``[[clients]]``, ``[users]``, ``[device]`` and
+``[reference_provider]`` sections. Everything else in the profile belongs to the harness and is
+ignored here. Key files are read once, at load time, so that creating an app never touches the
+file system.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+AUTH_METHODS = frozenset(
+    {"client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"}
+)
+DELIVERY_MODES = ("poll", "ping", "push")
+REQUEST_SIGNING_ALGS = ("RS256", "PS256", "ES256")
+ID_TOKEN_ALGS = ("RS256", "PS256", "ES256")
+
+
+class ProfileError(ValueError):
+    """The profile cannot be used by the reference provider (message names the cause)."""
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """One pre-registered client (a ``[[clients]]`` entry)."""
+
+    client_id: str
+    auth_method: str
+    delivery_mode: str = "poll"
+    name: str = ""
+    client_secret: str | None = None
+    #: token_endpoint_auth_signing_alg (client assertions); None = any advertised alg
+    signing_alg: str | None = None
+    #: PEM of the client's public key (derived from ``private_key`` in the profile)
+    public_key_pem: bytes | None = None
+    #: registered backchannel_authentication_request_signing_alg (only with sign_requests)
+    sign_requests: bool = False
+    request_signing_alg: str | None = None
+    #: registered backchannel_user_code_parameter
+    user_code_required: bool = False
+    #: False: confidential client without the CIBA grant
+    ciba_allowed: bool = True
+    notification_endpoint: str | None = None
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user the provider knows; ``user_id`` is both the login_hint and the ``sub``."""
+
+    user_id: str
+    user_code: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """Everything the reference provider needs; build it with :func:`load_profile`."""
+
+    clients: Mapping[str, ClientSettings]
+    users: Mapping[str, UserRecord]
+    signing_key_pem: bytes
+    device_token: str
+    login_hint_token_key: str | None = None
+    id_token_alg: str = "RS256"
+    interval: int = 5
+    default_expires_in: int = 120
+    max_requested_expiry: int = 3600
+    slow_down_increment: int = 5
+    access_token_lifetime: int = 300
+    binding_message_max: int = 20
+    request_object_max_lifetime: int = 3600
+    notification_timeout: float = 3.0
+    device_webhook_url: str | None = None
+    clock_skew: int = 30
+    poll_interval_tolerance: float = 0.2
+    blocked_users: frozenset[str] = field(default_factory=frozenset)
+    refresh_token_lifetime: int = 86400
+    transaction_retention: int = 600
+    source: Path | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _public_pem_from_private(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ProfileError(f"cannot read key file {path}: {exc.strerror or exc}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ProfileError(f"key file {path} is not an unencrypted PEM private key") from exc
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ProfileError(f"key file {path}: only RSA and EC keys are supported")
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _read_private_pem(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ProfileError(f"cannot read signing key {path}: {exc.strerror or exc}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ProfileError(f"signing key {path} is not an unencrypted PEM private key") from exc
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ProfileError(f"signing key {path}: only RSA and EC keys are supported")
+    return data
+
+
+def _get(section: Mapping[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
+    value = section.get(key)
+    if value is None:
+        return None
+    types = typ if isinstance(typ, tuple) else (typ,)
+    if isinstance(value, bool) and bool not in types:
+        raise ProfileError(f"{where}.{key} must not be a boolean")
+    if not isinstance(value, types):
+        raise ProfileError(f"{where}.{key} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _positive_int(section: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    value = _get(section, key, int, where)
+    if value is None:
+        return default
+    if value <= 0:
+        raise ProfileError(f"{where}.{key} must be a positive integer")
+    return int(value)
+
+
+def _positive_float(section: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = _get(section, key, (int, float), where)
+    if value is None:
+        return default
+    if value < 0:
+        raise ProfileError(f"{where}.{key} must not be negative")
+    return float(value)
+
+
+def _parse_client(raw: Mapping[str, Any], base: Path, index: int) -> ClientSettings:
+    where = f"clients[{index}]"
+    if not isinstance(raw, Mapping):
+        raise ProfileError(f"{where} must be a table")
+    client_id = _get(raw, "client_id", str, where)
+    if not client_id:
+        raise ProfileError(f"{where}.client_id is missing")
+    where = f"client {client_id!r}"
+    auth_method = _get(raw, "auth_method", str, where) or "client_secret_basic"
+    if auth_method not in AUTH_METHODS:
+        raise ProfileError(f"{where}: unknown auth_method {auth_method!r}")
+    mode = _get(raw, "delivery_mode", str, where) or "poll"
+    if mode not in DELIVERY_MODES:
+        raise ProfileError(f"{where}: unknown delivery_mode {mode!r}")
+    secret = _get(raw, "client_secret", str, where)
+    if auth_method in ("client_secret_basic", "client_secret_post", "client_secret_jwt"):
+        if not secret:
+            raise ProfileError(f"{where}: auth_method {auth_method} needs client_secret")
+    public_pem: bytes | None = None
+    key_path = _get(raw, "private_key", str, where)
+    if key_path:
+        public_pem = _public_pem_from_private((base / key_path).resolve())
+    if auth_method == "private_key_jwt" and public_pem is None:
+        raise ProfileError(f"{where}: auth_method private_key_jwt needs private_key")
+    signing_alg = _get(raw, "signing_alg", str, where)
+    sign_requests = bool(_get(raw, "sign_requests", bool, where) or False)
+    request_alg = _get(raw, "request_signing_alg", str, where)
+    if sign_requests:
+        if public_pem is None:
+            raise ProfileError(f"{where}: sign_requests needs private_key")
+        request_alg = request_alg or signing_alg or "RS256"
+        if request_alg not in REQUEST_SIGNING_ALGS:
+            raise ProfileError(f"{where}: request_signing_alg {request_alg!r} is not supported")
+    else:
+        request_alg = None
+    roles = _get(raw, "roles", list, where) or []
+    if not all(isinstance(r, str) for r in roles):
+        raise ProfileError(f"{where}.roles must be a list of strings")
+    ciba_allowed = _get(raw, "ciba_allowed", bool, where)
+    return ClientSettings(
+        client_id=client_id,
+        auth_method=auth_method,
+        delivery_mode=mode,
+        name=_get(raw, "name", str, where) or client_id,
+        client_secret=secret,
+        signing_alg=signing_alg,
+        public_key_pem=public_pem,
+        sign_requests=sign_requests,
+        request_signing_alg=request_alg,
+        user_code_required=bool(_get(raw, "user_code_required", bool, where) or False),
+        ciba_allowed=True if ciba_allowed is None else ciba_allowed,
+        notification_endpoint=_get(raw, "notification_endpoint", str, where),
+        roles=tuple(roles),
+    )
+
+
+def settings_from_dict(data: Mapping[str, Any], base_dir: Path, source: Path | None = None) -> (
+    ProviderSettings
+):
+    """Build settings from an already parsed profile; relative paths resolve from base_dir."""
+    raw_clients = data.get("clients", [])
+    if not isinstance(raw_clients, list):
+        raise ProfileError("[[clients]] must be an array of tables")
+    clients: dict[str, ClientSettings] = {}
+    for i, raw in enumerate(raw_clients):
+        client = _parse_client(raw, base_dir, i)
+        if client.client_id in clients:
+            raise ProfileError(f"duplicate client_id {client.client_id!r}")
+        clients[client.client_id] = client
+
+    users_sec = data.get("users", {})
+    if not isinstance(users_sec, Mapping):
+        raise ProfileError("[users] must be a table")
+    users: dict[str, UserRecord] = {}
+    first = _get(users_sec, "login_hint", str, "users")
+    if first:
+        users[first] = UserRecord(first, _get(users_sec, "user_code", str, "users"))
+    second = _get(users_sec, "second_login_hint", str, "users")
+    if second and second not in users:
+        users[second] = UserRecord(second, None)
+
+    ref = data.get("reference_provider", {})
+    if not isinstance(ref, Mapping):
+        raise ProfileError("[reference_provider] must be a table")
+    where = "reference_provider"
+    for extra in _get(ref, "extra_users", list, where) or []:
+        if not isinstance(extra, str) or not extra:
+            raise ProfileError(f"{where}.extra_users must be a list of non-empty strings")
+        users.setdefault(extra, UserRecord(extra, None))
+    if not users:
+        raise ProfileError("the profile names no user ([users] login_hint)")
+
+    key_rel = _get(ref, "signing_key", str, where)
+    if not key_rel:
+        raise ProfileError(f"{where}.signing_key is missing")
+    signing_pem = _read_private_pem((base_dir / key_rel).resolve())
+    id_alg = _get(ref, "id_token_alg", str, where) or "RS256"
+    if id_alg not in ID_TOKEN_ALGS:
+        raise ProfileError(f"{where}.id_token_alg {id_alg!r} is not supported")
+
+    device = data.get("device", {})
+    if not isinstance(device, Mapping):
+        raise ProfileError("[device] must be a table")
+    device_token = _get(device, "token", str, "device")
+    if not device_token:
+        raise ProfileError("[device] token is missing (the device API needs it)")
+
+    blocked = _get(ref, "blocked_users", list, where) or []
+    if not all(isinstance(b, str) for b in blocked):
+        raise ProfileError(f"{where}.blocked_users must be a list of strings")
+    webhook = _get(ref, "device_webhook_url", str, where) or None
+
+    return ProviderSettings(
+        clients=clients,
+        users=users,
+        signing_key_pem=signing_pem,
+        device_token=device_token,
+        login_hint_token_key=_get(users_sec, "login_hint_token_hs256_key", str, "users"),
+        id_token_alg=id_alg,
+        interval=_positive_int(ref, "interval", 5, where),
+        default_expires_in=_positive_int(ref, "default_expires_in", 120, where),
+        max_requested_expiry=_positive_int(ref, "max_requested_expiry", 3600, where),
+        slow_down_increment=_positive_int(ref, "slow_down_increment", 5, where),
+        access_token_lifetime=_positive_int(ref, "access_token_lifetime", 300, where),
+        binding_message_max=_positive_int(ref, "binding_message_max", 20, where),
+        request_object_max_lifetime=_positive_int(ref, "request_object_max_lifetime", 3600, where),
+        notification_timeout=_positive_float(ref, "notification_timeout", 3.0, where),
+        device_webhook_url=webhook,
+        clock_skew=_positive_int(ref, "clock_skew", 30, where),
+        poll_interval_tolerance=_positive_float(ref, "poll_interval_tolerance", 0.2, where),
+        blocked_users=frozenset(blocked),
+        refresh_token_lifetime=_positive_int(ref, "refresh_token_lifetime", 86400, where),
+        transaction_retention=_positive_int(ref, "transaction_retention", 600, where),
+        source=source,
+    )
+
+
+def load_profile(path: str | Path) -> ProviderSettings:
+    """Parse a profile TOML; relative paths inside it are resolved from the file's directory."""
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as exc:
+        raise ProfileError(f"cannot read profile {p}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"profile {p} is not valid TOML: {exc}") from None
+    return settings_from_dict(data, p.resolve().parent, source=p.resolve())
