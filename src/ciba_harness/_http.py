@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shlex
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode
 
 __all__ = [
     "HttpRequest",
@@ -45,6 +46,12 @@ SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie"})
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # Secrets shorter than this are not masked inside free text: masking "a" would mangle output.
 _MIN_MASKED_LENGTH = 4
+# How much of a body a report shows. Redaction runs on the whole body first: a preview cut in
+# the middle of a JSON document or of a secret must not show what the cut hid from the parser.
+_PREVIEW_LIMIT = 2000
+_JSON_SECRET_MEMBER = re.compile(
+    r'("(?:' + "|".join(sorted(SECRET_FIELDS)) + r')"\s*:\s*")((?:[^"\\]|\\.)*)'
+)
 
 
 def form_body(fields: Iterable[tuple[str, str]]) -> bytes:
@@ -148,7 +155,7 @@ class Exchange:
     def describe(self, extra_secrets: Iterable[str] = ()) -> str:
         """Redacted, human-readable evidence for a failure report."""
         secrets = set(self.request.secrets) | set(extra_secrets)
-        lines = [f"> {self.request.method} {self.request.url}"]
+        lines = [f"> {self.request.method} {_redact_url(self.request.url, secrets)}"]
         for key, value in self.request.headers:
             lines.append(f"> {key}: {_redact_header(key, value, secrets)}")
         if self.request.body:
@@ -165,7 +172,7 @@ class Exchange:
                     "retry-after",
                 }:
                     lines.append(f"< {key}: {_redact_header(key, value, secrets)}")
-            lines.append(f"< {redact_json_text(self.response.text(), secrets)}")
+            lines.append(f"< {_response_preview(self.response, secrets)}")
         if self.error is not None:
             lines.append(f"! {redact(self.error, secrets)} (after {self.elapsed:.2f} s)")
         return "\n".join(lines)
@@ -178,13 +185,13 @@ class Exchange:
             response = {
                 "status": self.response.status,
                 "headers": {k: _redact_header(k, v, secrets) for k, v in self.response.headers},
-                "body": redact_json_text(self.response.text(), secrets),
+                "body": _response_preview(self.response, secrets),
             }
         return {
             "label": self.label,
             "request": {
                 "method": self.request.method,
-                "url": redact(self.request.url, secrets),
+                "url": _redact_url(self.request.url, secrets),
                 "headers": {k: _redact_header(k, v, secrets) for k, v in self.request.headers},
                 "body": _redact_body(self.request, secrets) if self.request.body else "",
             },
@@ -196,12 +203,24 @@ class Exchange:
         }
 
 
+def _encodings(secret: str) -> set[str]:
+    """A secret as it may appear in a URL, a form body or a JSON string."""
+    return {
+        secret,
+        quote_plus(secret, safe=""),
+        quote_plus(secret, safe="*"),
+        quote(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Mask every occurrence of each secret (longest first, so overlapping secrets mask fully)."""
-    for secret in sorted(
-        {s for s in secrets if len(s) >= _MIN_MASKED_LENGTH}, key=len, reverse=True
-    ):
-        text = text.replace(secret, REDACTED)
+    """Mask every occurrence of each secret, also URL- and JSON-encoded (longest first, so
+    overlapping secrets mask fully)."""
+    variants = {v for s in secrets if len(s) >= _MIN_MASKED_LENGTH for v in _encodings(s)}
+    for variant in sorted(variants, key=len, reverse=True):
+        text = text.replace(variant, REDACTED)
     return text
 
 
@@ -210,11 +229,41 @@ def redact_json_text(text: str, secrets: Iterable[str]) -> str:
     try:
         value = json.loads(text)
     except ValueError:
-        return redact(text, secrets)
-    if isinstance(value, dict):
-        value = {k: (_mask_value(v) if k in SECRET_FIELDS else v) for k, v in value.items()}
-        text = json.dumps(value)
+        # Not JSON (or cut short): still mask what looks like a secret member.
+        masked = _JSON_SECRET_MEMBER.sub(lambda m: m.group(1) + _mask_value(m.group(2)), text)
+        return redact(masked, secrets)
+    if isinstance(value, dict | list):
+        text = json.dumps(_mask_members(value))
     return redact(text, secrets)
+
+
+def _mask_members(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: (_mask_value(v) if k in SECRET_FIELDS else _mask_members(v)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask_members(v) for v in value]
+    return value
+
+
+def _preview(text: str, limit: int = _PREVIEW_LIMIT) -> str:
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _response_preview(response: HttpResponse, secrets: Iterable[str]) -> str:
+    return _preview(redact_json_text(response.body.decode("utf-8", "replace"), secrets))
+
+
+def _redact_url(url: str, secrets: Iterable[str]) -> str:
+    """Mask secret query parameters (a query-string request) and known secrets."""
+    base, separator, query = url.partition("?")
+    if separator:
+        fields = parse_qsl(query, keep_blank_values=True)
+        if any(k in SECRET_FIELDS for k, _ in fields):
+            masked = [(k, REDACTED if k in SECRET_FIELDS and v else v) for k, v in fields]
+            url = f"{base}?{urlencode(masked, safe='*')}"
+    return redact(url, secrets)
 
 
 def _mask_value(value: Any) -> str:
@@ -236,13 +285,13 @@ def _redact_body(request: HttpRequest, secrets: Iterable[str]) -> str:
     if fields:
         masked = [(k, REDACTED if k in SECRET_FIELDS and v else v) for k, v in fields]
         return redact(urlencode(masked, safe="*"), secrets)
-    return redact_json_text(request.body[:4000].decode("utf-8", "replace"), secrets)
+    return _preview(redact_json_text(request.body.decode("utf-8", "replace"), secrets), 4000)
 
 
 def to_curl(request: HttpRequest, secrets: Iterable[str] = ()) -> str:
     """A shell-safe curl command reproducing the request, with secrets masked."""
     all_secrets = set(request.secrets) | set(secrets)
-    parts = ["curl", "-i", "-X", request.method, shlex.quote(redact(request.url, all_secrets))]
+    parts = ["curl", "-i", "-X", request.method, shlex.quote(_redact_url(request.url, all_secrets))]
     for key, value in request.headers:
         parts += ["-H", shlex.quote(f"{key}: {_redact_header(key, value, all_secrets)}")]
     if request.body:
