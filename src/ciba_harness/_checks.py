@@ -141,10 +141,10 @@ class CheckRunner:
         try:
             check_function(*args, **kwargs)
         except CheckFailure as failure:
-            failure.severity = severity
             effective = (
                 Severity.FAILURE if self.strict and severity is Severity.WARNING else severity
             )
+            failure.severity = effective
             self.outcomes.append(
                 CheckOutcome(
                     check_function.__name__,
@@ -305,7 +305,7 @@ def error_charset(exchange: Exchange, *, requirement: str) -> None:
     body = _body(exchange, requirement)
     description = body.get("error_description")
     if description is not None and (
-        not isinstance(description, str) or not _DESCRIPTION_PATTERN.match(description)
+        not isinstance(description, str) or not _DESCRIPTION_PATTERN.fullmatch(description)
     ):
         raise InvalidMember(
             requirement=requirement,
@@ -314,7 +314,7 @@ def error_charset(exchange: Exchange, *, requirement: str) -> None:
             exchanges=[exchange],
         )
     uri = body.get("error_uri")
-    if uri is not None and (not isinstance(uri, str) or not _ERROR_URI_PATTERN.match(uri)):
+    if uri is not None and (not isinstance(uri, str) or not _ERROR_URI_PATTERN.fullmatch(uri)):
         raise InvalidMember(
             requirement=requirement,
             title="error_uri contains characters outside %x21 / %x23-5B / %x5D-7E",
@@ -401,7 +401,7 @@ def ack_has_auth_req_id(exchange: Exchange, *, requirement: str = "CIBA-ACK-03")
 def ack_auth_req_id_charset(exchange: Exchange, *, requirement: str = "CIBA-ACK-04") -> None:
     """auth_req_id uses only A-Z a-z 0-9 . - _"""
     value = _body(exchange, requirement).get("auth_req_id")
-    if not isinstance(value, str) or not AUTH_REQ_ID_PATTERN.match(value):
+    if not isinstance(value, str) or not AUTH_REQ_ID_PATTERN.fullmatch(value):
         raise InvalidMember(
             requirement=requirement,
             title="auth_req_id uses characters outside A-Z a-z 0-9 . - _",
