@@ -17,7 +17,7 @@ import logging
 import re
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -63,6 +63,15 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_NOTIFICATION_TOKEN = 1024
 MAX_REGISTERED_CLIENTS = 10_000
 MAX_DEVICE_DELAY = 3600.0
+MAX_REMEMBERED_ID_TOKENS = 10_000
+#: faults whose ID tokens the provider itself would not accept as id_token_hint: such a fault
+#: tenant remembers the ID tokens it issued, so that hint flows (CIBA-AUTH-10) still work there
+ID_TOKEN_FAULTS = frozenset(
+    {"id_token_wrong_iss", "id_token_wrong_aud", "id_token_bad_signature", "id_token_wrong_alg",
+     "sub_not_stable"}
+)
+#: auth_req_id_reused: a pending request younger than this is handed out again
+REUSE_WINDOW = 5.0
 
 _B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
@@ -134,7 +143,9 @@ class KeyMaterial:
     """Provider signing key, its JWKS, and the pre-registered clients with parsed keys."""
 
     def __init__(self, settings: ProviderSettings):
-        key = serialization.load_pem_private_key(settings.signing_key_pem, password=None)
+        key = serialization.load_pem_private_key(
+            settings.signing_key_pem, password=None, unsafe_skip_rsa_key_validation=True
+        )
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise ValueError("the provider signing key must be RSA or EC")
         self.private: jose.PrivateKey = key
@@ -285,6 +296,10 @@ class Provider:
         self.request_jtis: dict[tuple[str, str], float] = {}
         self.webhook_tokens: dict[str, str] = {}
         self.registered = 0
+        self.issued_id_tokens: OrderedDict[str, tuple[str, str]] | None = (
+            OrderedDict() if self.faults & ID_TOKEN_FAULTS else None
+        )
+        self._reuse: dict[tuple[str, str, str], Transaction] = {}
         self._stores: dict[str, dict[Any, Any]] = {
             "tx": self.transactions, "at": self.access_tokens, "rt": self.refresh_tokens,
             "aj": self.assertion_jtis, "rj": self.request_jtis,
@@ -292,7 +307,6 @@ class Provider:
         self._expiry_heap: list[tuple[float, int, str, Any]] = []
         self._seq = 0
         self._counter = 0
-        self._reuse_id: str | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.deliveries: deque[Delivery] = deque(maxlen=2000)
         self.server_errors = 0
@@ -765,6 +779,11 @@ class Provider:
         return sub
 
     def _user_from_id_token_hint(self, token: str, client: Client) -> str:
+        if self.issued_id_tokens is not None and token in self.issued_id_tokens:
+            issued_to, user_id = self.issued_id_tokens[token]
+            if issued_to != client.client_id:
+                raise self._unknown_user()
+            return user_id
         try:
             jws = jose.parse_jws(token)
         except jose.JoseError:
@@ -857,6 +876,13 @@ class Provider:
 
         now = time.monotonic()
         self._purge(now)
+        reuse_key = (client.client_id, user_id, granted)
+        if "auth_req_id_reused" in f:
+            earlier = self._reuse.get(reuse_key)
+            if earlier is not None:
+                self.check_expiry(earlier, now)
+                if earlier.state == "pending" and time.time() - earlier.created_at < REUSE_WINDOW:
+                    return earlier
         tx = Transaction(
             auth_req_id=self._new_auth_req_id(),
             client_id=client.client_id,
@@ -871,13 +897,12 @@ class Provider:
             binding_message=binding,
             notification_token=token,
         )
-        old = self.transactions.get(tx.auth_req_id)
-        if old is not None:  # only with auth_req_id_reused
-            self._retire(old)
         self.transactions[tx.auth_req_id] = tx
         self.pending[tx.auth_req_id] = tx
+        if "auth_req_id_reused" in f:
+            self._reuse[reuse_key] = tx
         self._remember("tx", tx.auth_req_id, tx.expires_at + s.transaction_retention)
-        if tx.mode == "push" and "never_expires" not in f:
+        if tx.mode == "push":
             tx.timer = asyncio.get_running_loop().call_later(
                 expires_in, self._expire_push, tx.auth_req_id
             )
@@ -890,15 +915,9 @@ class Provider:
         if "auth_req_id_low_entropy" in f:
             self._counter += 1
             return f"{self._counter:020d}"
-        if "auth_req_id_reused" in f:
-            if self._reuse_id is not None:
-                reused, self._reuse_id = self._reuse_id, None
-                return reused
-            self._reuse_id = secrets.token_urlsafe(27)
-            return self._reuse_id
         if "auth_req_id_bad_charset" in f:
-            raw = base64.b64encode(secrets.token_bytes(27)).decode("ascii")
-            return f"+{raw[1:-1]}/"
+            raw = secrets.token_urlsafe(27).replace("-", "+").replace("_", "+")
+            return f"{raw[:18]}+{raw[18:]}"
         return secrets.token_urlsafe(27)  # 216 bits, A-Za-z0-9-_
 
     def _ack(self, tx: Transaction) -> Response:
@@ -929,7 +948,7 @@ class Provider:
             tx.webhook_token = None
 
     def check_expiry(self, tx: Transaction, now: float | None = None) -> None:
-        if tx.state == "pending" and "never_expires" not in self.faults:
+        if tx.state == "pending" and not (tx.mode == "poll" and "never_expires" in self.faults):
             if (time.monotonic() if now is None else now) >= tx.expires_at:
                 tx.state = "expired"
                 self._retire(tx)
@@ -1124,13 +1143,13 @@ class Provider:
                 tx.interval += s.slow_down_increment
                 code = "too_many_requests" if "fast_poll_wrong_error" in f else "slow_down"
                 raise OAuthError(code, f"poll at most every {tx.interval} seconds")
-            if "pending_as_invalid_grant" in f:
+            if tx.mode == "poll" and "pending_as_invalid_grant" in f:
                 raise OAuthError("invalid_grant", "auth_req_id is not valid yet")
             raise OAuthError("authorization_pending", "the user has not yet been authenticated")
         if state == "expired":
             raise OAuthError("expired_token", "auth_req_id has expired")
         if state == "denied":
-            if "denial_as_pending" in f:
+            if tx.mode == "poll" and "denial_as_pending" in f:
                 raise OAuthError("authorization_pending", "the user has not yet been authenticated")
             raise OAuthError("access_denied", "the user denied the request")
         if state == "redeemed" and "reusable_auth_req_id" not in f:
@@ -1219,6 +1238,10 @@ class Provider:
         id_token = jose.sign(claims, alg, self.keys.private, self.keys.kid)
         if broken:
             id_token = jose.corrupt_signature(id_token)
+        if self.issued_id_tokens is not None:
+            self.issued_id_tokens[id_token] = (client_id, tx.user_id)
+            if len(self.issued_id_tokens) > MAX_REMEMBERED_ID_TOKENS:
+                self.issued_id_tokens.popitem(last=False)
         body: dict[str, Any] = {
             "access_token": access,
             "token_type": "MAC" if not push and "token_type_wrong" in f else "Bearer",

@@ -97,7 +97,9 @@ def _public_pem_from_private(path: Path) -> bytes:
     except OSError as exc:
         raise ProfileError(f"cannot read key file {path}: {exc.strerror or exc}") from None
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        key = serialization.load_pem_private_key(
+            data, password=None, unsafe_skip_rsa_key_validation=True
+        )
     except (ValueError, TypeError) as exc:
         raise ProfileError(f"key file {path} is not an unencrypted PEM private key") from exc
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
@@ -113,7 +115,9 @@ def _read_private_pem(path: Path) -> bytes:
     except OSError as exc:
         raise ProfileError(f"cannot read signing key {path}: {exc.strerror or exc}") from None
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        key = serialization.load_pem_private_key(
+            data, password=None, unsafe_skip_rsa_key_validation=True
+        )
     except (ValueError, TypeError) as exc:
         raise ProfileError(f"signing key {path} is not an unencrypted PEM private key") from exc
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
