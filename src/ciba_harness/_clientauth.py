@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote_plus
 
 import jwt
 
@@ -67,9 +67,14 @@ def sign_jwt(
     return jwt.encode(dict(claims), key, algorithm=alg, headers=header or None)
 
 
+def _form_encode(value: str) -> str:
+    # RFC 6749 Appendix B: UTF-8, space as "+", everything but * - . _ digits letters as %XX.
+    return quote_plus(value, safe="*").replace("~", "%7E")
+
+
 def _basic(client_id: str, secret: str) -> str:
     # RFC 6749 §2.3.1: form-urlencode id and secret before base64.
-    raw = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
+    raw = f"{_form_encode(client_id)}:{_form_encode(secret)}".encode()
     return "Basic " + base64.b64encode(raw).decode()
 
 
