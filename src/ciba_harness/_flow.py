@@ -6,7 +6,10 @@ response to `Poller.handle()`. The same object drives pytest flows and Locust us
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import enum
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +94,17 @@ class Poller:
 
 
 def _retry_after(value: str | None) -> float:
-    try:
-        return max(0.0, float(value)) if value is not None else DEFAULT_INTERVAL
-    except ValueError:
+    """Seconds from Retry-After: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if value is None:
         return DEFAULT_INTERVAL
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return DEFAULT_INTERVAL
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - time.time())
