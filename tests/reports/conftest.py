@@ -34,7 +34,9 @@ def _exchange() -> Exchange:
     return Exchange(request, response, elapsed=0.012, label="token request")
 
 
-def make_tests(*, poll_fails: bool = True, extra: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def make_tests(
+    *, poll_fails: bool = True, extra: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     failure = WrongErrorCode(
         requirement="CIBA-TOKEN-05",
         title=f"expired auth_req_id answered with the wrong error {HOSTILE}",
@@ -121,15 +123,27 @@ SESSION = {
     "strict": False,
     "device_driver": "webhook",
     "clients": [
-        {"name": "poll", "client_id": "client-poll", "auth_method": "client_secret_basic", "delivery_mode": "poll"},
-        {"name": "ping", "client_id": "client-ping", "auth_method": "private_key_jwt", "delivery_mode": "ping"},
+        {
+            "name": "poll",
+            "client_id": "client-poll",
+            "auth_method": "client_secret_basic",
+            "delivery_mode": "poll",
+        },
+        {
+            "name": "ping",
+            "client_id": "client-ping",
+            "auth_method": "private_key_jwt",
+            "delivery_mode": "ping",
+        },
     ],
     "faults": [],
 }
 
 
 def make_results(**kwargs: Any) -> dict[str, Any]:
-    return build_results(make_tests(**kwargs), dict(SESSION), started=time.time() - 12.5, exitstatus=1)
+    return build_results(
+        make_tests(**kwargs), dict(SESSION), started=time.time() - 12.5, exitstatus=1
+    )
 
 
 @pytest.fixture

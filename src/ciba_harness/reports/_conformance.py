@@ -105,9 +105,7 @@ class _Context:
         test = self.by_nodeid.get(nodeid, {})
         target = "f" if test.get("outcome") in ("failed", "error") else "t"
         short = nodeid.rsplit("::", 1)[-1]
-        return (
-            f'<a href="#{anchor(target, nodeid)}" title="{esc(nodeid)}">{esc(short)}</a>'
-        )
+        return f'<a href="#{anchor(target, nodeid)}" title="{esc(nodeid)}">{esc(short)}</a>'
 
 
 # --- sections ------------------------------------------------------------------------------
@@ -175,7 +173,7 @@ def _summary(ctx: _Context) -> str:
     outcomes = Counter(str(t.get("outcome", "passed")) for t in ctx.tests)
     tests = ", ".join(f"{outcomes.get(o, 0)} {o}" for o in OUTCOMES)
     return (
-        f'<p>Requirement verdicts ({sum(ctx.verdicts.values())} requirements):</p>'
+        f"<p>Requirement verdicts ({sum(ctx.verdicts.values())} requirements):</p>"
         f'<div class="cards">{cards}</div><div class="bar">{bar}</div>'
         f'<p class="small">Tests: {len(ctx.tests)} ({esc(tests)}). A requirement fails when a '
         "test of it fails; it warns when a SHOULD-level check of it is broken; "
@@ -204,8 +202,11 @@ def _configuration(ctx: _Context) -> str:
         if isinstance(value, list) and not value:
             shown = "none"
         rows.append(f"<tr><th>{esc(_SESSION_LABELS.get(key, key))}</th><td>{esc(shown)}</td></tr>")
-    out = ['<table class="kvt">' + "".join(rows) + "</table>" if rows else "<p>No session information "
-           "(the provider session did not start).</p>"]
+    out = [
+        '<table class="kvt">' + "".join(rows) + "</table>"
+        if rows
+        else "<p>No session information (the provider session did not start).</p>"
+    ]
     clients = [c for c in _list(ctx.session.get("clients")) if isinstance(c, dict)]
     if clients:
         head = "".join(f"<th>{h}</th>" for h in ("Client", "client_id", "Auth method", "Mode"))
@@ -215,7 +216,9 @@ def _configuration(ctx: _Context) -> str:
             f"<td>{esc(c.get('delivery_mode', ''))}</td></tr>"
             for c in clients
         )
-        out.append(f"<h3>Clients</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        out.append(
+            f"<h3>Clients</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
     return "".join(out)
 
 
@@ -319,7 +322,7 @@ def _by_auth(ctx: _Context) -> str:
     ordered.update({m: t for m, t in groups.items() if m not in ordered})
     note = (
         '<p class="small">The method is read from the test record, else from the test\'s name '
-        'or parameters, else it is the one method of all configured clients; otherwise '
+        "or parameters, else it is the one method of all configured clients; otherwise "
         '"unspecified".</p>'
     )
     return note + (_groups(ctx, ordered, "method") if ordered else "<p>No tests.</p>")
@@ -335,7 +338,7 @@ def _groups(ctx: _Context, groups: dict[str, list[Record]], what: str) -> str:
         reqs = sorted({str(r) for t in tests for r in _list(t.get("requirements"))})
         if not tests:
             out.append(
-                f"<div><h3>{esc(name)}</h3><p class=\"small\">No test of this {what} ran.</p></div>"
+                f'<div><h3>{esc(name)}</h3><p class="small">No test of this {what} ran.</p></div>'
             )
             continue
         out.append(
@@ -357,8 +360,7 @@ def _test_table(ctx: _Context, tests: Iterable[Record], *, compact: bool = False
         label = ctx.test_link(nodeid)
         if compact:
             rows.append(
-                f"<tr><td>{label}</td><td>{badge(outcome)}</td>"
-                f'<td class="num">{esc(dur)}</td></tr>'
+                f'<tr><td>{label}</td><td>{badge(outcome)}</td><td class="num">{esc(dur)}</td></tr>'
             )
         else:
             doc = test.get("doc") or ""
@@ -367,15 +369,17 @@ def _test_table(ctx: _Context, tests: Iterable[Record], *, compact: bool = False
             extra += f'<div class="small">skipped: {esc(reason)}</div>' if reason else ""
             rows.append(
                 f'<tr id="{anchor("t", nodeid)}"><td class="id">{esc(nodeid)}{extra}</td>'
-                f"<td>{badge(outcome)}</td><td class=\"num\">{esc(dur)}</td>"
+                f'<td>{badge(outcome)}</td><td class="num">{esc(dur)}</td>'
                 f"<td>{esc(', '.join(str(m) for m in _list(test.get('modes'))))}</td>"
                 f"<td>{esc(', '.join(auth_methods_of(test, ctx.session)))}</td>"
                 f'<td class="id">{esc(reqs)}</td></tr>'
             )
-    heads = ("Test", "Outcome", "Duration") if compact else (
-        "Test", "Outcome", "Duration", "Modes", "Auth method", "Requirements"
+    heads = (
+        ("Test", "Outcome", "Duration")
+        if compact
+        else ("Test", "Outcome", "Duration", "Modes", "Auth method", "Requirements")
     )
-    head = "".join(f'<th{" class=num" if h == "Duration" else ""}>{h}</th>' for h in heads)
+    head = "".join(f"<th{' class=num' if h == 'Duration' else ''}>{h}</th>" for h in heads)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -514,7 +518,7 @@ def _skipped(ctx: _Context) -> str:
                 str(t.get("nodeid", ""))
             )
         rows = "".join(
-            f"<tr><td>{esc(reason)}</td><td class=\"tests\">"
+            f'<tr><td>{esc(reason)}</td><td class="tests">'
             f"{''.join(ctx.test_link(n) for n in nodeids)}</td></tr>"
             for reason, nodeids in sorted(by_reason.items())
         )

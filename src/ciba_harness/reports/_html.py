@@ -97,7 +97,8 @@ def write_atomic(path: Path, text: str) -> Path:
     return path
 
 
-STYLE = """
+STYLE = (
+    """
 :root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#fff;--soft:#f6f8fa;
 --pass:#1a7f37;--pass-bg:#dafbe1;--fail:#cf222e;--fail-bg:#ffebe9;--error:#8c1d9e;
 --error-bg:#fbefff;--warning:#9a6700;--warning-bg:#fff8c5;--skipped:#59636e;
@@ -149,22 +150,24 @@ white-space:pre-wrap;word-break:break-all;margin:4px 0 8px;max-height:420px;over
 pre.curl{background:#0d1117;color:#e6edf3;border-color:#0d1117}
 .badge{display:inline-block;min-width:64px;text-align:center;padding:1px 8px;
 border-radius:10px;font-size:12px;font-weight:600;border:1px solid;white-space:nowrap}
-""" + "".join(
-    f".v-{v}{{color:var(--{c});background:var(--{c}-bg);border-color:var(--{c})}}"
-    f".card.v-{v}{{background:var(--bg);border-color:var(--line);border-top-color:var(--{c})}}"
-    f".bar .v-{v}{{background:var(--{c})}}"
-    for v, c in (
-        ("pass", "pass"),
-        ("passed", "pass"),
-        ("fail", "fail"),
-        ("failed", "fail"),
-        ("error", "error"),
-        ("warning", "warning"),
-        ("skipped", "skipped"),
-        ("not_tested", "not_tested"),
-        ("unknown", "skipped"),
+"""
+    + "".join(
+        f".v-{v}{{color:var(--{c});background:var(--{c}-bg);border-color:var(--{c})}}"
+        f".card.v-{v}{{background:var(--bg);border-color:var(--line);border-top-color:var(--{c})}}"
+        f".bar .v-{v}{{background:var(--{c})}}"
+        for v, c in (
+            ("pass", "pass"),
+            ("passed", "pass"),
+            ("fail", "fail"),
+            ("failed", "fail"),
+            ("error", "error"),
+            ("warning", "warning"),
+            ("skipped", "skipped"),
+            ("not_tested", "not_tested"),
+            ("unknown", "skipped"),
+        )
     )
-) + """
+    + """
 .badge.v-not_tested{border-style:dashed}
 .bar .v-not_tested{background:#d8dee4}
 article.failure{border:1px solid var(--line);border-left:5px solid var(--fail);
@@ -184,7 +187,9 @@ summary{cursor:pointer;font-weight:600;font-size:13px}
 .chips span{margin-right:6px}
 #filters{margin:0 0 8px;font-size:13px}
 #filters label{margin-right:12px;white-space:nowrap}
-""" + "".join(f"table.hide-{v} tr.r-{v}{{display:none}}" for v in VERDICT_ORDER) + """
+"""
+    + "".join(f"table.hide-{v} tr.r-{v}{{display:none}}" for v in VERDICT_ORDER)
+    + """
 figure{margin:10px 0 20px;border:1px solid var(--line);border-radius:8px;padding:8px}
 figure img{max-width:100%;height:auto;display:block;margin:0 auto}
 figcaption{color:var(--muted);font-size:12px;margin-top:4px}
@@ -193,12 +198,13 @@ padding-top:10px}
 @media print{thead th{position:static}details{display:block}}
 @media (max-width:800px){.cards{grid-template-columns:repeat(3,1fr)}.cmp{grid-template-columns:1fr}}
 """
+)
 
 
 def page(title: str, body: Iterable[str], *, script: str = "") -> str:
     """One self-contained HTML document: inline CSS, optional inline JS, no external URLs."""
     parts = [
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<meta name="generator" content="ciba-harness">',
         f"<title>{esc(title)}</title><style>{STYLE}</style></head><body><main>",
