@@ -32,6 +32,8 @@ from .settings import ProviderSettings
 log = logging.getLogger("ciba_harness.provider")
 
 Handler = Callable[[Request], Awaitable[Response]]
+#: every route accepts every method; the guard answers 405 in JSON for the wrong ones
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def _plain_error(err: OAuthError) -> Response:
@@ -142,7 +144,7 @@ def _routes(p: Provider) -> list[Route]:
         ("/admin/notification-endpoint", admin_default_endpoint, "other", ("POST",)),
     ]
     return [
-        Route(path, _guard(p, handler, kind, methods), methods=None)
+        Route(path, _guard(p, handler, kind, methods), methods=_ALL_METHODS)
         for path, handler, kind, methods in table
     ]
 

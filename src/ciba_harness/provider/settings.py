@@ -265,6 +265,8 @@ def settings_from_dict(data: Mapping[str, Any], base_dir: Path, source: Path | N
     blocked = _get(ref, "blocked_users", list, where) or []
     if not all(isinstance(b, str) for b in blocked):
         raise ProfileError(f"{where}.blocked_users must be a list of strings")
+    for name in blocked:
+        users.setdefault(name, UserRecord(name, None))  # known, but refused (access_denied)
     webhook = _get(ref, "device_webhook_url", str, where) or None
 
     return ProviderSettings(
