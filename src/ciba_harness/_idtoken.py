@@ -81,7 +81,11 @@ class Jwks:
         self.keys = keys
 
     def find(self, kid: str | None, alg: str) -> jwt.PyJWK | None:
-        family = {"R": "RSA", "P": "RSA", "E": "EC"}.get(alg[:1], "")
+        family = (
+            "OKP"
+            if alg in {"EdDSA", "Ed25519", "Ed448"}
+            else {"RS": "RSA", "PS": "RSA", "ES": "EC"}.get(alg[:2], "")
+        )
         candidates = [k for k in self.keys if k.key_type == family or not family]
         if kid is not None:
             candidates = [k for k in candidates if k.key_id == kid]
