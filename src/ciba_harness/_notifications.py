@@ -139,6 +139,34 @@ class NotificationInbox:
                     return found
                 self._lock.wait(remaining)
 
+    def wait_for_flow(
+        self,
+        *,
+        token: str | None,
+        auth_req_id: str | None,
+        path: str | None = None,
+        timeout: float,
+        count: int = 1,
+    ) -> list[Notification]:
+        """Like `wait_for`, but a callback belongs to the flow when its bearer token OR its
+        auth_req_id names it: a provider that breaks one of the two (no bearer, wrong bearer,
+        no auth_req_id member) still has its callback found, so the test can judge that."""
+
+        def belongs(n: Notification) -> bool:
+            named = (token is not None and n.bearer == token) or (
+                auth_req_id is not None and n.auth_req_id == auth_req_id
+            )
+            return named and (path is None or n.path == path)
+
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                found = [n for n in self._received if belongs(n)]
+                remaining = deadline - time.monotonic()
+                if len(found) >= count or remaining <= 0:
+                    return found
+                self._lock.wait(remaining)
+
     def clear(self) -> None:
         with self._lock:
             self._received.clear()
