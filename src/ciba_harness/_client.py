@@ -27,7 +27,13 @@ from ._clientauth import ClientAuthentication
 from ._config import ClientConfig, ProviderConfig
 from ._discovery import ProviderMetadata, discovery_request, parse_metadata
 from ._drivers import Decision, DeviceContext, DeviceDriver, make_driver
-from ._errors import ProviderSetupError, ResponseTimeout, Severity, TransportError
+from ._errors import (
+    MissingMember,
+    ProviderSetupError,
+    ResponseTimeout,
+    Severity,
+    TransportError,
+)
 from ._flow import Poller, PollResult, PollStatus
 from ._http import Exchange, HttpRequest, HttpResponse
 from ._idtoken import IdTokenExpectations, Jwks, validate_id_token
@@ -252,6 +258,19 @@ class CibaClient:
         exchange = self.send(request, label="discovery")
         if exchange.response is None:
             raise ProviderSetupError(f"provider unreachable: {exchange.error}")
+        document = exchange.response.json_object() if exchange.response.status == 200 else None
+        if document is not None:
+            # Metadata that names no backchannel endpoint, or another issuer, must not be
+            # used (OIDC Discovery §4.3): every test then fails with that requirement.
+            from ._checks_backchannel import issuer_matches
+
+            if not isinstance(document.get("backchannel_authentication_endpoint"), str):
+                raise MissingMember(
+                    requirement="CIBA-DISC-02",
+                    title="backchannel_authentication_endpoint missing from the provider metadata",
+                    exchanges=[exchange],
+                )
+            issuer_matches(document, self.config.issuer, exchange=exchange)
         return parse_metadata(exchange.response, url=request.url)
 
     def load_jwks(self, *, force: bool = False) -> Jwks:

@@ -1,0 +1,502 @@
+"""Checks and helpers of the request side: discovery metadata, the authentication request,
+its acknowledgement and its errors (CIBA §4, §7, §13).
+
+Helpers take the `CibaClient` of the test and judge in a fixed order, so that a failure is
+attributed to the rule it proves broken: first whether the provider refused or accepted (the
+requirement under test), then the shape of an error body (CIBA-AERR-01), then the error code
+(the requirement under test), last the HTTP status that code must carry (CIBA-AERR-04..13).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ._checks import (
+    ack_has_auth_req_id,
+    check,
+    error_body_well_formed,
+    error_code_is,
+    refused,
+    status_is,
+)
+from ._errors import (
+    InvalidMember,
+    MissingMember,
+    NotificationViolation,
+    Severity,
+    UnexpectedStatus,
+)
+from ._http import Exchange
+from ._requests import Acknowledgement, BackchannelParams, error_code, parse_acknowledgement
+
+if TYPE_CHECKING:
+    from ._client import CibaClient, Flow
+    from ._config import ClientConfig
+    from ._notifications import NotificationInbox
+
+__all__ = [
+    "ERROR_STATUS",
+    "LOOPBACK_HOSTS",
+    "accepted",
+    "auth_req_ids_unique",
+    "backchannel_endpoint_https",
+    "ciba_grant_advertised",
+    "delivery_modes_valid",
+    "error_description_charset",
+    "error_uri_charset",
+    "expect_accepted",
+    "expect_backchannel_error",
+    "expect_error_status",
+    "issuer_matches",
+    "metadata_document",
+    "mtls_alias_valid",
+    "no_notifications",
+    "request_signing_algs_asymmetric",
+    "request_signing_algs_listed",
+    "retire",
+    "send_and_accept",
+    "user_code_parameter_boolean",
+]
+
+#: error code -> (requirement that fixes its status, allowed statuses) (CIBA §13).
+#: invalid_client: 401 per §13, 400 tolerated (ambiguity A-01, reported as a warning).
+ERROR_STATUS: Mapping[str, tuple[str, frozenset[int]]] = {
+    "invalid_request": ("CIBA-AERR-04", frozenset({400})),
+    "invalid_scope": ("CIBA-AERR-05", frozenset({400})),
+    "expired_login_hint_token": ("CIBA-AERR-06", frozenset({400})),
+    "unknown_user_id": ("CIBA-AERR-07", frozenset({400})),
+    "unauthorized_client": ("CIBA-AERR-08", frozenset({400})),
+    "missing_user_code": ("CIBA-AERR-09", frozenset({400})),
+    "invalid_user_code": ("CIBA-AERR-10", frozenset({400})),
+    "invalid_binding_message": ("CIBA-AERR-11", frozenset({400})),
+    "invalid_client": ("CIBA-AERR-12", frozenset({401, 400})),
+    "access_denied": ("CIBA-AERR-13", frozenset({403})),
+}
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+DELIVERY_MODES = frozenset({"poll", "ping", "push"})
+CIBA_GRANT = "urn:openid:params:grant-type:ciba"
+
+# RFC 6749 §5.2 charsets (full match: a trailing newline must not slip through).
+_DESCRIPTION = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]*")
+_ERROR_URI = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]*")
+
+
+# --- response checks ----------------------------------------------------------------------
+
+
+@check(title="The request is accepted (2xx)")
+def accepted(exchange: Exchange, *, requirement: str) -> None:
+    """A valid request is accepted: any 2xx (the exact status is CIBA-ACK-01's business)."""
+    status = exchange.response.status if exchange.response is not None else None
+    if status is None or not 200 <= status < 300:
+        body = exchange.response.text(300) if exchange.response is not None else exchange.error
+        raise UnexpectedStatus(
+            requirement=requirement,
+            title="Valid request refused",
+            expected="2xx with an acknowledgement",
+            actual=f"HTTP {status}: {body}" if status is not None else body,
+            exchanges=[exchange],
+        )
+
+
+@check("CIBA-AERR-02")
+def error_description_charset(exchange: Exchange, *, requirement: str = "CIBA-AERR-02") -> None:
+    """error_description uses only %x20-21 / %x23-5B / %x5D-7E (no quote, backslash, CR/LF)."""
+    body = exchange.response.json_object() if exchange.response is not None else None
+    description = body.get("error_description") if body else None
+    if description is not None and (
+        not isinstance(description, str) or not _DESCRIPTION.fullmatch(description)
+    ):
+        raise InvalidMember(
+            requirement=requirement,
+            title="error_description contains characters outside %x20-21 / %x23-5B / %x5D-7E",
+            actual=repr(description),
+            exchanges=[exchange],
+        )
+
+
+@check("CIBA-AERR-03")
+def error_uri_charset(exchange: Exchange, *, requirement: str = "CIBA-AERR-03") -> None:
+    """error_uri, when present, uses only %x21 / %x23-5B / %x5D-7E."""
+    body = exchange.response.json_object() if exchange.response is not None else None
+    uri = body.get("error_uri") if body else None
+    if uri is not None and (not isinstance(uri, str) or not _ERROR_URI.fullmatch(uri)):
+        raise InvalidMember(
+            requirement=requirement,
+            title="error_uri contains characters outside %x21 / %x23-5B / %x5D-7E",
+            actual=repr(uri),
+            exchanges=[exchange],
+        )
+
+
+@check("CIBA-ACK-06")
+def auth_req_ids_unique(
+    auth_req_ids: Collection[str],
+    *,
+    requirement: str = "CIBA-ACK-06",
+    exchanges: Iterable[Exchange] = (),
+) -> None:
+    """Each accepted request got its own auth_req_id."""
+    repeated = {value: n for value, n in Counter(auth_req_ids).items() if n > 1}
+    if repeated:
+        raise InvalidMember(
+            requirement=requirement,
+            title="Several accepted requests got the same auth_req_id",
+            expected=f"{len(auth_req_ids)} distinct values",
+            actual=f"{len(set(auth_req_ids))} distinct values; "
+            f"{sum(repeated.values())} requests share {len(repeated)} value(s)",
+            exchanges=list(exchanges)[:3],
+        )
+
+
+@check("CIBA-AERR-15")
+def no_notifications(
+    inbox: NotificationInbox,
+    tokens: Collection[str],
+    *,
+    requirement: str = "CIBA-AERR-15",
+    exchanges: Iterable[Exchange] = (),
+) -> None:
+    """No ping or push arrived for rejected requests (their notification tokens)."""
+    arrived = [n for token in tokens for n in inbox.received(token=token)]
+    if arrived:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Notification sent for a rejected authentication request",
+            expected="no callback for a request answered with an error",
+            actual="; ".join(n.describe() for n in arrived[:3]),
+            exchanges=list(exchanges)[:3],
+        )
+
+
+# --- discovery checks (CIBA §4) ------------------------------------------------------------
+
+
+def _metadata_failure(
+    kind: type[MissingMember] | type[InvalidMember],
+    requirement: str,
+    title: str,
+    exchange: Exchange | None,
+    **details: Any,
+) -> MissingMember | InvalidMember:
+    return kind(
+        requirement=requirement,
+        title=title,
+        exchanges=[exchange] if exchange is not None else [],
+        **details,
+    )
+
+
+@check("CIBA-DISC-01")
+def delivery_modes_valid(
+    document: Mapping[str, Any],
+    *,
+    requirement: str = "CIBA-DISC-01",
+    exchange: Exchange | None = None,
+) -> None:
+    """backchannel_token_delivery_modes_supported is a non-empty array of poll/ping/push."""
+    modes = document.get("backchannel_token_delivery_modes_supported")
+    if not isinstance(modes, list) or not modes:
+        raise _metadata_failure(
+            MissingMember,
+            requirement,
+            "backchannel_token_delivery_modes_supported missing or not a non-empty array",
+            exchange,
+            actual=repr(modes),
+        )
+    unknown = [m for m in modes if m not in DELIVERY_MODES]
+    if unknown:
+        raise _metadata_failure(
+            InvalidMember,
+            requirement,
+            "backchannel_token_delivery_modes_supported lists unknown modes",
+            exchange,
+            expected="only poll, ping, push",
+            actual=repr(unknown),
+        )
+
+
+@check("CIBA-DISC-02")
+def backchannel_endpoint_https(
+    document: Mapping[str, Any],
+    *,
+    requirement: str = "CIBA-DISC-02",
+    exchange: Exchange | None = None,
+    allow_loopback_http: bool = True,
+) -> None:
+    """backchannel_authentication_endpoint is an absolute https URL.
+
+    Plain http is let through only on a loopback host (a local test provider such as the
+    embedded reference provider), and only when `allow_loopback_http`."""
+    url = document.get("backchannel_authentication_endpoint")
+    if not isinstance(url, str) or not url:
+        raise _metadata_failure(
+            MissingMember,
+            requirement,
+            "backchannel_authentication_endpoint missing from the provider metadata",
+            exchange,
+            actual=repr(url),
+        )
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+        parts = None
+    if parts is None or not host or parts.scheme not in {"https", "http"}:
+        raise _metadata_failure(
+            InvalidMember,
+            requirement,
+            "backchannel_authentication_endpoint is not an absolute URL",
+            exchange,
+            actual=repr(url),
+        )
+    if parts.scheme != "https" and not (allow_loopback_http and host in LOOPBACK_HOSTS):
+        raise _metadata_failure(
+            InvalidMember,
+            requirement,
+            "backchannel_authentication_endpoint is not https",
+            exchange,
+            expected="https://...",
+            actual=url,
+        )
+
+
+@check("CIBA-DISC-03")
+def request_signing_algs_listed(
+    document: Mapping[str, Any],
+    *,
+    requirement: str = "CIBA-DISC-03",
+    exchange: Exchange | None = None,
+) -> None:
+    """backchannel_authentication_request_signing_alg_values_supported, when present, is an
+    array of JWS alg names."""
+    name = "backchannel_authentication_request_signing_alg_values_supported"
+    if name not in document:
+        return
+    algs = document[name]
+    if not isinstance(algs, list) or not all(isinstance(a, str) and a for a in algs):
+        raise _metadata_failure(
+            InvalidMember,
+            requirement,
+            f"{name} is not an array of alg names",
+            exchange,
+            actual=repr(algs),
+        )
+
+
+@check("CIBA-DISC-04")
+def request_signing_algs_asymmetric(
+    document: Mapping[str, Any],
+    *,
+    requirement: str = "CIBA-DISC-04",
+    exchange: Exchange | None = None,
+) -> None:
+    """The request-signing algs list holds neither none nor MAC algorithms."""
+    algs = document.get("backchannel_authentication_request_signing_alg_values_supported")
+    if not isinstance(algs, list):
+        return
+    weak = [a for a in algs if isinstance(a, str) and (a.lower() == "none" or a.startswith("HS"))]
+    if weak:
+        raise _metadata_failure(
+            InvalidMember,
+            requirement,
+            "Request-signing algs include none or MAC algorithms",
+            exchange,
+            expected="asymmetric JWS algs only",
+            actual=repr(weak),
+        )
+
+
+@check("CIBA-DISC-05")
+def user_code_parameter_boolean(
+    document: Mapping[str, Any],
+    *,
+    requirement: str = "CIBA-DISC-05",
+    exchange: Exchange | None = None,
+) -> None:
+    """backchannel_user_code_parameter_supported, when present, is a JSON boolean."""
+    name = "backchannel_user_code_parameter_supported"
+    if name in document and not isinstance(document[name], bool):
+        raise _metadata_failure(
+            InvalidMember,
+            requirement,
+            f"{name} is not a JSON boolean",
+            exchange,
+            expected="true or false",
+            actual=repr(document[name]),
+        )
+
+
+@check("CIBA-DISC-06")
+def ciba_grant_advertised(
+    document: Mapping[str, Any],
+    *,
+    requirement: str = "CIBA-DISC-06",
+    exchange: Exchange | None = None,
+) -> None:
+    """With poll or ping advertised, grant_types_supported lists the CIBA grant."""
+    modes = document.get("backchannel_token_delivery_modes_supported")
+    if not isinstance(modes, list) or not {"poll", "ping"} & set(modes):
+        return
+    grants = document.get("grant_types_supported")
+    if not isinstance(grants, list) or CIBA_GRANT not in grants:
+        raise _metadata_failure(
+            MissingMember,
+            requirement,
+            "grant_types_supported lacks the CIBA grant",
+            exchange,
+            expected=CIBA_GRANT,
+            actual=repr(grants),
+        )
+
+
+@check("CIBA-DISC-08")
+def mtls_alias_valid(
+    document: Mapping[str, Any],
+    *,
+    requirement: str = "CIBA-DISC-08",
+    exchange: Exchange | None = None,
+) -> None:
+    """An mtls_endpoint_aliases entry for the backchannel endpoint is an absolute https URL."""
+    aliases = document.get("mtls_endpoint_aliases")
+    if not isinstance(aliases, dict) or "backchannel_authentication_endpoint" not in aliases:
+        return
+    url = aliases["backchannel_authentication_endpoint"]
+    if not isinstance(url, str) or not url.startswith("https://") or len(url) <= len("https://"):
+        raise _metadata_failure(
+            InvalidMember,
+            requirement,
+            "mtls_endpoint_aliases.backchannel_authentication_endpoint is not an https URL",
+            exchange,
+            actual=repr(url),
+        )
+
+
+@check("CIBA-DISC-09")
+def issuer_matches(
+    document: Mapping[str, Any],
+    configured_issuer: str,
+    *,
+    requirement: str = "CIBA-DISC-09",
+    exchange: Exchange | None = None,
+) -> None:
+    """The metadata issuer is the issuer the harness was configured with.
+
+    The configuration drops a trailing slash from the issuer, so `X` and `X/` both match."""
+    issuer = document.get("issuer")
+    configured = configured_issuer.rstrip("/")
+    if not isinstance(issuer, str) or issuer not in {configured, configured + "/"}:
+        raise _metadata_failure(
+            InvalidMember,
+            requirement,
+            "Metadata issuer differs from the configured issuer",
+            exchange,
+            expected=configured,
+            actual=repr(issuer),
+        )
+
+
+def metadata_document(exchange: Exchange) -> dict[str, Any] | None:
+    """The discovery answer as a JSON object, or None."""
+    if exchange.response is None or exchange.response.status != 200:
+        return None
+    return exchange.response.json_object()
+
+
+# --- helpers that send and judge -----------------------------------------------------------
+
+
+def expect_error_status(
+    ciba: CibaClient, exchange: Exchange, code: str | None, *, requirement: str
+) -> None:
+    """The status the error code must carry (CIBA §13); unknown codes: 400 for `requirement`."""
+    if code is not None and code in ERROR_STATUS:
+        status_requirement, statuses = ERROR_STATUS[code]
+        ciba.check(status_is, exchange, statuses, requirement=status_requirement)
+        if code == "invalid_client":
+            # A-01: 400 is tolerated, reported as a deviation from §13's 401.
+            ciba.check(
+                status_is,
+                exchange,
+                {401},
+                requirement=status_requirement,
+                severity=Severity.WARNING,
+            )
+    else:
+        ciba.check(status_is, exchange, {400}, requirement=requirement)
+
+
+def expect_backchannel_error(
+    ciba: CibaClient,
+    exchange: Exchange,
+    codes: str | Collection[str],
+    *,
+    requirement: str,
+    tolerated: Collection[str] = (),
+    tolerated_severity: Severity = Severity.WARNING,
+) -> str | None:
+    """Judge a backchannel error: refused (`requirement`), JSON error body (CIBA-AERR-01),
+    code in `codes` (`requirement`; a code in `tolerated` is recorded at
+    `tolerated_severity`), then the status of that code (CIBA-AERR-04..13)."""
+    wanted = {codes} if isinstance(codes, str) else set(codes)
+    ciba.check(refused, exchange, requirement=requirement)
+    ciba.check(
+        error_body_well_formed, exchange, requirement="CIBA-AERR-01", allow_extra_members=True
+    )
+    code = error_code(exchange.response)
+    if code in tolerated and code not in wanted:
+        ciba.check(
+            error_code_is, exchange, wanted, requirement=requirement, severity=tolerated_severity
+        )
+    else:
+        ciba.check(error_code_is, exchange, wanted, requirement=requirement)
+    expect_error_status(ciba, exchange, code, requirement=requirement)
+    return code
+
+
+def expect_accepted(ciba: CibaClient, exchange: Exchange, *, requirement: str) -> Acknowledgement:
+    """The request was accepted (`requirement`) and carries an auth_req_id (CIBA-ACK-03)."""
+    ciba.check(accepted, exchange, requirement=requirement)
+    assert exchange.response is not None
+    ack = parse_acknowledgement(exchange.response)
+    if ack is None:
+        ciba.check(ack_has_auth_req_id, exchange)
+    assert ack is not None
+    return ack
+
+
+def send_and_accept(
+    ciba: CibaClient,
+    client: ClientConfig,
+    params: BackchannelParams,
+    *,
+    requirement: str,
+    **options: Any,
+) -> Flow:
+    """Send a request that must be accepted; the notification token (ping/push) is announced
+    to the inbox first. Returns the started flow (judged against `requirement`)."""
+    from ._client import Flow
+
+    token = params.client_notification_token
+    if token and ciba.inbox is not None and client.delivery_mode in {"ping", "push"}:
+        ciba.inbox.expect(token, client.delivery_mode)
+    exchange = ciba.backchannel(client, params, **options)
+    ack = expect_accepted(ciba, exchange, requirement=requirement)
+    return Flow(client, params, exchange, ack, token, [exchange])
+
+
+def retire(ciba: CibaClient, flow: Flow) -> None:
+    """Best effort: deny a ping/push flow a test leaves behind, so no later test meets it.
+
+    Poll flows are left pending (nothing is ever sent for them)."""
+    if flow.client.delivery_mode == "poll" or flow.acknowledgement is None:
+        return
+    try:
+        ciba.deny(flow)
+    except Exception:  # noqa: BLE001 - cleanup only; the test has been judged already
+        pass
