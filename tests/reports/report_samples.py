@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
 from ciba_harness._errors import WrongErrorCode
 from ciba_harness._http import Exchange, HttpRequest, HttpResponse
 from ciba_harness._results import build_results
@@ -144,8 +142,3 @@ def make_results(**kwargs: Any) -> dict[str, Any]:
     return build_results(
         make_tests(**kwargs), dict(SESSION), started=time.time() - 12.5, exitstatus=1
     )
-
-
-@pytest.fixture
-def results() -> dict[str, Any]:
-    return make_results()

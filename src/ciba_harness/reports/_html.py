@@ -201,12 +201,20 @@ padding-top:10px}
 )
 
 
+# The report may load nothing from anywhere: inline styles and script, images as data: URIs.
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "img-src data:; base-uri 'none'; form-action 'none'"
+)
+
+
 def page(title: str, body: Iterable[str], *, script: str = "") -> str:
     """One self-contained HTML document: inline CSS, optional inline JS, no external URLs."""
     parts = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<meta name="generator" content="ciba-harness">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         f"<title>{esc(title)}</title><style>{STYLE}</style></head><body><main>",
         *body,
         "</main>",
