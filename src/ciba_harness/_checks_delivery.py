@@ -1,0 +1,493 @@
+"""Checks of the delivery side: token endpoint answers (CIBA §10.1, §11), ping and push
+callbacks (§10.2, §10.3, §12) and ID token details (§10.1.1, §10.3.1; OIDC Core §2).
+
+Like every check, each function returns None when its condition holds and raises a
+`CheckFailure` naming the requirement when it does not; the caller picks the severity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._checks import PUSH_ERROR_CODES, check
+from ._errors import (
+    InvalidIdToken,
+    InvalidMember,
+    MalformedResponse,
+    MissingMember,
+    NotificationViolation,
+    UnexpectedStatus,
+    UnexpectedSuccess,
+    WrongErrorCode,
+)
+from ._http import Exchange
+from ._idtoken import decode_unverified
+from ._notifications import Notification
+
+__all__ = [
+    "FAST_POLL_CODES",
+    "acr_present",
+    "auth_time_within",
+    "callback_arrived",
+    "callback_bearer_is",
+    "callback_count_at_most",
+    "callback_is_json",
+    "claim_present",
+    "fast_poll_answer_allowed",
+    "id_token_alg_is",
+    "nonce_absent",
+    "no_callback_for_flow",
+    "ping_body_only_auth_req_id",
+    "push_error_code_allowed",
+    "push_error_is",
+    "push_token_payload",
+    "same_subject",
+    "single_redemption",
+    "token_endpoint_uses_tls",
+    "token_error_is",
+]
+
+#: answers the spec allows to a client polling faster than `interval` (CIBA-TOKEN-06, A-09)
+FAST_POLL_CODES = frozenset({"authorization_pending", "slow_down", "invalid_request"})
+
+
+# --- token endpoint -----------------------------------------------------------------------
+
+
+def _status(exchange: Exchange) -> int | None:
+    return exchange.response.status if exchange.response is not None else None
+
+
+def _json_error_body(exchange: Exchange, requirement: str) -> dict[str, Any]:
+    """The body of a 4xx token error as a JSON object with a string `error` (RFC 6749 §5.2)."""
+    response = exchange.response
+    assert response is not None
+    body = response.json_object()
+    if body is None or response.content_type != "application/json":
+        raise MalformedResponse(
+            requirement=requirement,
+            title="Token endpoint error is not a JSON object (application/json)",
+            expected="application/json body {'error': ...}",
+            actual=f"{response.content_type or 'no content type'}: {response.text(200)!r}",
+            exchanges=[exchange],
+        )
+    if not isinstance(body.get("error"), str) or not body["error"]:
+        raise MissingMember(
+            requirement=requirement,
+            title="Token endpoint error has no string 'error' member",
+            actual=body,
+            exchanges=[exchange],
+        )
+    return body
+
+
+@check(title="The token endpoint refuses with one of the expected error codes")
+def token_error_is(
+    exchange: Exchange,
+    codes: Collection[str],
+    *,
+    requirement: str,
+    statuses: Collection[int] = (400,),
+    body_requirement: str = "CIBA-TOKEN-21",
+) -> None:
+    """A token endpoint error with an expected code and status.
+
+    Tokens where an error is due, a wrong code and a wrong status break `requirement`; an error
+    body that is not JSON with an `error` member breaks `body_requirement` (CIBA-TOKEN-21), so a
+    provider whose error format is broken is reported once, under that rule.
+    """
+    status = _status(exchange)
+    if status is None:
+        raise UnexpectedStatus(
+            requirement=requirement,
+            title="No answer from the token endpoint",
+            actual=exchange.error,
+            exchanges=[exchange],
+        )
+    if 200 <= status < 300:
+        raise UnexpectedSuccess(
+            requirement=requirement,
+            title="Token endpoint accepted where the spec requires an error",
+            expected=f"error {' or '.join(sorted(codes))}",
+            actual=f"HTTP {status}",
+            exchanges=[exchange],
+        )
+    if status >= 500:
+        raise UnexpectedStatus(
+            requirement=requirement,
+            title="Token endpoint answered with a server error",
+            expected=f"{' or '.join(str(s) for s in sorted(statuses))} {' or '.join(sorted(codes))}",
+            actual=status,
+            exchanges=[exchange],
+        )
+    error = _json_error_body(exchange, body_requirement)["error"]
+    if error not in codes:
+        raise WrongErrorCode(
+            requirement=requirement,
+            title="Wrong error code from the token endpoint",
+            expected=" or ".join(sorted(codes)),
+            actual=repr(error),
+            exchanges=[exchange],
+        )
+    if status not in statuses:
+        raise UnexpectedStatus(
+            requirement=requirement,
+            title=f"Wrong HTTP status for {error}",
+            expected=" or ".join(str(s) for s in sorted(statuses)),
+            actual=status,
+            exchanges=[exchange],
+        )
+
+
+@check("CIBA-TOKEN-06")
+def fast_poll_answer_allowed(
+    exchange: Exchange,
+    *,
+    requirement: str = "CIBA-TOKEN-06",
+    body_requirement: str = "CIBA-TOKEN-21",
+) -> None:
+    """A too-fast poll gets authorization_pending, slow_down, invalid_request or 503 + Retry-After."""
+    status = _status(exchange)
+    if status == 503:
+        response = exchange.response
+        assert response is not None
+        if not response.header("retry-after"):
+            raise MissingMember(
+                requirement=requirement,
+                title="503 to a fast poll without Retry-After",
+                expected="Retry-After header (CIBA-TOKEN-08)",
+                actual="none",
+                exchanges=[exchange],
+            )
+        return
+    token_error_is(
+        exchange, FAST_POLL_CODES, requirement=requirement, body_requirement=body_requirement
+    )
+
+
+@check("CIBA-TOKEN-16")
+def single_redemption(exchanges: Sequence[Exchange], *, requirement: str = "CIBA-TOKEN-16") -> None:
+    """Of concurrent redemptions of one auth_req_id exactly one yields tokens."""
+    successes = [e for e in exchanges if _status(e) == 200]
+    if len(successes) != 1:
+        statuses = [_status(e) if _status(e) is not None else e.error for e in exchanges]
+        raise UnexpectedSuccess(
+            requirement=requirement,
+            title=f"{len(successes)} of {len(exchanges)} concurrent redemptions yielded tokens",
+            expected="exactly one 200",
+            actual=statuses,
+            exchanges=successes[:3] or list(exchanges[:1]),
+        )
+
+
+@check("CIBA-SEC-02")
+def token_endpoint_uses_tls(url: str, *, requirement: str = "CIBA-SEC-02") -> None:
+    """The token endpoint URL has the scheme https."""
+    if urlsplit(url).scheme != "https":
+        raise InvalidMember(
+            requirement=requirement,
+            title="Token endpoint is not served over TLS",
+            expected="https://…",
+            actual=url,
+        )
+
+
+# --- callbacks ------------------------------------------------------------------------------
+
+
+def _notes(notes: Sequence[Notification]) -> str:
+    return "; ".join(n.describe() for n in notes) or "none"
+
+
+@check(title="A callback for the flow arrived")
+def callback_arrived(
+    notes: Sequence[Notification], *, requirement: str, what: str, waited: float
+) -> None:
+    """At least one callback for the flow arrived in time."""
+    if not notes:
+        raise NotificationViolation(
+            requirement=requirement,
+            title=f"No {what} arrived",
+            expected=f"a POST to the notification endpoint within {waited:g} s",
+            actual="nothing",
+        )
+
+
+@check(title="No callback for the flow")
+def no_callback_for_flow(notes: Sequence[Notification], *, requirement: str, title: str) -> None:
+    """No callback names the flow."""
+    if notes:
+        raise NotificationViolation(
+            requirement=requirement, title=title, expected="no callback", actual=_notes(notes)
+        )
+
+
+@check(title="Not more callbacks than allowed")
+def callback_count_at_most(
+    notes: Sequence[Notification], maximum: int, *, requirement: str, title: str
+) -> None:
+    """The flow got at most `maximum` callbacks."""
+    if len(notes) > maximum:
+        raise NotificationViolation(
+            requirement=requirement,
+            title=title,
+            expected=f"at most {maximum}",
+            actual=f"{len(notes)}: {_notes(notes)}",
+        )
+
+
+@check(title="The callback carries exactly the client_notification_token as Bearer token")
+def callback_bearer_is(note: Notification, token: str, *, requirement: str) -> None:
+    """Authorization: Bearer <client_notification_token>, byte for byte (CIBA §10.2, §10.3)."""
+    if note.bearer is None:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Callback without Authorization: Bearer",
+            expected="Authorization: Bearer <client_notification_token>",
+            actual=note.describe(),
+            secrets=[token],
+        )
+    if note.bearer != token:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Callback bearer token differs from the client_notification_token",
+            expected="the client_notification_token sent in the request",
+            actual=f"a different value of {len(note.bearer)} characters",
+            secrets=[token, note.bearer],
+        )
+
+
+@check(title="The callback body is a JSON object sent as application/json")
+def callback_is_json(note: Notification, *, requirement: str) -> None:
+    """Content-Type application/json and a JSON object body."""
+    if note.payload is None or note.content_type != "application/json":
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Callback is not an application/json object",
+            expected="application/json, a JSON object",
+            actual=f"{note.content_type or '(no content type)'}: {note.body[:200]!r}",
+        )
+
+
+@check("CIBA-PING-03")
+def ping_body_only_auth_req_id(
+    note: Notification, auth_req_id: str, *, requirement: str = "CIBA-PING-03"
+) -> None:
+    """The ping body is exactly {"auth_req_id": <the acknowledged value>}."""
+    payload = note.payload or {}
+    if set(payload) != {"auth_req_id"}:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Ping body has members other than auth_req_id",
+            expected="only auth_req_id",
+            actual=sorted(payload),
+        )
+    if payload["auth_req_id"] != auth_req_id:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Ping auth_req_id differs from the acknowledged one",
+            expected=auth_req_id,
+            actual=payload["auth_req_id"],
+        )
+
+
+@check("CIBA-PUSH-02")
+def push_token_payload(
+    note: Notification, auth_req_id: str, *, requirement: str = "CIBA-PUSH-02"
+) -> None:
+    """The pushed token payload holds auth_req_id plus the token response members."""
+    payload = note.payload or {}
+    secrets = [
+        str(payload.get(k)) for k in ("access_token", "refresh_token", "id_token") if payload.get(k)
+    ]
+    if payload.get("auth_req_id") != auth_req_id:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Pushed tokens lack the acknowledged auth_req_id",
+            expected=auth_req_id,
+            actual=repr(payload.get("auth_req_id")),
+            secrets=secrets,
+        )
+    missing = [
+        name
+        for name in ("access_token", "token_type", "id_token")
+        if not isinstance(payload.get(name), str) or not payload[name]
+    ]
+    if missing:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Pushed token payload lacks required members",
+            expected="access_token, token_type, id_token",
+            actual=f"missing {', '.join(missing)} (members {sorted(payload)})",
+            secrets=secrets,
+        )
+    token_type = str(payload["token_type"])
+    if token_type.lower() not in {"bearer", "dpop"}:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Pushed token_type is not Bearer",
+            expected="Bearer",
+            actual=repr(token_type),
+            secrets=secrets,
+        )
+    expires_in = payload.get("expires_in")
+    if "expires_in" in payload and (
+        not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0
+    ):
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Pushed expires_in is not a positive integer",
+            actual=repr(expires_in),
+            secrets=secrets,
+        )
+    if "refresh_token" in payload and not isinstance(payload["refresh_token"], str):
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Pushed refresh_token is not a string",
+            actual=type(payload["refresh_token"]).__name__,
+            secrets=secrets,
+        )
+
+
+@check("CIBA-PUSH-11")
+def push_error_code_allowed(note: Notification, *, requirement: str = "CIBA-PUSH-11") -> None:
+    """A pushed error uses access_denied, expired_token or transaction_failed and names auth_req_id."""
+    payload = note.payload or {}
+    if payload.get("error") not in PUSH_ERROR_CODES:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Pushed error code is not one CIBA §12 allows",
+            expected=" or ".join(sorted(PUSH_ERROR_CODES)),
+            actual=repr(payload.get("error")),
+        )
+    if not isinstance(payload.get("auth_req_id"), str) or not payload["auth_req_id"]:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Pushed error lacks auth_req_id",
+            actual=sorted(payload),
+        )
+
+
+@check(title="The pushed error is the expected one for the flow")
+def push_error_is(note: Notification, code: str, auth_req_id: str, *, requirement: str) -> None:
+    """An error push with `error` = code and the flow's auth_req_id."""
+    payload = note.payload or {}
+    if note.kind != "push_error" or payload.get("error") != code:
+        raise NotificationViolation(
+            requirement=requirement,
+            title=f"Expected a pushed error {code}",
+            expected=f"{{'error': '{code}', 'auth_req_id': …}}",
+            actual=f"{note.kind}, error {payload.get('error')!r}",
+        )
+    if payload.get("auth_req_id") != auth_req_id:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Pushed error names another auth_req_id",
+            expected=auth_req_id,
+            actual=repr(payload.get("auth_req_id")),
+        )
+
+
+# --- ID token details -------------------------------------------------------------------------
+
+
+@check("CIBA-IDT-02")
+def id_token_alg_is(
+    id_token: str,
+    algs: Collection[str],
+    *,
+    requirement: str = "CIBA-IDT-02",
+    exchange: Exchange | None = None,
+) -> None:
+    """The ID token's JWS alg is the registered one."""
+    try:
+        header, _ = decode_unverified(id_token)
+    except ValueError as exc:
+        raise InvalidIdToken(
+            requirement=requirement,
+            title="ID token is not a JWS",
+            actual=str(exc),
+            exchanges=[exchange] if exchange else [],
+            secrets=[id_token],
+        ) from None
+    if header.get("alg") not in algs:
+        raise InvalidIdToken(
+            requirement=requirement,
+            title="ID token alg differs from the registered one",
+            expected=" or ".join(sorted(algs)),
+            actual=repr(header.get("alg")),
+            exchanges=[exchange] if exchange else [],
+            secrets=[id_token],
+        )
+
+
+@check("CIBA-IDT-03")
+def acr_present(claims: Mapping[str, Any], *, requirement: str = "CIBA-IDT-03") -> None:
+    """The ID token has an acr claim (acr_values was sent)."""
+    if not isinstance(claims.get("acr"), str) or not claims["acr"]:
+        raise InvalidIdToken(
+            requirement=requirement,
+            title="ID token has no acr although acr_values was requested",
+            expected="acr claim",
+            actual=repr(claims.get("acr")),
+        )
+
+
+@check("CIBA-IDT-04")
+def auth_time_within(
+    claims: Mapping[str, Any],
+    earliest: float,
+    latest: float,
+    *,
+    skew: float,
+    requirement: str = "CIBA-IDT-04",
+) -> None:
+    """auth_time, when present, lies between the request and the token response (± skew)."""
+    if "auth_time" not in claims:
+        return
+    value = claims["auth_time"]
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise InvalidIdToken(
+            requirement=requirement, title="auth_time is not a number", actual=repr(value)
+        )
+    if not earliest - skew <= value <= latest + skew:
+        raise InvalidIdToken(
+            requirement=requirement,
+            title="auth_time lies outside the authentication request window",
+            expected=f"between {earliest:.0f} and {latest:.0f} (± {skew:g} s)",
+            actual=f"{value} ({value - earliest:+.0f} s from the request)",
+        )
+
+
+@check("CIBA-IDT-09")
+def same_subject(first: str, second: str, *, requirement: str = "CIBA-IDT-09") -> None:
+    """Two flows for the same user and client yield the same sub."""
+    if first != second:
+        raise InvalidIdToken(
+            requirement=requirement,
+            title="sub differs between two flows for the same user and client",
+            expected=first,
+            actual=second,
+        )
+
+
+@check(title="An optional ID token claim is present")
+def claim_present(claims: Mapping[str, Any], name: str, *, requirement: str) -> None:
+    """The claim is present (used at INFO severity to record optional claims)."""
+    if name not in claims:
+        raise InvalidIdToken(
+            requirement=requirement, title=f"ID token has no {name}", actual=sorted(claims)
+        )
+
+
+@check("CIBA-IDT-05")
+def nonce_absent(claims: Mapping[str, Any], *, requirement: str = "CIBA-IDT-05") -> None:
+    """CIBA requests carry no nonce, so the ID token has none."""
+    if "nonce" in claims:
+        raise InvalidIdToken(
+            requirement=requirement,
+            title="ID token carries a nonce although CIBA requests have none",
+            actual=repr(claims["nonce"]),
+        )
