@@ -34,6 +34,8 @@ def bind_socket(bind: str) -> socket.socket:
     """A listening TCP socket for HOST:PORT (port 0 = any free); clear error when taken."""
     host, _, port_text = bind.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise CibaHarnessError(f"cannot listen on {bind!r}: expected HOST:PORT (port 0 = any free)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -71,9 +73,9 @@ def _app(inbox: NotificationInbox, webhook: WebhookDriver | None) -> Starlette:
                 status_code=behaviour.status if 300 <= behaviour.status < 400 else 307,
                 headers={"Location": behaviour.redirect_to},
             )
-        return Response(
-            behaviour.body, status_code=note.answered, media_type=behaviour.content_type
-        )
+        # A 204 or 304 cannot carry a body (the server would break the connection).
+        body = b"" if note.answered in {204, 304} else behaviour.body
+        return Response(body, status_code=note.answered, media_type=behaviour.content_type)
 
     async def device_hook(request: Request) -> Response:
         # The provider announces a new request to the authentication device (webhook driver).
