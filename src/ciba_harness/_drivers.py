@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TextIO
+from urllib.parse import quote
 
 from ._config import DeviceConfig, HttpCallTemplate
 from ._http import HttpRequest, form_body
@@ -104,9 +105,12 @@ class HttpHookDriver:
             body = form_body((k, _fill(v, values)) for k, v in template.form.items())
             headers.append(("Content-Type", "application/x-www-form-urlencoded"))
         secret_values = self.secrets | {v for k, v in headers if k.lower() == "authorization"}
+        # In the URL the values are percent-encoded: a binding message with "&" or "/" must
+        # not change the query or the path.
+        url_values = {k: quote(v, safe="") for k, v in values.items()}
         return HttpRequest(
             template.method.upper(),
-            _fill(template.url, values),
+            _fill(template.url, url_values),
             tuple(headers),
             body,
             frozenset(secret_values),
