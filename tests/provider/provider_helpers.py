@@ -202,7 +202,7 @@ class Api:
 
     async def start(self, cid: str = "poll-basic", **overrides: Any) -> dict[str, Any]:
         resp = await self.backchannel(cid, **overrides)
-        assert resp.status_code == 200, resp.text
+        assert resp.is_success, resp.text
         body: dict[str, Any] = resp.json()
         return body
 
@@ -263,9 +263,9 @@ class Api:
         keys = (await self.jwks())["keys"]
         header = jwt.get_unverified_header(token)
         jwk = next(k for k in keys if k["kid"] == header["kid"])
-        key = jwt.PyJWK(jwk)
+        key = jwt.PyJWK(jwk).key
         claims: dict[str, Any] = jwt.decode(
-            token, key, algorithms=[jwk["alg"]], audience=cid, issuer=self.issuer,
+            token, key, algorithms=[header["alg"]], audience=cid, issuer=self.issuer,
             options={"require": ["exp", "iat", "sub"], **options},
         )
         return claims

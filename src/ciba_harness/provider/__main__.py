@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from .faults import FAULTS, faults_listing
+from .faults import FAULTS, faults_listing, faults_markdown
 from .server import ProviderStartError, start_provider
 from .settings import ProfileError, load_profile
 
@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--webhook-url", default=None,
                    help="device webhook URL (overrides [reference_provider] device_webhook_url)")
     p.add_argument("--list-faults", action="store_true", help="list the fault catalogue and exit")
+    p.add_argument("--faults-markdown", action="store_true",
+                   help="print the fault table of docs/faults.md and exit")
     return p
 
 
@@ -49,6 +51,9 @@ def _fail(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.faults_markdown:
+        sys.stdout.write(faults_markdown())
+        return 0
     if args.list_faults:
         sys.stdout.write(faults_listing())
         sys.stdout.flush()

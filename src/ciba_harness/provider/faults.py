@@ -4,12 +4,11 @@ Each fault breaks exactly one requirement of the catalogue (``shared/spec/ciba-r
 cited by ID) in a way a black-box client can observe, and changes nothing else. The checks live
 at the points of the provider where the behaviour is implemented (``"name" in self.faults``).
 
-``python -m ciba_harness.provider.faults`` prints the Markdown table kept in ``docs/faults.md``.
+``python -m ciba_harness.provider --faults-markdown`` prints the table kept in ``docs/faults.md``.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -295,7 +294,3 @@ def faults_listing() -> str:
     return "".join(
         f"{f.name:<{width}}  {f.requirement:<{rwidth}}  {f.description}\n" for f in FAULTS.values()
     )
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.stdout.write(faults_markdown())
