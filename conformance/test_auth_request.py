@@ -1,0 +1,576 @@
+"""The authentication request: transport, parameters, hints, binding message, user code
+(CIBA §7, §7.1, §7.1.2, §7.2, §13).
+
+Errors are judged with `expect_backchannel_error`: the code against the requirement of the
+test, the HTTP status of that code against CIBA-AERR-04..13. Accepted requests of ping and
+push clients are denied afterwards, so that no later test meets them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ciba_harness import Flow, Severity, build_backchannel_request
+from ciba_harness._checks import (
+    error_body_well_formed,
+    error_code_is,
+    fail,
+    not_server_error,
+    refused,
+    status_is,
+    token_response_complete,
+)
+from ciba_harness._checks_backchannel import (
+    ERROR_STATUS,
+    accepted,
+    expect_accepted,
+    expect_backchannel_error,
+    expect_error_status,
+    retire,
+    send_and_accept,
+)
+from ciba_harness._requests import error_code, parse_acknowledgement
+from ciba_harness.pytest_plugin import require_client
+
+UNKNOWN_SCOPE = "x_harness_unknown_scope"
+
+
+@pytest.fixture
+def poll_client(ciba_config, ciba_metadata):
+    return require_client(ciba_config, ciba_metadata, mode="poll")
+
+
+@pytest.fixture(params=["ping", "push"])
+def notified_client(request, ciba_config, ciba_metadata):
+    """A ping or a push client (client_notification_token is REQUIRED for them)."""
+    return require_client(ciba_config, ciba_metadata, mode=request.param)
+
+
+@pytest.fixture
+def user_code_client(ciba_config, ciba_metadata):
+    if not ciba_metadata.user_code_supported:
+        pytest.skip(
+            "not applicable: the provider does not advertise "
+            "backchannel_user_code_parameter_supported=true"
+        )
+    client = require_client(ciba_config, ciba_metadata, user_code=True, feature="user codes")
+    if not ciba_config.users.user_code:
+        pytest.skip("not covered: no [users] user_code configured for the test user")
+    return client
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+_ID_TOKENS: dict[tuple[str, str], str] = {}
+
+
+def issued_id_token(ciba, client) -> str:
+    """An ID token this provider issued to `client` in a successful poll flow (cached)."""
+    key = (ciba.config.issuer, client.client_id)
+    if key not in _ID_TOKENS:
+        flow = ciba.start(client)
+        ciba.approve(flow)
+        ciba.poll(flow)
+        exchange = flow.exchanges[-1]
+        ciba.check(token_response_complete, exchange)
+        assert exchange.response is not None
+        _ID_TOKENS[key] = str((exchange.response.json_object() or {})["id_token"])
+    return _ID_TOKENS[key]
+
+
+def login_hint_token(config, kind: str) -> str:
+    """A login_hint_token: minted with the profile's HS256 key, else a static one from
+    [users]; skips when neither is configured (the format is deployment-defined)."""
+    users = config.users
+    key = users.login_hint_token_hs256_key
+    if key:
+        sub = users.unknown_login_hint if kind == "unknown" else users.login_hint
+        now = int(time.time())
+        exp = now - 600 if kind == "expired" else now + 300
+        return jwt.encode({"sub": sub, "iat": now - 700, "exp": exp}, key, algorithm="HS256")
+    static = {
+        "valid": users.login_hint_token,
+        "expired": users.expired_login_hint_token,
+        "unknown": users.unknown_login_hint_token,
+    }[kind]
+    if not static:
+        pytest.skip(
+            f"not black-box testable here: no login_hint_token_hs256_key and no {kind} "
+            "login_hint_token in [users] (the token format is deployment-defined)"
+        )
+    return static
+
+
+def hints_supported(config) -> None:
+    users = config.users
+    if not (users.login_hint_token_hs256_key or users.login_hint_token):
+        pytest.skip(
+            "not black-box testable here: no login_hint_token_hs256_key and no "
+            "login_hint_token in [users]"
+        )
+
+
+def params_without_hint(ciba, client, **overrides: Any):
+    return ciba.default_params(client, login_hint=None, **overrides)
+
+
+def send(ciba, client, params, **options: Any):
+    """Send a request that is to be refused; for ping/push announce the token first, so that
+    a callback it may wrongly cause is answered and seen."""
+    token = params.client_notification_token
+    if token and ciba.inbox is not None and client.delivery_mode in {"ping", "push"}:
+        ciba.inbox.expect(token, client.delivery_mode)
+    return ciba.backchannel(client, params, **options)
+
+
+def record_outcome(ciba, exchange, *, requirement: str, codes: set[str]) -> None:
+    """For rows the spec leaves to the provider: the outcome is recorded, never a failure,
+    except that an error answer must still be well-formed and carry its code's status."""
+    response = exchange.response
+    if response is not None and 400 <= response.status < 500:
+        ciba.check(
+            error_body_well_formed, exchange, requirement="CIBA-AERR-01", allow_extra_members=True
+        )
+        ciba.check(error_code_is, exchange, codes, requirement=requirement, severity=Severity.INFO)
+        code = error_code(response)
+        if code in ERROR_STATUS:
+            expect_error_status(ciba, exchange, code, requirement=requirement)
+        return
+    ciba.check(not_server_error, exchange, requirement=requirement, severity=Severity.INFO)
+    ciba.check(refused, exchange, requirement=requirement, severity=Severity.INFO)
+
+
+# --- transport (§7, §7.1) ---------------------------------------------------------------------
+
+
+@pytest.mark.requirement("CIBA-AUTH-01")
+def test_plain_http_never_yields_auth_req_id(ciba, ciba_metadata, poll_client):
+    """Plain http to the backchannel endpoint's host and path never yields an auth_req_id."""
+    endpoint = ciba_metadata.backchannel_authentication_endpoint
+    parts = urlsplit(endpoint)
+    if parts.scheme != "https":
+        pytest.skip("not applicable: the backchannel endpoint is not https (local test provider)")
+    built = build_backchannel_request(poll_client, ciba_metadata, ciba.default_params(poll_client))
+    netloc = parts.hostname or ""
+    plain = urlunsplit(("http", netloc, parts.path, parts.query, ""))
+    exchange = ciba.send(built.replace(url=plain), label="plain http probe", client=poll_client)
+    response = exchange.response
+    if response is not None and parse_acknowledgement(response) is not None:
+        raise fail(
+            "CIBA-AUTH-01",
+            "The backchannel endpoint answers over plain http with an auth_req_id",
+            expected="refusal, redirect, 4xx or no answer",
+            actual=f"HTTP {response.status} with an auth_req_id",
+            exchanges=[exchange],
+        )
+
+
+@pytest.mark.requirement("CIBA-AUTH-02")
+def test_get_request_refused(ciba, poll_client):
+    """A GET (parameters in the query) is refused with a 4xx and yields no auth_req_id."""
+    exchange = ciba.backchannel(poll_client, ciba.default_params(poll_client), method="GET")
+    ciba.check(status_is, exchange, set(range(400, 500)), requirement="CIBA-AUTH-02")
+
+
+@pytest.mark.requirement("CIBA-AUTH-02", "CIBA-AERR-04")
+def test_json_body_refused(ciba, poll_client):
+    """A JSON body is refused: 415, or 400 invalid_request (ambiguity A-24)."""
+    exchange = ciba.backchannel(poll_client, ciba.default_params(poll_client), body_format="json")
+    if exchange.response is not None and exchange.response.status == 415:
+        return
+    expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-02")
+
+
+# --- scope -----------------------------------------------------------------------------------
+
+
+@pytest.mark.requirement("CIBA-AUTH-03", "CIBA-AUTH-24", "CIBA-AERR-04")
+def test_missing_scope(ciba, poll_client):
+    """No scope: 400 invalid_request (invalid_scope tolerated with a warning, A-05)."""
+    exchange = send(ciba, poll_client, ciba.default_params(poll_client, scope=None))
+    expect_backchannel_error(
+        ciba, exchange, "invalid_request", requirement="CIBA-AUTH-03", tolerated={"invalid_scope"}
+    )
+
+
+@pytest.mark.requirement("CIBA-AUTH-04")
+def test_scope_without_openid_recorded(ciba, poll_client):
+    """scope without openid: 400 (invalid_scope or invalid_request) or 200; never 5xx (A-04)."""
+    exchange = send(ciba, poll_client, ciba.default_params(poll_client, scope="profile"))
+    ciba.check(not_server_error, exchange, requirement="CIBA-AUTH-04")
+    record_outcome(
+        ciba, exchange, requirement="CIBA-AUTH-04", codes={"invalid_scope", "invalid_request"}
+    )
+
+
+@pytest.mark.requirement("CIBA-AUTH-05", "CIBA-AERR-05")
+def test_unknown_scope_ignored_or_refused(ciba, poll_client):
+    """An unknown scope value is ignored (and not granted) or refused with invalid_scope."""
+    params = ciba.default_params(poll_client, scope=f"openid {UNKNOWN_SCOPE}")
+    exchange = send(ciba, poll_client, params)
+    response = exchange.response
+    if response is None or not 200 <= response.status < 300:
+        expect_backchannel_error(ciba, exchange, "invalid_scope", requirement="CIBA-AUTH-05")
+        return
+    ack = expect_accepted(ciba, exchange, requirement="CIBA-AUTH-05")
+    flow = Flow(poll_client, params, exchange, ack, None, [exchange])
+    ciba.approve(flow)
+    ciba.poll(flow)
+    tokens_exchange = flow.exchanges[-1]
+    ciba.check(token_response_complete, tokens_exchange)
+    assert tokens_exchange.response is not None
+    tokens = tokens_exchange.response.json_object() or {}
+    granted = tokens.get("scope")
+    if granted is None:
+        ciba.check(
+            _scope_member_present,
+            tokens_exchange,
+            requirement="CIBA-AUTH-05",
+            severity=Severity.WARNING,
+        )
+    elif not isinstance(granted, str) or UNKNOWN_SCOPE in granted.split():
+        raise fail(
+            "CIBA-AUTH-05",
+            "The unknown scope value was granted",
+            expected=f"scope without {UNKNOWN_SCOPE}",
+            actual=repr(granted),
+            exchanges=[tokens_exchange],
+        )
+
+
+def _scope_member_present(exchange, *, requirement: str) -> None:
+    """The token response names the granted scope (it differs from the requested one)."""
+    raise fail(
+        requirement,
+        "Token response omits scope although an unknown scope value was requested",
+        message="RFC 6749 §5.1: an omitted scope means 'as requested', which would include "
+        "the unknown value",
+        exchanges=[exchange],
+    )
+
+
+@pytest.mark.requirement("CIBA-AUTH-06")
+def test_scope_order_does_not_matter(ciba, poll_client):
+    """The same scopes in another order are accepted."""
+    first = send(ciba, poll_client, ciba.default_params(poll_client, scope="openid profile"))
+    if first.response is None or not 200 <= first.response.status < 300:
+        pytest.skip("not applicable: the provider refuses 'openid profile' for this client")
+    send_and_accept(
+        ciba,
+        poll_client,
+        ciba.default_params(poll_client, scope="profile openid"),
+        requirement="CIBA-AUTH-06",
+    )
+
+
+# --- hints -----------------------------------------------------------------------------------
+
+
+@pytest.mark.requirement("CIBA-AUTH-07", "CIBA-AUTH-24", "CIBA-AERR-04")
+def test_no_hint(ciba, poll_client):
+    """None of login_hint, login_hint_token, id_token_hint: 400 invalid_request."""
+    exchange = send(ciba, poll_client, params_without_hint(ciba, poll_client))
+    expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-07")
+
+
+@pytest.mark.requirement("CIBA-AUTH-08", "CIBA-AERR-04")
+@pytest.mark.parametrize(
+    "hints",
+    [
+        ("login_hint", "id_token_hint"),
+        ("login_hint", "login_hint_token"),
+        ("login_hint_token", "id_token_hint"),
+        ("login_hint", "login_hint_token", "id_token_hint"),
+    ],
+    ids=lambda h: "+".join(h),
+)
+def test_several_hints(ciba, ciba_config, poll_client, hints):
+    """Two or three (each valid) hints in one request: 400 invalid_request."""
+    values: dict[str, str | None] = {"login_hint": None}
+    if "login_hint" in hints:
+        values["login_hint"] = ciba_config.users.login_hint
+    if "login_hint_token" in hints:
+        values["login_hint_token"] = login_hint_token(ciba_config, "valid")
+    if "id_token_hint" in hints:
+        values["id_token_hint"] = issued_id_token(ciba, poll_client)
+    exchange = send(ciba, poll_client, ciba.default_params(poll_client, **values))
+    expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-08")
+
+
+@pytest.mark.requirement("CIBA-AUTH-09", "CIBA-AERR-07")
+def test_unknown_login_hint(ciba, ciba_config, poll_client):
+    """A login_hint naming no user: 400 unknown_user_id (invalid_request warned, A-06)."""
+    params = ciba.default_params(poll_client, login_hint=ciba_config.users.unknown_login_hint)
+    exchange = send(ciba, poll_client, params)
+    expect_backchannel_error(
+        ciba,
+        exchange,
+        "unknown_user_id",
+        requirement="CIBA-AUTH-09",
+        tolerated={"invalid_request"},
+    )
+
+
+@pytest.mark.requirement("CIBA-AUTH-10")
+def test_id_token_hint_from_earlier_flow(ciba, poll_client):
+    """An ID token this provider issued to this client identifies the user: accepted."""
+    id_token = issued_id_token(ciba, poll_client)
+    send_and_accept(
+        ciba,
+        poll_client,
+        ciba.default_params(poll_client, login_hint=None, id_token_hint=id_token),
+        requirement="CIBA-AUTH-10",
+    )
+
+
+def _tampered(token: str) -> str:
+    head, body, signature = token.split(".")
+    flipped = ("A" if signature[:1] != "A" else "B") + signature[1:]
+    return f"{head}.{body}.{flipped}"
+
+
+def _signed_elsewhere(token: str) -> str:
+    """The same header and claims, signed with a key this provider never used."""
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": header.get("kid")})
+
+
+@pytest.mark.requirement("CIBA-AUTH-11")
+@pytest.mark.parametrize("forgery", ["bad_signature", "other_key"])
+def test_forged_id_token_hint(ciba, poll_client, forgery):
+    """An id_token_hint this provider did not issue: 400 unknown_user_id or invalid_request
+    (other codes such as invalid_id_token_hint warned, A-22)."""
+    genuine = issued_id_token(ciba, poll_client)
+    forged = _tampered(genuine) if forgery == "bad_signature" else _signed_elsewhere(genuine)
+    params = ciba.default_params(poll_client, login_hint=None, id_token_hint=forged)
+    exchange = send(ciba, poll_client, params)
+    code = error_code(exchange.response)
+    expect_backchannel_error(
+        ciba,
+        exchange,
+        {"unknown_user_id", "invalid_request"},
+        requirement="CIBA-AUTH-11",
+        tolerated={code} if code and code not in {"invalid_client", "unauthorized_client"} else (),
+    )
+
+
+@pytest.mark.requirement("CIBA-AUTH-12", "CIBA-AUTH-13")
+def test_valid_login_hint_token(ciba, ciba_config, poll_client):
+    """A valid login_hint_token of the configured format identifies the user: accepted
+    (precondition of CIBA-AUTH-12/13)."""
+    token = login_hint_token(ciba_config, "valid")
+    send_and_accept(
+        ciba,
+        poll_client,
+        ciba.default_params(poll_client, login_hint=None, login_hint_token=token),
+        requirement="CIBA-AUTH-12",
+    )
+
+
+@pytest.mark.requirement("CIBA-AUTH-12", "CIBA-AERR-06")
+def test_expired_login_hint_token(ciba, ciba_config, poll_client):
+    """An expired login_hint_token: 400 expired_login_hint_token."""
+    token = login_hint_token(ciba_config, "expired")
+    params = ciba.default_params(poll_client, login_hint=None, login_hint_token=token)
+    exchange = send(ciba, poll_client, params)
+    expect_backchannel_error(ciba, exchange, "expired_login_hint_token", requirement="CIBA-AUTH-12")
+
+
+@pytest.mark.requirement("CIBA-AUTH-13", "CIBA-AERR-07")
+def test_login_hint_token_of_unknown_user(ciba, ciba_config, poll_client):
+    """A well-formed login_hint_token naming no user: 400 unknown_user_id."""
+    token = login_hint_token(ciba_config, "unknown")
+    params = ciba.default_params(poll_client, login_hint=None, login_hint_token=token)
+    exchange = send(ciba, poll_client, params)
+    expect_backchannel_error(ciba, exchange, "unknown_user_id", requirement="CIBA-AUTH-13")
+
+
+@pytest.mark.requirement("CIBA-AUTH-13", "CIBA-AERR-04")
+def test_malformed_login_hint_token(ciba, ciba_config, poll_client):
+    """A malformed login_hint_token: 400 invalid_request."""
+    hints_supported(ciba_config)
+    params = ciba.default_params(poll_client, login_hint=None, login_hint_token="not.a-token")
+    exchange = send(ciba, poll_client, params)
+    expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-13")
+
+
+# --- client_notification_token ------------------------------------------------------------------
+
+
+@pytest.mark.requirement("CIBA-AUTH-14", "CIBA-AUTH-24", "CIBA-AERR-04")
+def test_notification_token_required(ciba, notified_client):
+    """A ping or push client without client_notification_token: 400 invalid_request."""
+    params = ciba.default_params(notified_client, client_notification_token=None)
+    exchange = send(ciba, notified_client, params)
+    expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-14")
+
+
+@pytest.mark.requirement("CIBA-AUTH-15")
+def test_notification_token_of_1024_characters(ciba, notified_client):
+    """A valid 1024-character client_notification_token is accepted."""
+    token = secrets.token_urlsafe(768)
+    assert len(token) == 1024
+    params = ciba.default_params(notified_client, client_notification_token=token)
+    flow = send_and_accept(ciba, notified_client, params, requirement="CIBA-AUTH-15")
+    retire(ciba, flow)
+
+
+@pytest.mark.requirement("CIBA-AUTH-15")
+@pytest.mark.parametrize("shape", ["1025_characters", "embedded_space"])
+def test_notification_token_out_of_syntax_recorded(ciba, notified_client, shape):
+    """A 1025-character token or one with a space: refused (invalid_request) or accepted."""
+    token = secrets.token_urlsafe(769)[:1025] if shape == "1025_characters" else "abc def-42"
+    params = ciba.default_params(notified_client, client_notification_token=token)
+    exchange = send(ciba, notified_client, params)
+    record_outcome(ciba, exchange, requirement="CIBA-AUTH-15", codes={"invalid_request"})
+    _retire_if_accepted(ciba, notified_client, params, exchange)
+
+
+@pytest.mark.requirement("CIBA-AUTH-16")
+def test_poll_client_sending_notification_token_recorded(ciba, poll_client):
+    """A poll client sending client_notification_token: ignored or invalid_request (A-08)."""
+    params = ciba.default_params(poll_client, client_notification_token=secrets.token_urlsafe(24))
+    exchange = send(ciba, poll_client, params)
+    record_outcome(ciba, exchange, requirement="CIBA-AUTH-16", codes={"invalid_request"})
+
+
+def _retire_if_accepted(ciba, client, params, exchange) -> None:
+    if exchange.response is None:
+        return
+    ack = parse_acknowledgement(exchange.response)
+    if ack is not None:
+        retire(ciba, Flow(client, params, exchange, ack, params.client_notification_token))
+
+
+# --- optional parameters -----------------------------------------------------------------------
+
+
+@pytest.mark.requirement("CIBA-AUTH-17")
+def test_acr_values_accepted(ciba, poll_client):
+    """acr_values (space-separated, in preference order) is accepted."""
+    params = ciba.default_params(poll_client, acr_values="urn:harness:acr:high urn:harness:acr:low")
+    send_and_accept(ciba, poll_client, params, requirement="CIBA-AUTH-17")
+
+
+@pytest.mark.requirement("CIBA-AUTH-18")
+@pytest.mark.parametrize("message", ["1234", "W4SCT"])
+def test_short_binding_message_completes(ciba, poll_client, message):
+    """A short plain binding message is accepted and the flow completes with tokens."""
+    params = ciba.default_params(poll_client, binding_message=message)
+    flow = send_and_accept(ciba, poll_client, params, requirement="CIBA-AUTH-18")
+    ciba.approve(flow)
+    result, _ = ciba.poll(flow)
+    ciba.check(token_response_complete, flow.exchanges[-1])
+
+
+@pytest.mark.requirement("CIBA-AUTH-19", "CIBA-AERR-11")
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Please confirm the transfer of 1250 EUR to account DE89 3704 0044 0532 0130 00 now",
+        "Überweisung bestätigen: Café Müller",
+        "\U0001f355 Pizza order 4711 \U0001f355",
+    ],
+    ids=["long", "non_ascii", "emoji"],
+)
+def test_awkward_binding_message(ciba, poll_client, message):
+    """A long, non-ASCII or emoji binding message: invalid_binding_message or accepted."""
+    params = ciba.default_params(poll_client, binding_message=message)
+    exchange = send(ciba, poll_client, params)
+    if exchange.response is not None and 200 <= exchange.response.status < 300:
+        expect_accepted(ciba, exchange, requirement="CIBA-AUTH-19")
+        return
+    expect_backchannel_error(ciba, exchange, "invalid_binding_message", requirement="CIBA-AUTH-19")
+
+
+@pytest.mark.requirement("CIBA-AUTH-20")
+def test_requested_expiry_accepted(ciba, poll_client):
+    """requested_expiry=30 is accepted; whether expires_in honours it is recorded."""
+    params = ciba.default_params(poll_client, requested_expiry=30)
+    flow = send_and_accept(ciba, poll_client, params, requirement="CIBA-AUTH-20")
+    ack = flow.acknowledgement
+    assert ack is not None
+    ciba.check(
+        _expiry_honoured, ack.expires_in, 30, requirement="CIBA-AUTH-20", severity=Severity.INFO
+    )
+
+
+def _expiry_honoured(expires_in: int | None, requested: int, *, requirement: str) -> None:
+    """expires_in is at most the requested_expiry (the provider MAY honour it)."""
+    if expires_in is None or expires_in > requested:
+        raise fail(
+            requirement,
+            "requested_expiry not reflected in expires_in (allowed)",
+            expected=f"<= {requested}",
+            actual=repr(expires_in),
+        )
+
+
+@pytest.mark.requirement("CIBA-AUTH-21")
+@pytest.mark.parametrize("value", ["0", "-5", "soon"], ids=["zero", "negative", "non_numeric"])
+def test_invalid_requested_expiry_recorded(ciba, poll_client, value):
+    """requested_expiry 0, negative or non-numeric: invalid_request expected, ignoring it is
+    recorded (A-17)."""
+    exchange = send(ciba, poll_client, ciba.default_params(poll_client, requested_expiry=value))
+    record_outcome(ciba, exchange, requirement="CIBA-AUTH-21", codes={"invalid_request"})
+
+
+@pytest.mark.requirement("CIBA-AUTH-22")
+def test_unknown_parameter_ignored(ciba, poll_client):
+    """An unknown extra parameter does not break the request (warning if it does)."""
+    params = ciba.default_params(poll_client, extra=(("x_harness_probe", "1"),))
+    exchange = send(ciba, poll_client, params)
+    if ciba.check(accepted, exchange, requirement="CIBA-AUTH-22", severity=Severity.WARNING):
+        expect_accepted(ciba, exchange, requirement="CIBA-AUTH-22")
+
+
+@pytest.mark.requirement("CIBA-AUTH-23", "CIBA-AUTH-24", "CIBA-AERR-04")
+@pytest.mark.parametrize("name", ["scope", "login_hint"])
+def test_repeated_parameter(ciba, ciba_config, poll_client, name):
+    """A parameter sent twice (same value): 400 invalid_request."""
+    value = "openid" if name == "scope" else ciba_config.users.login_hint
+    params = ciba.default_params(poll_client, extra=((name, value),))
+    exchange = send(ciba, poll_client, params)
+    expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-23")
+
+
+# --- user code (§7.1.2) --------------------------------------------------------------------------
+
+
+@pytest.mark.requirement("CIBA-AUTH-25", "CIBA-AERR-09")
+def test_user_code_missing(ciba, user_code_client):
+    """A user-code client's request without user_code: 400 missing_user_code."""
+    exchange = send(ciba, user_code_client, ciba.default_params(user_code_client, user_code=None))
+    expect_backchannel_error(ciba, exchange, "missing_user_code", requirement="CIBA-AUTH-25")
+
+
+@pytest.mark.requirement("CIBA-AUTH-26", "CIBA-AERR-10")
+def test_user_code_wrong(ciba, ciba_config, user_code_client):
+    """A user-code client's request with a wrong user_code: 400 invalid_user_code."""
+    wrong = "x" + ciba_config.users.user_code[::-1] + "9"
+    exchange = send(ciba, user_code_client, ciba.default_params(user_code_client, user_code=wrong))
+    expect_backchannel_error(ciba, exchange, "invalid_user_code", requirement="CIBA-AUTH-26")
+
+
+@pytest.mark.requirement("CIBA-AUTH-27")
+def test_user_code_right(ciba, ciba_config, user_code_client):
+    """A user-code client's request with the user's code is accepted."""
+    params = ciba.default_params(user_code_client, user_code=ciba_config.users.user_code)
+    send_and_accept(ciba, user_code_client, params, requirement="CIBA-AUTH-27")
+
+
+@pytest.mark.requirement("CIBA-AUTH-28")
+def test_user_code_from_client_not_registered_for_it(ciba, ciba_config, poll_client):
+    """user_code from a client not registered for it: ignored or refused (A-07); recorded."""
+    code = ciba_config.users.user_code or "4711"
+    exchange = send(ciba, poll_client, ciba.default_params(poll_client, user_code=code))
+    record_outcome(ciba, exchange, requirement="CIBA-AUTH-28", codes={"invalid_request"})
