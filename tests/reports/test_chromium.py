@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_samples import HOSTILE
+from report_samples import HOSTILE, make_results
 
 from ciba_harness.reports import write_html_report, write_load_report
 
@@ -24,6 +24,11 @@ pytestmark = pytest.mark.skipif(
 )
 DATA = Path(__file__).parent / "data"
 CONSOLE = re.compile(r":CONSOLE[^\]]*\]\s*(.*)")
+
+
+@pytest.fixture
+def results() -> dict[str, Any]:
+    return make_results()
 
 
 def _dump_dom(page: Path, profile: Path) -> tuple[str, list[str]]:

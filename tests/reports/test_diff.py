@@ -13,6 +13,11 @@ from report_samples import make_results
 from ciba_harness.reports import LOAD_SUMMARY_FORMAT, cli_main, diff_results
 
 
+@pytest.fixture
+def results() -> dict[str, Any]:
+    return make_results()
+
+
 def _with_verdicts(verdicts: dict[str, str]) -> dict[str, Any]:
     return {"requirements": [{"id": rid, "verdict": v} for rid, v in verdicts.items()]}
 

@@ -22,6 +22,11 @@ EXTERNAL = re.compile(
 )
 
 
+@pytest.fixture
+def results() -> dict[str, Any]:
+    return make_results()
+
+
 def _section(html: str, section_id: str) -> str:
     start = html.index(f'<section id="{section_id}">')
     return html[start : html.index("</section>", start)]
