@@ -37,6 +37,8 @@ def prefix(tmp_path: Path) -> Path:
         ("token: invalid_request_object", "other"),
         ("bc-authorize: unknown_user_id (login_hint)", "unknown_user_id"),
         ("ConnectionRefusedError(111, 'Connection refused')", "other"),
+        ("CibaError('notification_timeout', mode='ping')", "notification_timeout"),
+        ("CibaError('invalid_grant', expected='expired_token', status=400)", "invalid_grant"),
     ],
 )
 def test_error_code_of(text: str, code: str) -> None:
@@ -139,3 +141,14 @@ def test_diff_of_two_load_summaries(prefix: Path, tmp_path: Path) -> None:
     (tmp_path / "new.json").write_text(json.dumps(new))
     assert cli_main(["diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 1
     assert cli_main(["diff", str(tmp_path / "new.json"), str(tmp_path / "old.json")]) == 0
+
+
+def test_slow_down_counted_once_from_ciba_rows_else_http_rows(prefix: Path) -> None:
+    stats = Path(f"{prefix}_stats.csv")
+    lines = stats.read_text("utf-8").splitlines()
+    http_row = "POST,token slow_down,30,0,5,5,1,9,0,1.0,0.0," + ",".join(["5"] * 11)
+    stats.write_text("\n".join([*lines[:-1], http_row, lines[-1]]) + "\n")
+    assert load_summary(prefix)["ciba"]["slow_down"]["count"] == 21  # the CIBA row wins
+    without_ciba = [x for x in stats.read_text("utf-8").splitlines() if ",slow_down," not in x]
+    stats.write_text("\n".join(without_ciba) + "\n")
+    assert load_summary(prefix)["ciba"]["slow_down"]["count"] == 30
