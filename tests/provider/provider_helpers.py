@@ -140,7 +140,9 @@ class Api:
 
     # ------------------------------------------------------------------ client auth
 
-    def auth(self, cid: str, method: str | None = None) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    def auth(
+        self, cid: str, method: str | None = None
+    ) -> tuple[dict[str, str], list[tuple[str, str]]]:
         c = CLIENTS.get(cid, {"auth_method": "client_secret_basic", "client_secret": "x"})
         method = method or c["auth_method"]
         if method == "client_secret_basic":
@@ -167,7 +169,8 @@ class Api:
     # ------------------------------------------------------------------ requests
 
     async def post_form(
-        self, path: str, fields: Iterable[tuple[str, str]], headers: Mapping[str, str] | None = None,
+        self, path: str, fields: Iterable[tuple[str, str]],
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         return await self.http.post(
             self.prefix + path, content=urlencode(list(fields)).encode(),
