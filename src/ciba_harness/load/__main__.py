@@ -1,0 +1,153 @@
+"""`ciba-harness load` / `python -m ciba_harness.load`: a thin wrapper around Locust.
+
+    python -m ciba_harness.load [--ui] [--provider-fault NAME ...] [locust options...]
+
+* starts the reference provider in its own process (loopback) when the profile's issuer is
+  "embedded" and no --ciba-issuer was given, and stops it afterwards;
+* adds short headless defaults unless given: -f load/locustfile.py --headless -u 20 -r 10
+  -t 20s --csv reports/out/load/locust --html reports/out/load/locust.html;
+* runs `python -m locust` as a child process (this process never imports Locust) and exits
+  with its exit code (3 when an SLO threshold was broken).
+
+`--ui` keeps Locust's web UI instead of --headless; `--provider-fault` (repeatable) injects
+a fault into the embedded provider, to see what the load scenarios report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .._config import default_profile_path, load_config
+from .._errors import CibaHarnessError
+from ._embedded import EmbeddedProvider
+
+__all__ = ["main", "build_command", "run_time_seconds"]
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULTS = {
+    "users": ("-u", "--users", "20"),
+    "spawn_rate": ("-r", "--spawn-rate", "10"),
+    "run_time": ("-t", "--run-time", "20s"),
+}
+REPORTS = Path("reports/out/load")
+
+
+def _has(args: Sequence[str], *flags: str) -> bool:
+    return any(a == f or a.startswith(f + "=") for a in args for f in flags)
+
+
+def _value(args: Sequence[str], *flags: str) -> str | None:
+    for index, arg in enumerate(args):
+        for flag in flags:
+            if arg == flag and index + 1 < len(args):
+                return args[index + 1]
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def run_time_seconds(text: str) -> float:
+    """Locust's -t syntax (20, 20s, 1m30s, 1h) in seconds."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise CibaHarnessError(f"cannot read run time {text!r} (e.g. 20s, 1m30s, 1h)")
+    scale = {"h": 3600, "m": 60, "s": 1}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def build_command(args: Sequence[str], *, issuer: str | None, ui: bool) -> list[str]:
+    """The locust command line: the user's arguments plus whatever default they left out."""
+    command = [sys.executable, "-m", "locust"]
+    extra: list[str] = []
+    if not _has(args, "-f", "--locustfile"):
+        extra += ["-f", str(REPO / "load" / "locustfile.py")]
+    if not ui and not _has(args, "--headless", "--headful", "--autostart", "--worker"):
+        extra.append("--headless")
+    if not ui and not _has(args, "--worker"):
+        for short, long, default in DEFAULTS.values():
+            if not _has(args, short, long):
+                extra += [short, default]
+        if not _has(args, "--csv"):
+            extra += ["--csv", str(REPORTS / "locust")]
+        if not _has(args, "--html"):
+            extra += ["--html", str(REPORTS / "locust.html")]
+    if issuer is not None:
+        extra += ["--ciba-issuer", issuer]
+    return [*command, *extra, *args]
+
+
+def _split_wrapper_options(argv: Sequence[str]) -> tuple[list[str], list[str], bool]:
+    rest: list[str] = []
+    faults: list[str] = []
+    ui = False
+    items = iter(argv)
+    for arg in items:
+        if arg == "--ui":
+            ui = True
+        elif arg == "--provider-fault":
+            faults.append(next(items, ""))
+        elif arg.startswith("--provider-fault="):
+            faults.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return rest, [f for f in faults if f], ui
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, faults, ui = _split_wrapper_options(list(sys.argv[1:] if argv is None else argv))
+    if _has(args, "-h", "--help"):
+        print(__doc__)
+        return subprocess.call([*build_command(args, issuer=None, ui=True)])
+    config_text = _value(args, "--ciba-config")
+    config_path = Path(config_text) if config_text else default_profile_path()
+    provider: EmbeddedProvider | None = None
+    issuer = None
+    try:
+        config = load_config(config_path)
+        if config.embedded and not _has(args, "--ciba-issuer") and not _has(args, "--worker"):
+            provider = EmbeddedProvider(config_path, faults=faults)
+            issuer = provider.issuer
+            print(f"ciba-harness load: reference provider at {issuer}", file=sys.stderr, flush=True)
+        elif faults:
+            raise CibaHarnessError("--provider-fault needs the embedded provider")
+        command = build_command(args, issuer=issuer, ui=ui)
+        if not ui:
+            (Path.cwd() / REPORTS).mkdir(parents=True, exist_ok=True)
+        limit = None
+        run_time = _value(command, "-t", "--run-time")
+        if not ui and run_time and not _has(args, "--worker", "--master"):
+            limit = run_time_seconds(run_time) + 120.0  # start-up, stop timeout, reports
+        child = subprocess.Popen(command, env=os.environ.copy())
+        try:
+            return child.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            print("ciba-harness load: locust did not stop in time; stopping it", file=sys.stderr)
+            child.send_signal(signal.SIGINT)
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(5)
+            return 1
+        except KeyboardInterrupt:
+            child.send_signal(signal.SIGINT)
+            child.wait(30)
+            return 130
+    except CibaHarnessError as exc:
+        print(f"ciba-harness load: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if provider is not None:
+            provider.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

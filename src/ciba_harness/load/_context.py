@@ -1,0 +1,229 @@
+"""What one load process sets up once per run: provider metadata and keys, the device driver,
+the clients of each scenario, the notification receiver, the arrival schedule and the
+run-wide checks. Built at Locust's `test_start` on every process that runs users.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._config import ClientConfig, ProviderConfig, load_config
+from .._discovery import ProviderMetadata, discovery_request, parse_metadata
+from .._drivers import DeviceDriver, EmbeddedDriver, ManualDriver, WebhookDriver, make_driver
+from .._errors import ConfigError, ProviderSetupError
+from .._http import HttpRequest, HttpResponse
+from .._idtoken import Jwks
+from .._notifications import Notification
+from ._metrics import AuthReqIdTracker, CibaError, EventSink, FlowCounters
+from ._pacing import ArrivalScheduler
+from ._profiles import FlowProfile
+from ._receiver import GeventReceiver, LoadInbox
+from ._settings import LoadSettings
+
+__all__ = ["LoadContext", "fetch"]
+
+log = logging.getLogger("ciba_harness.load")
+
+TLS_METHODS = {"tls_client_auth", "self_signed_tls_client_auth"}
+JWKS_REFRESH_SECONDS = 10.0
+
+
+def fetch(request: HttpRequest, timeout: float) -> HttpResponse:
+    """One setup request with urllib (cooperative under gevent); never used for load."""
+    raw = urllib.request.Request(
+        request.url, data=request.body or None, method=request.method, headers=dict(request.headers)
+    )
+    try:
+        with urllib.request.urlopen(raw, timeout=timeout) as answer:  # noqa: S310 (http(s) only)
+            return HttpResponse(answer.status, tuple(answer.headers.items()), answer.read())
+    except urllib.error.HTTPError as error:
+        return HttpResponse(error.code, tuple(error.headers.items()), error.read())
+    except (urllib.error.URLError, OSError) as error:
+        raise ProviderSetupError(f"{request.method} {request.url} failed: {error}") from None
+
+
+@dataclass
+class LoadContext:
+    settings: LoadSettings
+    config: ProviderConfig
+    metadata: ProviderMetadata
+    jwks: Jwks
+    driver: DeviceDriver
+    sink: EventSink
+    clients: dict[str, ClientConfig]
+    storm_clients: list[tuple[str, ClientConfig]]
+    forward_ids: bool = False
+    scheduler: ArrivalScheduler | None = None
+    inbox: LoadInbox | None = None
+    receiver: GeventReceiver | None = None
+    tracker: AuthReqIdTracker = field(default_factory=AuthReqIdTracker)
+    counters: FlowCounters = field(default_factory=FlowCounters)
+    generic_profile: FlowProfile | None = None
+    _jwks_fetched_at: float = 0.0
+
+    @classmethod
+    def create(
+        cls,
+        settings: LoadSettings,
+        fire: Callable[..., Any],
+        *,
+        processes: int = 1,
+        distributed: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> LoadContext:
+        config = load_config(settings.config_path)
+        issuer = settings.issuer or (None if config.embedded else config.issuer)
+        if issuer is None:
+            raise ConfigError(
+                "the profile's issuer is 'embedded': run through `ciba-harness load` (which "
+                "starts the reference provider), or pass --ciba-issuer URL",
+                file=str(config.source),
+                key="provider.issuer",
+            )
+        config = config.with_issuer(issuer)
+        timeout = config.budgets.request_timeout
+        discovery = discovery_request(issuer, config.discovery_url)
+        metadata = parse_metadata(fetch(discovery, timeout), url=discovery.url)
+        driver = make_driver(config.device, issuer, config.secrets)
+        if isinstance(driver, ManualDriver):
+            raise ConfigError(
+                "the manual device driver cannot approve under load; use embedded, http or webhook",
+                file=str(config.source),
+                key="device.driver",
+            )
+        clients: dict[str, ClientConfig] = {}
+        for mode in ("poll", "ping", "push"):
+            if metadata.delivery_modes and not metadata.supports_mode(mode):
+                continue
+            client = config.find_client(mode=mode)
+            if client is not None and client.auth_method not in TLS_METHODS:
+                clients[mode] = client
+        if "poll" not in clients:
+            raise ProviderSetupError(
+                f"{config.source}: no poll-mode client (confidential, CIBA allowed, without "
+                "user code or signed requests) to run the load scenarios with"
+            )
+        sink = EventSink(fire)
+        context = cls(
+            settings=settings,
+            config=config,
+            metadata=metadata,
+            jwks=Jwks(),
+            driver=driver,
+            sink=sink,
+            clients=clients,
+            storm_clients=_storm_clients(config),
+            forward_ids=distributed,
+        )
+        context.refresh_jwks(force=True)
+        if settings.arrival_rate > 0:
+            context.scheduler = ArrivalScheduler(
+                settings.arrival_rate / max(1, processes),
+                settings.arrival_process,
+                clock=time.monotonic,
+                sleep=sleep,
+            )
+        if "ping" in clients or "push" in clients or isinstance(driver, WebhookDriver):
+            context.start_receiver()
+        context.generic_profile = FlowProfile(
+            name="flows",
+            modes=(("poll", 1),),
+            approval_delay=settings.approval_delay,
+            deny_share=settings.deny_share,
+            expire_share=settings.expire_share,
+            expire_after=settings.expire_after or config.budgets.requested_expiry,
+            think_time=settings.think_time,
+        )
+        return context
+
+    # --- keys ---------------------------------------------------------------------------------
+    def refresh_jwks(self, *, force: bool = False) -> None:
+        """Fetch the provider's JWKS (at most every 10 s unless forced: key rotation)."""
+        if self.metadata.jwks_uri is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._jwks_fetched_at < JWKS_REFRESH_SECONDS:
+            return
+        self._jwks_fetched_at = now
+        request = HttpRequest("GET", self.metadata.jwks_uri, (("Accept", "application/json"),))
+        response = fetch(request, self.config.budgets.request_timeout)
+        document = response.json_object()
+        if response.status == 200 and document is not None:
+            self.jwks.update(document)
+
+    # --- notifications ---------------------------------------------------------------------
+    def start_receiver(self) -> None:
+        webhook = self.driver if isinstance(self.driver, WebhookDriver) else None
+        self.inbox = LoadInbox(on_stray=self._stray)
+        self.receiver = GeventReceiver(
+            self.inbox,
+            bind=self.config.receiver.bind,
+            public_url=self.config.receiver.public_url,
+            webhook=webhook,
+            request_timeout=self.config.budgets.request_timeout,
+        )
+        log.info("notification receiver of this process at %s (direct %s)",
+                 self.receiver.url, self.receiver.address)
+        if isinstance(self.driver, EmbeddedDriver):
+            self.register_receiver()
+
+    def register_receiver(self) -> None:
+        """Point the reference provider's ping and push clients at this process's receiver."""
+        assert self.receiver is not None
+        token = self.config.device.token or ""
+        for mode in ("ping", "push"):
+            client = self.clients.get(mode)
+            if client is None:
+                continue
+            url = f"{self.config.issuer}/admin/clients/{client.client_id}/notification-endpoint"
+            request = HttpRequest(
+                "POST",
+                url,
+                (("Authorization", f"Bearer {token}"), ("Content-Type", "application/json")),
+                json.dumps({"url": self.receiver.url}).encode(),
+                frozenset({token}),
+            )
+            response = fetch(request, self.config.budgets.request_timeout)
+            if response.status >= 300:
+                raise ProviderSetupError(
+                    f"registering the notification endpoint of {client.client_id} failed: "
+                    f"HTTP {response.status} {response.text(300)}"
+                )
+
+    def _stray(self, code: str, note: Notification) -> None:
+        self.sink.failure("notification_unexpected", CibaError(code, kind=note.kind), length=len(note.body))
+
+    def stop(self) -> None:
+        if self.receiver is not None:
+            self.counters.forwarded = self.receiver.forwarded
+            self.receiver.stop()
+            self.receiver = None
+
+
+def _storm_clients(config: ProviderConfig) -> list[tuple[str, ClientConfig]]:
+    """One client per (client authentication method, signing alg), plus signed requests."""
+    chosen: dict[str, ClientConfig] = {}
+    for client in config.clients:
+        if not client.ciba_allowed or client.delivery_mode != "poll":
+            continue
+        if client.auth_method in TLS_METHODS or client.auth_method == "none":
+            continue
+        if client.user_code_required and not config.users.user_code:
+            continue
+        if client.sign_requests:
+            label = f"signed {client.request_signing_alg or client.signing_alg or ''}".strip()
+        elif client.auth_method == "private_key_jwt":
+            label = f"private_key_jwt {client.signing_alg or ''}".strip()
+        else:
+            label = client.auth_method
+        if client.user_code_required:
+            label += " user_code"
+        chosen.setdefault(label, client)
+    return sorted(chosen.items())
