@@ -209,3 +209,16 @@ def test_the_plugin_writes_report_html_even_when_interrupted(pytester: pytest.Py
     assert 'id="requirement-matrix"' in html
     assert "&lt;b&gt;boom&lt;/b&gt;" in html
     result.stdout.fnmatch_lines([f"report: {out / 'report.html'}"])
+
+
+def test_a_renderer_bug_still_leaves_a_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ciba_harness.reports import _conformance
+
+    def broken(results: dict[str, Any]) -> str:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(_conformance, "render_html_report", broken)
+    html = write_html_report(make_results(), tmp_path / "report.html").read_text("utf-8")
+    assert "could not be rendered (RuntimeError)" in html and "results.json" in html

@@ -38,8 +38,24 @@ Record = dict[str, Any]
 
 
 def write_html_report(results: dict[str, Any], path: Path) -> Path:
-    """Write the report for `results` (a results.json dict) to `path`; returns `path`."""
-    return write_atomic(Path(path), render_html_report(results))
+    """Write the report for `results` (a results.json dict) to `path`; returns `path`.
+
+    Called by the pytest plugin at session end, also after failed, crashed or interrupted
+    runs: whatever the results hold, a page is written (at worst one that says it could not
+    be rendered and points to results.json).
+    """
+    try:
+        text = render_html_report(results)
+    except Exception as exc:  # the last resort: never lose the report over a renderer bug
+        text = page(
+            "CIBA conformance report",
+            [
+                '<header class="top"><h1>CIBA conformance report</h1></header>',
+                f'<p class="banner">The report could not be rendered ({esc(type(exc).__name__)}). '
+                "The results are in results.json beside this file.</p>",
+            ],
+        )
+    return write_atomic(Path(path), text)
 
 
 def render_html_report(results: dict[str, Any]) -> str:
@@ -124,7 +140,7 @@ def _header(ctx: _Context, sections: list[tuple[str, str, Any]]) -> str:
         ("Harness version", s.get("harness_version", "")),
         ("Started", fmt_time(started)),
         ("Duration", duration),
-        ("pytest exit status", "" if exitstatus is None else exitstatus),
+        ("pytest exit status", _exit_text(exitstatus)),
     ]
     fails = ctx.verdicts["fail"] + ctx.verdicts["error"]
     if r.get("interrupted") or exitstatus == 2:
@@ -155,6 +171,23 @@ def _header(ctx: _Context, sections: list[tuple[str, str, Any]]) -> str:
         f'<div class="sub">{esc(s.get("issuer") or "unknown provider")}</div>'
         f'<dl class="meta">{items}</dl>{banner}<nav class="toc">{toc}</nav></header>'
     )
+
+
+_EXIT_MEANING = {
+    0: "all tests passed",
+    1: "tests failed",
+    2: "interrupted",
+    3: "internal error",
+    4: "usage error",
+    5: "no tests collected",
+}
+
+
+def _exit_text(exitstatus: Any) -> str:
+    if exitstatus is None:
+        return ""
+    meaning = _EXIT_MEANING.get(exitstatus) if isinstance(exitstatus, int) else None
+    return f"{exitstatus} ({meaning})" if meaning else str(exitstatus)
 
 
 def _summary(ctx: _Context) -> str:
