@@ -41,7 +41,7 @@ def _plain_error(err: OAuthError) -> Response:
 
 
 def _guard(provider: Provider, handler: Handler, kind: str, methods: Iterable[str]) -> Handler:
-    allowed = frozenset(methods)
+    allowed = frozenset(methods) | ({"HEAD"} if "GET" in methods else set())
     allow_header = ", ".join(sorted(allowed))
 
     async def endpoint(request: Request) -> Response:
