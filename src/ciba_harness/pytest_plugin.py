@@ -174,7 +174,9 @@ def _start_session(pytest_config: pytest.Config) -> CibaSession:
     )
     client = CibaClient(config, inbox=inbox, notification_url=receiver.url, driver=webhook)
     session = CibaSession(config, client, inbox, receiver, provider)
-    if config.embedded or issuer_override and provider is None and _is_reference(config):
+    # `config.embedded` is already False here (the issuer was replaced by the started one):
+    # an embedded provider is recognised by `provider`.
+    if provider is not None or (issuer_override and _is_reference(config)):
         _register_reference_endpoints(session)
     return session
 
