@@ -1,0 +1,243 @@
+"""Ping mode: the provider's callback to the client's notification endpoint (CIBA §5, §10.2).
+
+Callbacks are matched to a flow by their bearer token or their auth_req_id, so a callback
+that breaks one of the two is still found and judged (CIBA-PING-02, CIBA-PING-03).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ciba_harness import EndpointBehaviour, Severity
+from ciba_harness._checks import status_is, token_response_complete
+from ciba_harness._checks_delivery import (
+    callback_arrived,
+    callback_bearer_is,
+    callback_count_at_most,
+    callback_is_json,
+    no_callback_for_flow,
+    ping_body_only_auth_req_id,
+    token_error_is,
+)
+from ciba_harness._receiver import REDIRECT_TARGET_PATH
+from ciba_harness.pytest_plugin import require_client
+
+pytestmark = pytest.mark.ping
+
+QUIET_WINDOW = 1.0  # seconds to watch for callbacks that must not come (duplicates, retries)
+EXPIRY_MARGIN = 0.5
+SLOW_ENDPOINT_DELAY = 2.0  # seconds the notification endpoint takes to answer
+
+
+@pytest.fixture
+def ping_client(ciba_config, ciba_metadata):
+    return require_client(ciba_config, ciba_metadata, mode="ping")
+
+
+def notification_wait(ciba_config) -> float:
+    """How long an expected callback may take to arrive."""
+    return min(ciba_config.budgets.max_wait, 10.0)
+
+
+def flow_callbacks(inbox, flow, *, timeout, count=1):
+    """The flow's callbacks at the notification endpoint (not at the redirect target)."""
+    notes = inbox.wait_for_flow(
+        token=flow.notification_token,
+        auth_req_id=flow.auth_req_id,
+        timeout=timeout,
+        count=count,
+    )
+    return [n for n in notes if n.path != REDIRECT_TARGET_PATH]
+
+
+def expect_ping(ciba, ciba_config, inbox, flow):
+    """The first ping of the flow; CIBA-PING-01 when none arrives."""
+    waited = notification_wait(ciba_config)
+    notes = flow_callbacks(inbox, flow, timeout=waited)
+    ciba.check(callback_arrived, notes, requirement="CIBA-PING-01", what="ping", waited=waited)
+    return notes[0]
+
+
+@pytest.mark.requirement("CIBA-PING-01", "CIBA-PING-09")
+def test_ping_after_approval(ciba, ciba_config, ciba_inbox, ping_client):
+    """After approval the provider pings; the token request that follows yields tokens."""
+    flow = ciba.start(ping_client)
+    ciba.approve(flow)
+    expect_ping(ciba, ciba_config, ciba_inbox, flow)
+    flow.exchanges.append(ciba.token(ping_client, flow.auth_req_id))
+    ciba.expect_tokens(flow)
+
+
+@pytest.mark.requirement("CIBA-PING-02", "CIBA-PING-03")
+def test_ping_shape(ciba, ciba_config, ciba_inbox, ping_client):
+    """The ping carries exactly the client_notification_token as Bearer token and the JSON
+    body {"auth_req_id": ...} with nothing else."""
+    flow = ciba.start(ping_client)
+    ciba.approve(flow)
+    note = expect_ping(ciba, ciba_config, ciba_inbox, flow)
+    assert flow.notification_token is not None
+    ciba.check(callback_bearer_is, note, flow.notification_token, requirement="CIBA-PING-02")
+    ciba.check(callback_is_json, note, requirement="CIBA-PING-03")
+    ciba.check(ping_body_only_auth_req_id, note, flow.auth_req_id)
+
+
+@pytest.mark.requirement("CIBA-PING-01", "CIBA-PING-09", "CIBA-TOKEN-13")
+def test_ping_after_denial(ciba, ciba_config, ciba_inbox, ping_client):
+    """After denial the provider pings too; the token request then gets access_denied."""
+    flow = ciba.start(ping_client)
+    ciba.deny(flow)
+    expect_ping(ciba, ciba_config, ciba_inbox, flow)
+    exchange = ciba.token(ping_client, flow.auth_req_id)
+    ciba.check(token_error_is, exchange, {"access_denied"}, requirement="CIBA-TOKEN-13")
+
+
+@pytest.mark.requirement("CIBA-TOKEN-23", "CIBA-PING-12")
+def test_ping_client_may_poll(ciba, ciba_config, ciba_metadata, ping_client):
+    """A ping client polling before the user acts gets authorization_pending like a poll
+    client (the acknowledgement's interval, if any, paces it)."""
+    poll_client = ciba_config.find_client(mode="poll")
+    if poll_client is not None and ciba_metadata.supports_mode("poll"):
+        # precondition: a poll client gets authorization_pending (else CIBA-TOKEN-05 is broken)
+        reference = ciba.start(poll_client)
+        pending = ciba.token(poll_client, reference.auth_req_id)
+        ciba.check(
+            token_error_is,
+            pending,
+            {"authorization_pending", "slow_down"},
+            requirement="CIBA-TOKEN-05",
+        )
+    flow = ciba.start(ping_client)
+    exchange = ciba.token(ping_client, flow.auth_req_id)
+    ciba.check(
+        token_error_is,
+        exchange,
+        {"authorization_pending", "slow_down"},
+        requirement="CIBA-TOKEN-23",
+    )
+
+
+@pytest.mark.requirement("CIBA-PING-05")
+def test_endpoint_answering_200_with_body(ciba, ciba_config, ciba_inbox, ping_client):
+    """The notification endpoint answers 200 with a JSON body instead of 204: the flow
+    completes all the same."""
+    behaviour = EndpointBehaviour(
+        status=200, body=b'{"status":"received"}', content_type="application/json"
+    )
+    flow = ciba.start(ping_client, behaviour=behaviour)
+    ciba.approve(flow)
+    expect_ping(ciba, ciba_config, ciba_inbox, flow)
+    exchange = ciba.token(ping_client, flow.auth_req_id)
+    ciba.check(status_is, exchange, {200}, requirement="CIBA-PING-05")
+
+
+@pytest.mark.requirement("CIBA-PING-07")
+@pytest.mark.parametrize("status", [401, 503])
+def test_tokens_retrievable_after_failed_ping(ciba, ciba_config, ciba_inbox, ping_client, status):
+    """The notification endpoint answers 401 or 503: the tokens stay retrievable by a token
+    request. Retries are recorded, not judged (BB-139, A-13)."""
+    flow = ciba.start(ping_client, behaviour=EndpointBehaviour(status=status))
+    ciba.approve(flow)
+    expect_ping(ciba, ciba_config, ciba_inbox, flow)
+    exchange = ciba.token(ping_client, flow.auth_req_id)
+    ciba.check(token_response_complete, exchange, requirement="CIBA-PING-07")
+    notes = flow_callbacks(ciba_inbox, flow, timeout=QUIET_WINDOW, count=2)
+    ciba.check(
+        callback_count_at_most,
+        notes,
+        1,
+        requirement="CIBA-PING-07",
+        title=f"The provider retried the ping after HTTP {status} (recorded)",
+        severity=Severity.INFO,
+    )
+
+
+@pytest.mark.requirement("CIBA-PING-07")
+def test_slow_endpoint_does_not_hold_tokens(ciba, ciba_config, ciba_inbox, ping_client):
+    """The notification endpoint takes a while to answer: the tokens are retrievable at once."""
+    flow = ciba.start(ping_client, behaviour=EndpointBehaviour(delay=SLOW_ENDPOINT_DELAY))
+    ciba.approve(flow)
+    expect_ping(ciba, ciba_config, ciba_inbox, flow)
+    exchange = ciba.token(ping_client, flow.auth_req_id)
+    ciba.check(token_response_complete, exchange, requirement="CIBA-PING-07")
+
+
+@pytest.mark.requirement("CIBA-PING-06", "CIBA-SEC-10")
+def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, ping_client):
+    """The notification endpoint answers 307 to another harness URL: the provider never
+    calls that URL (SSRF guard)."""
+    before = len(ciba_inbox.received(path=REDIRECT_TARGET_PATH))
+    behaviour = EndpointBehaviour(status=307, redirect_to=ciba_receiver.redirect_target)
+    flow = ciba.start(ping_client, behaviour=behaviour)
+    ciba.approve(flow)
+    expect_ping(ciba, ciba_config, ciba_inbox, flow)
+    hits = ciba_inbox.wait_for(path=REDIRECT_TARGET_PATH, timeout=QUIET_WINDOW, count=before + 1)
+    ciba.check(
+        no_callback_for_flow,
+        hits[before:],
+        requirement="CIBA-PING-06",
+        title="The provider followed the notification endpoint's redirect",
+    )
+
+
+@pytest.mark.requirement("CIBA-PING-11")
+def test_one_ping_and_none_for_poll_clients(
+    ciba, ciba_config, ciba_metadata, ciba_inbox, ping_client
+):
+    """One ping per auth_req_id, and none for a poll client's request."""
+    flow = ciba.start(ping_client)
+    ciba.approve(flow)
+    expect_ping(ciba, ciba_config, ciba_inbox, flow)
+    poll_flow = None
+    poll_client = ciba_config.find_client(mode="poll")
+    if poll_client is not None and ciba_metadata.supports_mode("poll"):
+        poll_flow = ciba.start(poll_client)
+        ciba.approve(poll_flow)
+    time.sleep(QUIET_WINDOW)
+    ciba.check(
+        callback_count_at_most,
+        flow_callbacks(ciba_inbox, flow, timeout=0, count=2),
+        1,
+        requirement="CIBA-PING-11",
+        title="The provider pinged twice for one auth_req_id",
+    )
+    if poll_flow is not None:
+        ciba.check(
+            no_callback_for_flow,
+            ciba_inbox.received(auth_req_id=poll_flow.auth_req_id),
+            requirement="CIBA-PING-11",
+            title="The provider pinged for a poll client's request",
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.requirement("CIBA-PING-10", "CIBA-TOKEN-12")
+def test_expiry(ciba, ciba_config, ping_client):
+    """The request expires unanswered: a ping is optional (BB-202), the token request then
+    gets expired_token."""
+    flow = ciba.start(ping_client, requested_expiry=ciba_config.budgets.requested_expiry)
+    ack = flow.acknowledgement
+    assert ack is not None
+    expires_in = ack.expires_in or ciba_config.budgets.requested_expiry
+    if expires_in > ciba_config.budgets.max_wait:
+        pytest.skip(
+            f"not covered: expires_in is {expires_in} s despite requested_expiry (A-17), "
+            f"more than budgets.max_wait={ciba_config.budgets.max_wait:g} s"
+        )
+    time.sleep(max(0.0, ack.received_at + expires_in + EXPIRY_MARGIN - time.monotonic()))
+    exchange = ciba.token(ping_client, flow.auth_req_id)
+    ciba.check(token_error_is, exchange, {"expired_token"}, requirement="CIBA-TOKEN-12")
+
+
+@pytest.mark.requirement("CIBA-PING-04")
+def test_ping_over_tls(ciba, ciba_config, ciba_inbox, ciba_receiver, ping_client):
+    """The ping reaches the notification endpoint over TLS (the receiver speaks only https)."""
+    if not ciba_receiver.url.startswith("https://"):
+        pytest.skip(
+            "not covered: the notification receiver is plain http "
+            "(set receiver.tls_certificate / public_url to an https endpoint)"
+        )
+    flow = ciba.start(ping_client)
+    ciba.approve(flow)
+    expect_ping(ciba, ciba_config, ciba_inbox, flow)
