@@ -120,8 +120,8 @@ class _Context:
     def test_link(self, nodeid: str) -> str:
         test = self.by_nodeid.get(nodeid, {})
         target = "f" if test.get("outcome") in ("failed", "error") else "t"
-        short = nodeid.rsplit("::", 1)[-1]
-        return f'<a href="#{anchor(target, nodeid)}" title="{esc(nodeid)}">{esc(short)}</a>'
+        short = re.sub(r"([_\[\-])", r"\1<wbr>", esc(nodeid.rsplit("::", 1)[-1]))
+        return f'<a href="#{anchor(target, nodeid)}" title="{esc(nodeid)}">{short}</a>'
 
 
 # --- sections ------------------------------------------------------------------------------

@@ -184,6 +184,7 @@ article.failure h3{margin:0 0 4px}
 details{margin:6px 0}
 summary{cursor:pointer;font-weight:600;font-size:13px}
 .groups{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:12px}
+.groups>div{min-width:0}.groups td a,td.id{overflow-wrap:anywhere}
 .chips span{margin-right:6px}
 #filters{margin:0 0 8px;font-size:13px}
 #filters label{margin-right:12px;white-space:nowrap}
