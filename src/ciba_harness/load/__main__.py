@@ -119,8 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif faults:
             raise CibaHarnessError("--provider-fault needs the embedded provider")
         command = build_command(args, issuer=issuer, ui=ui)
-        if not ui:
-            (Path.cwd() / REPORTS).mkdir(parents=True, exist_ok=True)
+        for flag in ("--csv", "--html", "--json-file", "--ciba-slo-file"):
+            target = _value(command, flag)
+            if target:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
         limit = None
         run_time = _value(command, "-t", "--run-time")
         if not ui and run_time and not _has(args, "--worker", "--master"):

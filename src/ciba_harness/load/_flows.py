@@ -98,8 +98,8 @@ class FlowRunner:
     ) -> BackchannelParams:
         users = self.ctx.config.users
         login_hint = users.login_hint
-        if users.second_login_hint and self.rng.random() < 0.5:
-            login_hint = users.second_login_hint
+        if users.second_login_hint and not client.user_code_required and self.rng.random() < 0.5:
+            login_hint = users.second_login_hint  # two users; the user code is the first one's
         login_hint_token = id_token_hint = None
         if profile.hint == "login_hint_token":
             login_hint_token = self._login_hint_token(login_hint)
@@ -259,7 +259,7 @@ class FlowRunner:
             if result.status in (PollStatus.PENDING, PollStatus.RETRY_LATER):
                 continue
             if result.status is PollStatus.TOKENS:
-                return Ended(None, result.tokens, poller.polls)
+                return Ended(None, result.tokens, poller.polls, error=_token_problem(result.tokens))
             return Ended(result.error, polls=poller.polls)
         return Ended("not_expired", polls=poller.polls, error=CibaError("not_expired"))
 

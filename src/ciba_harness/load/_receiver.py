@@ -55,9 +55,12 @@ def route_of(token: str | None) -> str | None:
         return None
     encoded = token[1:].split(".", 1)[0]
     try:
-        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("ascii")
+        padded = encoded + "=" * (-len(encoded) % 4)
+        address = base64.b64decode(padded, altchars=b"-_", validate=True).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
+    host, _, port = address.rpartition(":")
+    return address if host and port.isdigit() else None
 
 
 class LoadInbox(NotificationInbox):

@@ -98,7 +98,7 @@ def evaluate(entries: Iterable[StatsEntryLike], thresholds: Thresholds) -> list[
         verdicts.append(
             Verdict("CIBA time_to_tokens *", "completed flows", float(flows), float(thresholds.min_flows), flows >= thresholds.min_flows)
         )
-    return verdicts
+    return sorted(verdicts, key=lambda v: (v.passed, v.row, v.measure))
 
 
 def format_verdicts(verdicts: list[Verdict]) -> str:

@@ -235,6 +235,8 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
     context = _state["context"]
     if isinstance(context, LoadContext):
         role = "worker" if isinstance(environment.runner, WorkerRunner) else "local"
+        if context.receiver is not None:
+            context.counters.forwarded = context.receiver.forwarded
         log.info("ciba-load %s summary: %s", role, context.counters.summary())
         if context.tracker.saturated:
             log.warning("the auth_req_id duplicate check reached its cap; later ids were not stored")
@@ -262,8 +264,6 @@ def _on_quitting(environment: Any, **_: Any) -> None:
     context = _state["context"]
     if isinstance(context, LoadContext):
         context.stop()
-        if isinstance(environment.runner, WorkerRunner):
-            log.info("ciba-load worker final: %s", context.counters.summary())
     provider = _state["provider"]
     if isinstance(provider, EmbeddedProvider):
         provider.stop()
