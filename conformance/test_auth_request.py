@@ -9,7 +9,6 @@ push clients are denied afterwards, so that no later test meets them.
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,6 +32,7 @@ from ciba_harness._checks_backchannel import (
     expect_accepted,
     expect_backchannel_error,
     expect_error_status,
+    login_hint_token as mint_login_hint_token,
     retire,
     send_and_accept,
 )
@@ -86,26 +86,15 @@ def issued_id_token(ciba, client) -> str:
 
 
 def login_hint_token(config, kind: str) -> str:
-    """A login_hint_token: minted with the profile's HS256 key, else a static one from
-    [users]; skips when neither is configured (the format is deployment-defined)."""
-    users = config.users
-    key = users.login_hint_token_hs256_key
-    if key:
-        sub = users.unknown_login_hint if kind == "unknown" else users.login_hint
-        now = int(time.time())
-        exp = now - 600 if kind == "expired" else now + 300
-        return jwt.encode({"sub": sub, "iat": now - 700, "exp": exp}, key, algorithm="HS256")
-    static = {
-        "valid": users.login_hint_token,
-        "expired": users.expired_login_hint_token,
-        "unknown": users.unknown_login_hint_token,
-    }[kind]
-    if not static:
+    """A login_hint_token of `kind` (valid, expired, unknown), or skip: the token format is
+    deployment-defined, so it needs login_hint_token_hs256_key or static tokens in [users]."""
+    token = mint_login_hint_token(config.users, kind)
+    if not token:
         pytest.skip(
             f"not black-box testable here: no login_hint_token_hs256_key and no {kind} "
             "login_hint_token in [users] (the token format is deployment-defined)"
         )
-    return static
+    return token
 
 
 def hints_supported(config) -> None:

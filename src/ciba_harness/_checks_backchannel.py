@@ -10,6 +10,7 @@ requirement under test), then the shape of an error body (CIBA-AERR-01), then th
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from ._checks import (
     refused,
     status_is,
 )
+from ._clientauth import sign_jwt
 from ._errors import (
     InvalidMember,
     MissingMember,
@@ -35,7 +37,7 @@ from ._requests import Acknowledgement, BackchannelParams, error_code, parse_ack
 
 if TYPE_CHECKING:
     from ._client import CibaClient, Flow
-    from ._config import ClientConfig
+    from ._config import ClientConfig, UsersConfig
     from ._notifications import NotificationInbox
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "expect_backchannel_error",
     "expect_error_status",
     "issuer_matches",
+    "login_hint_token",
     "metadata_document",
     "mtls_alias_valid",
     "no_notifications",
@@ -500,3 +503,20 @@ def retire(ciba: CibaClient, flow: Flow) -> None:
         ciba.deny(flow)
     except Exception:  # noqa: BLE001 - cleanup only; the test has been judged already
         pass
+
+
+def login_hint_token(users: UsersConfig, kind: str, *, now: float | None = None) -> str | None:
+    """A login_hint_token of `kind` (valid, expired, unknown): minted as an HS256 JWT
+    {"sub", "iat", "exp"} with `login_hint_token_hs256_key` when configured, else the static
+    token of [users]; None when neither is configured (the format is deployment-defined)."""
+    key = users.login_hint_token_hs256_key
+    if key:
+        issued = int(now if now is not None else time.time())
+        sub = users.unknown_login_hint if kind == "unknown" else users.login_hint
+        exp = issued - 600 if kind == "expired" else issued + 300
+        return sign_jwt({"sub": sub, "iat": issued - 700, "exp": exp}, key.encode(), "HS256")
+    return {
+        "valid": users.login_hint_token,
+        "expired": users.expired_login_hint_token,
+        "unknown": users.unknown_login_hint_token,
+    }.get(kind)
