@@ -60,6 +60,7 @@ class Recorder:
     def __init__(self) -> None:
         self.exchanges: list[Exchange] = []
         self.listeners: list[Callable[[Exchange], None]] = []
+        self.auth_methods: set[str] = set()  # of the clients that sent requests (for reports)
 
     def add(self, exchange: Exchange) -> None:
         self.exchanges.append(exchange)
@@ -68,6 +69,7 @@ class Recorder:
 
     def reset(self) -> list[Exchange]:
         taken, self.exchanges = self.exchanges, []
+        self.auth_methods = set()
         return taken
 
 
@@ -241,6 +243,8 @@ class CibaClient:
         if client is not None and client.certificate_path and client.certificate_key_path:
             cert = (str(client.certificate_path), str(client.certificate_key_path))
         exchange = self.transport.send(request, label=label, cert=cert)
+        if client is not None:
+            self.recorder.auth_methods.add(client.auth_method)
         self.recorder.add(exchange)
         return exchange
 

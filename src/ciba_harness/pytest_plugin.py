@@ -253,6 +253,7 @@ def ciba(ciba_session: CibaSession, request: pytest.FixtureRequest) -> Iterator[
     client.runner = CheckRunner(strict=ciba_session.config.strict)
     client.recorder.reset()
     yield client
+    request.node.stash[_methods_key] = sorted(client.recorder.auth_methods)
     request.node.stash[_outcomes_key] = (list(client.runner.outcomes), client.recorder.reset())
 
 
@@ -268,6 +269,7 @@ def ciba_receiver(ciba_session: CibaSession) -> NotificationReceiver:
 
 
 _outcomes_key = pytest.StashKey[tuple[list[Any], list[Any]]]()
+_methods_key = pytest.StashKey[list[str]]()
 
 
 def require_client(
@@ -356,6 +358,7 @@ def _test_record(
         else "",
         "failure": failure,
         "skip_reason": skip_reason,
+        "auth_methods": item.stash.get(_methods_key, []),
         "checks": [
             {
                 "check": o.check,
@@ -472,7 +475,7 @@ class ResultCollector:
 
 
 def _merge(record: dict[str, Any], value: dict[str, Any], report: pytest.TestReport) -> None:
-    for key in ("requirements", "modes", "doc"):
+    for key in ("requirements", "modes", "doc", "auth_methods"):
         if value.get(key):
             record[key] = value[key]
     record.setdefault("checks", []).extend(value.get("checks", []))
