@@ -1,0 +1,174 @@
+"""Push mode: tokens and errors pushed to the client's notification endpoint (CIBA §5, §10.3,
+§10.3.1, §12). Only runs when the provider advertises push (rare, A-14; FAPI-CIBA forbids it).
+
+Deliveries are matched to a flow by their bearer token or their auth_req_id, so a delivery
+that breaks one of the two is still found and judged.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ciba_harness import EndpointBehaviour, Severity
+from ciba_harness._checks import ack_no_interval_for_push
+from ciba_harness._checks_delivery import (
+    callback_arrived,
+    callback_bearer_is,
+    callback_count_at_most,
+    callback_is_json,
+    no_callback_for_flow,
+    push_error_code_allowed,
+    push_error_is,
+    push_token_payload,
+)
+from ciba_harness._receiver import REDIRECT_TARGET_PATH
+from ciba_harness.pytest_plugin import require_client
+
+pytestmark = pytest.mark.push
+
+QUIET_WINDOW = 1.0  # seconds to watch for deliveries that must not come
+EXPIRY_MARGIN = 0.5
+EXPIRY_DELIVERY_WINDOW = 2.0  # seconds past expiry an optional expired_token push may take
+
+
+@pytest.fixture
+def push_client(ciba_config, ciba_metadata):
+    return require_client(ciba_config, ciba_metadata, mode="push")
+
+
+def notification_wait(ciba_config) -> float:
+    return min(ciba_config.budgets.max_wait, 10.0)
+
+
+def flow_deliveries(inbox, flow, *, timeout, count=1):
+    """The flow's deliveries at the notification endpoint (not at the redirect target)."""
+    notes = inbox.wait_for_flow(
+        token=flow.notification_token,
+        auth_req_id=flow.auth_req_id,
+        timeout=timeout,
+        count=count,
+    )
+    return [n for n in notes if n.path != REDIRECT_TARGET_PATH]
+
+
+def expect_delivery(ciba, ciba_config, inbox, flow, *, requirement, what):
+    waited = notification_wait(ciba_config)
+    notes = flow_deliveries(inbox, flow, timeout=waited)
+    ciba.check(callback_arrived, notes, requirement=requirement, what=what, waited=waited)
+    return notes[0]
+
+
+@pytest.mark.requirement("CIBA-PUSH-01", "CIBA-PUSH-02")
+def test_tokens_pushed(ciba, ciba_config, ciba_inbox, push_client):
+    """After approval the tokens are POSTed as JSON with the client_notification_token as
+    Bearer token: auth_req_id, access_token, token_type, id_token (expires_in, refresh_token)."""
+    flow = ciba.start(push_client)
+    ciba.approve(flow)
+    note = expect_delivery(
+        ciba, ciba_config, ciba_inbox, flow, requirement="CIBA-PUSH-01", what="token push"
+    )
+    assert flow.notification_token is not None
+    ciba.check(callback_bearer_is, note, flow.notification_token, requirement="CIBA-PUSH-01")
+    ciba.check(callback_is_json, note, requirement="CIBA-PUSH-01")
+    ciba.check(push_token_payload, note, flow.auth_req_id)
+
+
+@pytest.mark.requirement("CIBA-PUSH-03", "CIBA-PUSH-04", "CIBA-PUSH-05", "CIBA-PUSH-06")
+def test_pushed_id_token(ciba, ciba_config, ciba_inbox, push_client):
+    """The pushed ID token validates and carries the auth_req_id claim, at_hash and (with a
+    refresh token) rt_hash matching the pushed tokens."""
+    flow = ciba.start(push_client)
+    ciba.approve(flow)
+    note = expect_delivery(
+        ciba, ciba_config, ciba_inbox, flow, requirement="CIBA-PUSH-01", what="token push"
+    )
+    ciba.check_id_token(flow, note.payload or {}, push=True)
+
+
+@pytest.mark.requirement("CIBA-PUSH-08", "CIBA-PUSH-11")
+def test_denial_pushed(ciba, ciba_config, ciba_inbox, push_client):
+    """After denial the provider pushes {"error": "access_denied", "auth_req_id": ...}."""
+    flow = ciba.start(push_client)
+    ciba.deny(flow)
+    note = expect_delivery(
+        ciba, ciba_config, ciba_inbox, flow, requirement="CIBA-PUSH-08", what="error push"
+    )
+    ciba.check(push_error_code_allowed, note)
+    ciba.check(push_error_is, note, "access_denied", flow.auth_req_id, requirement="CIBA-PUSH-08")
+
+
+@pytest.mark.slow
+@pytest.mark.requirement("CIBA-PUSH-09", "CIBA-PUSH-11")
+def test_expiry(ciba, ciba_config, ciba_inbox, push_client):
+    """The request expires unanswered: either nothing is pushed (A-15) or
+    {"error": "expired_token", "auth_req_id": ...}."""
+    flow = ciba.start(push_client, requested_expiry=ciba_config.budgets.requested_expiry)
+    ack = flow.acknowledgement
+    assert ack is not None
+    expires_in = ack.expires_in or ciba_config.budgets.requested_expiry
+    if expires_in > ciba_config.budgets.max_wait:
+        pytest.skip(
+            f"not covered: expires_in is {expires_in} s despite requested_expiry (A-17), "
+            f"more than budgets.max_wait={ciba_config.budgets.max_wait:g} s"
+        )
+    deadline = ack.received_at + expires_in + EXPIRY_MARGIN + EXPIRY_DELIVERY_WINDOW
+    notes = flow_deliveries(ciba_inbox, flow, timeout=max(0.0, deadline - time.monotonic()))
+    if not notes:
+        return  # pushing expired_token is optional (CIBA §12)
+    ciba.check(push_error_code_allowed, notes[0])
+    ciba.check(
+        push_error_is, notes[0], "expired_token", flow.auth_req_id, requirement="CIBA-PUSH-09"
+    )
+
+
+@pytest.mark.requirement("CIBA-PUSH-07", "CIBA-SEC-10")
+def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, push_client):
+    """The notification endpoint answers 307 to another harness URL: the provider never
+    delivers there."""
+    before = len(ciba_inbox.received(path=REDIRECT_TARGET_PATH))
+    behaviour = EndpointBehaviour(status=307, redirect_to=ciba_receiver.redirect_target)
+    flow = ciba.start(push_client, behaviour=behaviour)
+    ciba.approve(flow)
+    expect_delivery(
+        ciba, ciba_config, ciba_inbox, flow, requirement="CIBA-PUSH-01", what="token push"
+    )
+    hits = ciba_inbox.wait_for(path=REDIRECT_TARGET_PATH, timeout=QUIET_WINDOW, count=before + 1)
+    ciba.check(
+        no_callback_for_flow,
+        hits[before:],
+        requirement="CIBA-PUSH-07",
+        title="The provider followed the notification endpoint's redirect",
+    )
+
+
+@pytest.mark.requirement("CIBA-PUSH-15")
+def test_exactly_one_delivery(ciba, ciba_config, ciba_inbox, push_client):
+    """One delivery per auth_req_id (a duplicate is a warning)."""
+    flow = ciba.start(push_client)
+    ciba.approve(flow)
+    expect_delivery(
+        ciba, ciba_config, ciba_inbox, flow, requirement="CIBA-PUSH-01", what="token push"
+    )
+    notes = flow_deliveries(ciba_inbox, flow, timeout=QUIET_WINDOW, count=2)
+    ciba.check(
+        callback_count_at_most,
+        notes,
+        1,
+        requirement="CIBA-PUSH-15",
+        title="The provider delivered more than once for one auth_req_id",
+        severity=Severity.WARNING,
+    )
+
+
+@pytest.mark.requirement("CIBA-PUSH-13")
+def test_acknowledgement_without_interval(ciba, push_client):
+    """A push client's acknowledgement carries no interval (a warning: the rule is descriptive)."""
+    flow = ciba.start(push_client)
+    ciba.check(
+        ack_no_interval_for_push,
+        flow.exchange,
+        requirement="CIBA-PUSH-13",
+        severity=Severity.WARNING,
+    )
