@@ -1,0 +1,143 @@
+"""The ID token of a poll-mode token response (CIBA §7.1, §10.1.1; OIDC Core §2, §3.1.3.7).
+
+Tests of one claim read the claims without re-validating the whole token, so a broken
+signature or issuer is reported once, by the validation tests (CIBA-IDT-01).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from ciba_harness import (
+    AUTH_REQ_ID_CLAIM,
+    RT_HASH_CLAIM,
+    IdTokenExpectations,
+    InvalidIdToken,
+    Severity,
+    decode_unverified,
+)
+from ciba_harness._checks import token_response_complete
+from ciba_harness._checks_delivery import (
+    acr_present,
+    auth_time_within,
+    claim_present,
+    id_token_alg_is,
+    nonce_absent,
+    same_subject,
+)
+from ciba_harness.pytest_plugin import require_client
+
+pytestmark = pytest.mark.poll
+
+DEFAULT_ID_TOKEN_ALG = "RS256"  # OIDC Registration: id_token_signed_response_alg default
+FAPI_ID_TOKEN_ALGS = frozenset({"PS256", "ES256"})  # FAPI-CIBA-18
+FALLBACK_ACR = "urn:ciba-harness:acr:test"
+
+
+@pytest.fixture
+def poll_client(ciba_config, ciba_metadata):
+    return require_client(ciba_config, ciba_metadata, mode="poll")
+
+
+def redeemed(ciba, client, **overrides):
+    """Start, approve and poll one flow; the flow, the token response body and its exchange."""
+    flow = ciba.start(client, **overrides)
+    ciba.approve(flow)
+    ciba.poll(flow)
+    exchange = flow.exchanges[-1]
+    ciba.check(token_response_complete, exchange, requirement="CIBA-TOKEN-14")
+    assert exchange.response is not None
+    return flow, exchange.response.json_object() or {}, exchange
+
+
+def claims_of(tokens: dict[str, Any]) -> dict[str, Any]:
+    """The ID token's claims, unverified (the validation tests judge the signature)."""
+    token = str(tokens.get("id_token", ""))
+    try:
+        return decode_unverified(token)[1]
+    except ValueError as exc:
+        raise InvalidIdToken(
+            requirement="CIBA-IDT-01",
+            title="ID token is not a JWS",
+            actual=str(exc),
+            secrets=[token],
+        ) from None
+
+
+@pytest.mark.requirement("CIBA-IDT-01", "CIBA-IDT-05")
+def test_id_token_validates(ciba, poll_client):
+    """The ID token is a JWS verifiable with the provider's JWKS, with iss = issuer, aud
+    containing the client_id, sub, exp in the future and iat; no nonce (CIBA sends none)."""
+    flow, tokens, exchange = redeemed(ciba, poll_client)
+    claims = ciba.check_id_token(flow, tokens, exchange=exchange)
+    ciba.check(nonce_absent, claims, severity=Severity.INFO)
+
+
+@pytest.mark.requirement("CIBA-IDT-02")
+def test_id_token_alg(ciba, ciba_config, poll_client):
+    """The ID token is signed with the client's registered alg: the default RS256 (no
+    id_token_signed_response_alg is configured), PS256 or ES256 under FAPI-CIBA."""
+    _, tokens, exchange = redeemed(ciba, poll_client)
+    algs = FAPI_ID_TOKEN_ALGS if ciba_config.profile == "fapi-ciba" else {DEFAULT_ID_TOKEN_ALG}
+    ciba.check(id_token_alg_is, str(tokens.get("id_token", "")), algs, exchange=exchange)
+
+
+@pytest.mark.requirement("CIBA-IDT-03")
+def test_acr_when_acr_values_requested(ciba, ciba_metadata, poll_client):
+    """acr_values sent: the ID token has an acr claim (highly recommended: a warning)."""
+    supported = ciba_metadata.raw.get("acr_values_supported")
+    acr_values = (
+        supported[0]
+        if isinstance(supported, list) and supported and isinstance(supported[0], str)
+        else FALLBACK_ACR
+    )
+    _, tokens, _ = redeemed(ciba, poll_client, acr_values=acr_values)
+    ciba.check(acr_present, claims_of(tokens), severity=Severity.WARNING)
+
+
+@pytest.mark.requirement("CIBA-IDT-04")
+def test_auth_time_within_request_window(ciba, poll_client):
+    """auth_time, when present, lies between the authentication request and the token
+    response (± the clock skew allowed for ID tokens)."""
+    started = time.time()
+    _, tokens, _ = redeemed(ciba, poll_client)
+    finished = time.time()
+    claims = claims_of(tokens)
+    ciba.check(
+        claim_present, claims, "auth_time", requirement="CIBA-IDT-04", severity=Severity.INFO
+    )
+    skew = IdTokenExpectations(issuer="", client_id="").skew
+    ciba.check(auth_time_within, claims, started, finished, skew=skew)
+
+
+@pytest.mark.requirement("CIBA-IDT-06")
+def test_auth_req_id_claim(ciba, poll_client):
+    """The auth_req_id claim is optional in poll mode; when present it equals the redeemed id."""
+    flow, tokens, exchange = redeemed(ciba, poll_client)
+    claims = ciba.check_id_token(flow, tokens, exchange=exchange)
+    ciba.check(
+        claim_present, claims, AUTH_REQ_ID_CLAIM, requirement="CIBA-IDT-06", severity=Severity.INFO
+    )
+
+
+@pytest.mark.requirement("CIBA-IDT-07")
+def test_token_hashes(ciba, poll_client):
+    """at_hash and rt_hash are optional in poll mode; when present they match the tokens."""
+    flow, tokens, exchange = redeemed(ciba, poll_client)
+    claims = ciba.check_id_token(flow, tokens, exchange=exchange)
+    ciba.check(claim_present, claims, "at_hash", requirement="CIBA-IDT-07", severity=Severity.INFO)
+    if tokens.get("refresh_token"):
+        ciba.check(
+            claim_present, claims, RT_HASH_CLAIM, requirement="CIBA-IDT-07", severity=Severity.INFO
+        )
+
+
+@pytest.mark.requirement("CIBA-IDT-09")
+def test_sub_stable_for_the_same_user(ciba, poll_client):
+    """Two flows for the same user and client yield the same sub."""
+    _, first, _ = redeemed(ciba, poll_client)
+    _, second, _ = redeemed(ciba, poll_client)
+    ciba.check(same_subject, str(claims_of(first).get("sub")), str(claims_of(second).get("sub")))
