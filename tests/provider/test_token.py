@@ -189,7 +189,7 @@ async def test_refresh_grant(api: Api) -> None:
 async def test_delayed_approval(env: Env) -> None:
     api = env.api
     rid = (await api.start())["auth_req_id"]
-    resp = await api.approve(rid, delay=0.2)
+    resp = await api.approve(rid, delay=0.5)
     assert resp.status_code == 202
     assert error_of(await api.token("poll-basic", rid)) == (400, "authorization_pending")
     await env.idle()

@@ -70,8 +70,8 @@ ID_TOKEN_FAULTS = frozenset(
     {"id_token_wrong_iss", "id_token_wrong_aud", "id_token_bad_signature", "id_token_wrong_alg",
      "sub_not_stable"}
 )
-#: auth_req_id_reused: a pending request younger than this is handed out again
-REUSE_WINDOW = 5.0
+#: auth_req_id_reused: a pending identical request younger than this is handed out again
+REUSE_WINDOW = 1.0
 
 _B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
@@ -299,7 +299,7 @@ class Provider:
         self.issued_id_tokens: OrderedDict[str, tuple[str, str]] | None = (
             OrderedDict() if self.faults & ID_TOKEN_FAULTS else None
         )
-        self._reuse: dict[tuple[str, str, str], Transaction] = {}
+        self._reuse: dict[tuple[Any, ...], Transaction] = {}
         self._stores: dict[str, dict[Any, Any]] = {
             "tx": self.transactions, "at": self.access_tokens, "rt": self.refresh_tokens,
             "aj": self.assertion_jtis, "rj": self.request_jtis,
@@ -876,7 +876,9 @@ class Provider:
 
         now = time.monotonic()
         self._purge(now)
-        reuse_key = (client.client_id, user_id, granted)
+        # identical = same client, user and parameters except the binding message
+        reuse_key = (client.client_id, user_id, granted, expires_in, acr_values, token,
+                     params.get("user_code"))
         if "auth_req_id_reused" in f:
             earlier = self._reuse.get(reuse_key)
             if earlier is not None:

@@ -137,8 +137,8 @@ _CATALOGUE: tuple[tuple[str, str, str], ...] = (
     ("auth_req_id_low_entropy", "CIBA-ACK-05",
      "auth_req_id is a zero-padded counter"),
     ("auth_req_id_reused", "CIBA-ACK-06",
-     "a request gets the auth_req_id of a pending request of the same client, user and scope "
-     "made less than 5 s before"),
+     "a request identical (but for binding_message) to a pending one made less than 1 s "
+     "before gets the same auth_req_id"),
     ("expires_in_as_string", "CIBA-ACK-07",
      "expires_in is a JSON string"),
     ("interval_as_string", "CIBA-ACK-08",
