@@ -68,6 +68,8 @@ def test_minimal_profile(tmp_path: Path) -> None:
         ("id_token_alg = 'HS256'\n", "id_token_alg"),
         ("blocked_users = [1]\n", "blocked_users"),
         ("notification_timeout = -1\n", "must not be negative"),
+        ("notification_ca_file = 'nope.pem'\n", "does not exist"),
+        ("notification_verify_tls = 1\n", "wrong type"),
         ("\n[[clients]]\nauth_method = 'client_secret_basic'\n", "client_id is missing"),
         ("\n[[clients]]\nclient_id = 'a'\nauth_method = 'magic'\n", "unknown auth_method"),
         ("\n[[clients]]\nclient_id = 'a'\ndelivery_mode = 'email'\nclient_secret = 's'\n",
@@ -107,6 +109,18 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     no_device.write_text(_profile(tmp_path).read_text().replace('token = "t"', ""))
     with pytest.raises(ProfileError, match="token is missing"):
         load_profile(no_device)
+
+
+def test_notification_tls_options(tmp_path: Path) -> None:
+    ca = REPO / "fixtures" / "keys" / "provider-signing-rsa.pem"  # any existing file
+    text = _profile(tmp_path).read_text().replace(
+        "[reference_provider]\n",
+        f"[reference_provider]\nnotification_verify_tls = false\nnotification_ca_file = '{ca}'\n")
+    p = tmp_path / "tls.toml"
+    p.write_text(text)
+    s = load_profile(p)
+    assert s.notification_verify_tls is False and s.notification_ca_file == ca
+    create_app(s, issuer="http://x")
 
 
 def test_create_app_refuses_unknown_faults(settings: ProviderSettings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -214,7 +215,10 @@ def create_app(
         raise ValueError(f"unknown fault: {', '.join(sorted(unknown))}")
     issuer = issuer.rstrip("/")
     keys = KeyMaterial(settings)
-    outbound = Outbound(http_transport)
+    verify: ssl.SSLContext | bool = settings.notification_verify_tls
+    if verify and settings.notification_ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(settings.notification_ca_file))
+    outbound = Outbound(http_transport, verify)
     root = Provider(settings, keys, issuer=issuer, faults=faults, outbound=outbound,
                     device_webhook_url=device_webhook_url)
     routes: list[Any] = list(_routes(root))

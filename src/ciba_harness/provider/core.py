@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import secrets
+import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
@@ -192,15 +193,21 @@ class KeyMaterial:
 class Outbound:
     """The httpx client used for pings, pushes and webhook calls (one per event loop)."""
 
-    def __init__(self, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self, transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
+    ):
         self._transport = transport
+        self._verify = verify
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(transport=self._transport, trust_env=False)
+            self._client = httpx.AsyncClient(
+                transport=self._transport, verify=self._verify, trust_env=False
+            )
             self._loop = loop
         return self._client
 
@@ -475,7 +482,7 @@ class Provider:
         self, client: Client, secret: str, f: frozenset[str], basic: bool, skip: bool = False
     ) -> None:
         if client.secret is None:
-            if client.auth_method != "client_secret_basic" and "wrong_auth_method_accepted" in f:
+            if "wrong_auth_method_accepted" in f:
                 return  # method mismatch tolerated by the fault, nothing to compare with
             raise invalid_client("client has no secret", basic=basic)
         if skip:

@@ -85,6 +85,9 @@ class ProviderSettings:
     blocked_users: frozenset[str] = field(default_factory=frozenset)
     refresh_token_lifetime: int = 86400
     transaction_retention: int = 600
+    #: TLS verification of https notification / webhook endpoints
+    notification_verify_tls: bool = True
+    notification_ca_file: Path | None = None
     source: Path | None = None
 
 
@@ -269,6 +272,13 @@ def settings_from_dict(data: Mapping[str, Any], base_dir: Path, source: Path | N
         users.setdefault(name, UserRecord(name, None))  # known, but refused (access_denied)
     webhook = _get(ref, "device_webhook_url", str, where) or None
 
+    verify = _get(ref, "notification_verify_tls", bool, where)
+    ca_rel = _get(ref, "notification_ca_file", str, where)
+    ca_file: Path | None = None
+    if ca_rel:
+        ca_file = (base_dir / ca_rel).resolve()
+        if not ca_file.is_file():
+            raise ProfileError(f"{where}.notification_ca_file {ca_file} does not exist")
     return ProviderSettings(
         clients=clients,
         users=users,
@@ -290,6 +300,8 @@ def settings_from_dict(data: Mapping[str, Any], base_dir: Path, source: Path | N
         blocked_users=frozenset(blocked),
         refresh_token_lifetime=_positive_int(ref, "refresh_token_lifetime", 86400, where),
         transaction_retention=_positive_int(ref, "transaction_retention", 600, where),
+        notification_verify_tls=True if verify is None else verify,
+        notification_ca_file=ca_file,
         source=source,
     )
 
