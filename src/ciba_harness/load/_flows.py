@@ -83,6 +83,7 @@ class FlowRunner:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.id_tokens: dict[str, str] = {}  # client_id -> last ID token (for id_token_hint)
+        self.profile_suffix = ""  # named-profile users: "time_to_tokens <mode> <profile>"
         self._storm_index = self.rng.randrange(1 << 16)
         self._pending: list[_Pending] = []
         self._serial = 0
@@ -382,6 +383,8 @@ class FlowRunner:
     ) -> None:
         elapsed = ((finished if finished is not None else time.monotonic()) - t0) * 1000.0
         row = f"{ROW[outcome]} {mode}"
+        if self.profile_suffix:
+            row += f" {self.profile_suffix}"
         counters = self.ctx.counters
         error = ended.error
         if error is None:

@@ -69,6 +69,8 @@ def add_arguments(parser: Any) -> None:
         help="backchannel requests per second per storm user (0 = as fast as possible)")
     add("--ciba-pending-per-user", type=int, default=5, metavar="N",
         help="pending transactions each TokenPolling user keeps and polls")
+    add("--ciba-polling-hold", default="uniform:5,15", metavar="DIST",
+        help="how long each TokenPolling transaction stays pending before its approval")
     add("--ciba-eager-share", type=float, default=0.1, metavar="F",
         help="share of TokenPolling transactions polled once too early (provokes slow_down)")
     add("--ciba-id-token-sample", type=float, default=0.1, metavar="F",
@@ -125,6 +127,7 @@ class LoadSettings:
     invalid_share: float
     storm_rate: float
     pending_per_user: int
+    polling_hold: DelaySpec
     eager_share: float
     id_token_sample: float
     arrival_rate: float
@@ -160,6 +163,8 @@ class LoadSettings:
             invalid_share=_number(options, "ciba_invalid_share", 0.1, high=1.0) or 0.0,
             storm_rate=_number(options, "ciba_storm_rate", 10.0) or 0.0,
             pending_per_user=int(_number(options, "ciba_pending_per_user", 5, low=1, high=1000) or 5),
+            polling_hold=parse_delay(str(_opt(options, "ciba_polling_hold") or "uniform:5,15"),
+                                     option="--ciba-polling-hold"),
             eager_share=_number(options, "ciba_eager_share", 0.1, high=1.0) or 0.0,
             id_token_sample=_number(options, "ciba_id_token_sample", 0.1, high=1.0) or 0.0,
             arrival_rate=_number(options, "ciba_arrival_rate", 0.0) or 0.0,

@@ -21,7 +21,7 @@ from ._context import LoadContext
 from ._embedded import EmbeddedProvider
 from ._flows import FlowRunner
 from ._metrics import AuthReqIdTracker, CibaError, EventSink
-from ._profiles import PROFILES, DelaySpec, FlowProfile, parse_mix
+from ._profiles import PROFILES, FlowProfile, parse_mix
 from ._settings import MIX_PRESETS, LoadSettings, add_arguments
 from ._slo import SLO_EXIT_CODE, evaluate, format_verdicts, write_verdicts
 from ._transport import LocustTransport
@@ -80,6 +80,10 @@ class CibaFlowUser(CibaUser):
             return 0.0  # the open model paces flow starts itself
         return self.profile.think_time.sample(self.runner_.rng)
 
+    def on_start(self) -> None:
+        super().on_start()
+        self.runner_.profile_suffix = self.profile_name or ""
+
     def flow(self, mode: str | None = None) -> None:
         """One flow in `mode` (or a mode drawn from the profile), paced by the open model."""
         started = None
@@ -113,13 +117,13 @@ class CibaPollingUser(CibaUser):
     """Keeps --ciba-pending-per-user transactions pending and polls each at its interval."""
 
     abstract = True
-    hold: ClassVar[DelaySpec] = DelaySpec("uniform", 5.0, 15.0)
 
     def wait_time(self) -> float:
         return 0.0  # the task sleeps until the next poll is due
 
     def poll_next(self) -> None:
-        self.runner_.polling_step(self.hold.sample, self.ctx.settings.pending_per_user)
+        settings = self.ctx.settings
+        self.runner_.polling_step(settings.polling_hold.sample, settings.pending_per_user)
 
 
 # --- event listeners -------------------------------------------------------------------------

@@ -1,0 +1,162 @@
+"""Short Locust runs against the reference provider, each in its own processes.
+
+Locust gevent-patches whatever imports it, so these tests only start it as a subprocess
+(`python -m ciba_harness.load`, which starts the provider too, or `python -m locust`).
+Every run is bounded by -t and by a subprocess timeout.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ciba_harness.load._embedded import EmbeddedProvider
+
+REPO = Path(__file__).resolve().parents[2]
+LOCUSTFILE = REPO / "load" / "locustfile.py"
+TIMEOUT = 90
+
+
+def _wrapper(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "ciba_harness.load", "--csv", str(tmp_path / "run"),
+               "--html", str(tmp_path / "run.html"), "--only-summary", *args]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+                          env=_env())
+
+
+def _env() -> dict[str, str]:
+    env = os.environ.copy()
+    env.pop("LOCUST_SKIP_MONKEY_PATCH", None)
+    return env
+
+
+def _stats(prefix: Path) -> dict[tuple[str, str], dict[str, str]]:
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        return {(row["Type"], row["Name"]): row for row in csv.DictReader(handle)}
+
+
+def _failures(prefix: Path) -> list[dict[str, str]]:
+    with open(f"{prefix}_failures.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _show(result: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}"
+
+
+def test_mixed_profile_headless_run_is_clean(tmp_path: Path) -> None:
+    """Every scenario for 8 s: HTTP rows, CIBA rows per mode, zero failures, gate passes."""
+    result = _wrapper(
+        tmp_path, "-u", "24", "-r", "24", "-t", "8s", "--ciba-time-scale", "0.1",
+        "--ciba-eager-share", "0.5", "--ciba-polling-hold", "uniform:1,3",
+        "--ciba-max-fail-ratio", "0", "--ciba-p95-time-to-token-ms", "8000", "--ciba-min-flows", "10",
+    )
+    assert result.returncode == 0, _show(result)
+    stats = _stats(tmp_path / "run")
+    names = {name for _, name in stats}
+    assert {"backchannel", "token", "token pending"} <= names
+    for mode in ("poll", "ping", "push"):
+        row = stats[("CIBA", f"time_to_tokens {mode}")]
+        assert int(row["Request Count"]) > 0 and row["Failure Count"] == "0", row
+    for mode in ("ping", "push"):
+        assert int(stats[("CIBA", f"notification_latency {mode}")]["Request Count"]) > 0
+    profiles = {name.split()[-1] for name in names if name.startswith("time_to_tokens ")}
+    assert profiles & {"callcentre", "pos", "iot"}, names  # the named profiles' own rows
+    assert int(stats[("CIBA", "polls_per_flow poll")]["Request Count"]) > 0
+    storm = [n for n in names if n.startswith("backchannel ") and n != "backchannel invalid"]
+    assert {"backchannel client_secret_basic", "backchannel private_key_jwt RS256",
+            "backchannel signed RS256"} <= set(storm)
+    assert int(stats[("POST", "backchannel invalid")]["Request Count"]) > 0
+    assert int(stats[("CIBA", "slow_down polling")]["Request Count"]) > 0  # eager polls
+    assert all(row["Failure Count"] == "0" for row in stats.values()), _failures(tmp_path / "run")
+    verdicts = json.loads((tmp_path / "run_slo.json").read_text())
+    assert verdicts["passed"] is True
+    assert (tmp_path / "run.html").stat().st_size > 10_000
+
+
+def test_provider_fault_breaks_the_gate_with_ciba_codes(tmp_path: Path) -> None:
+    """A provider that re-issues auth_req_ids: duplicates are found and the gate exits 3."""
+    result = _wrapper(
+        tmp_path, "--provider-fault", "auth_req_id_reused", "--ciba-mix", "poll",
+        "-u", "6", "-r", "6", "-t", "5s", "--ciba-max-fail-ratio", "0.01",
+    )
+    assert result.returncode == 3, _show(result)
+    assert "CIBA SLO gate" in result.stderr and "FAIL" in result.stderr
+    errors = {(row["Name"], row["Error"]) for row in _failures(tmp_path / "run")}
+    assert ("duplicate_auth_req_id", "CibaError('duplicate_auth_req_id')") in errors
+    assert json.loads((tmp_path / "run_slo.json").read_text())["passed"] is False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_master_and_two_workers_aggregate(tmp_path: Path) -> None:
+    """--master with two --worker processes on loopback, in the open model: both workers run
+    flows, their ping/push callbacks reach them through one registered receiver, and the
+    master's CSV holds the sum of what the workers counted."""
+    port = _free_port()
+    with EmbeddedProvider() as provider:
+        locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+        master = subprocess.Popen(
+            [*locust, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+             "--expect-workers", "2", "--headless", "-u", "12", "-r", "12", "-t", "7s",
+             "--ciba-issuer", provider.issuer, "--ciba-mix", "flows", "--ciba-arrival-rate", "8",
+             "--csv", str(tmp_path / "dist"), "--only-summary", "--ciba-max-fail-ratio", "0"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        )
+        workers = [
+            subprocess.Popen(
+                [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+            )
+            for _ in range(2)
+        ]
+        try:
+            out, err = master.communicate(timeout=TIMEOUT)
+            worker_logs = [w.communicate(timeout=30)[1] for w in workers]
+        finally:
+            for process in (master, *workers):
+                if process.poll() is None:
+                    process.kill()
+                    process.wait(5)
+    assert master.returncode == 0, f"{out[-2000:]}\n{err[-4000:]}"
+    tokens = []
+    for log in worker_logs:
+        found = re.findall(r"ciba-load worker summary: flows started (\d+), tokens (\d+)", log)
+        assert found, log[-3000:]
+        started, issued = map(int, found[-1])
+        assert issued > 0, log[-3000:]
+        tokens.append(issued)
+    stats = _stats(tmp_path / "dist")
+    aggregated = sum(
+        int(stats[("CIBA", f"time_to_tokens {mode}")]["Request Count"])
+        for mode in ("poll", "ping", "push") if ("CIBA", f"time_to_tokens {mode}") in stats
+    )
+    assert aggregated == sum(tokens)
+    lag = stats[("CIBA", "arrival_lag")]
+    # 8 flows/s for about 7 s, shared by two workers (4/s each)
+    assert 25 <= int(lag["Request Count"]) <= 80, lag
+
+
+@pytest.mark.parametrize("shape", ["spike"])
+def test_load_shape_file_drives_the_run(tmp_path: Path, shape: str) -> None:
+    """load/shapes.py next to the locustfile: the shape sets the users and ends the run."""
+    result = _wrapper(
+        tmp_path, "-f", f"{LOCUSTFILE},{REPO / 'load' / 'shapes.py'}", "--ciba-shape", shape,
+        "--ciba-mix", "poll", "-u", "10", "-r", "10", "-t", "5s",
+    )
+    assert result.returncode == 0, _show(result)
+    assert re.search(r"Shape test (starting|updating)", result.stderr), result.stderr[-3000:]
+    stats = _stats(tmp_path / "run")
+    assert int(stats[("POST", "backchannel")]["Request Count"]) > 0
