@@ -219,3 +219,17 @@ async def test_device_api(env: Env) -> None:
     resp = await api.http.post(f"/device/requests/{rid}/approve", content=b"{nope",
                                headers={"Authorization": f"Bearer {DEVICE_TOKEN}"})
     assert resp.status_code == 400
+
+
+async def test_state_is_purged_after_retention(env: Env) -> None:
+    api, p = env.api, env.provider
+    _, tokens = await api.flow()
+    pending = (await api.start())["auth_req_id"]
+    assert p.transactions and p.access_tokens and p.refresh_tokens and p.pending
+    p._purge(time.monotonic() + 10**6)
+    assert not p.transactions and not p.access_tokens and not p.refresh_tokens
+    assert not p.pending and not p.assertion_jtis
+    assert error_of(await api.token("poll-basic", pending)) == (400, "invalid_grant")
+    info = await api.http.get(
+        "/userinfo", headers={"Authorization": f"Bearer {tokens.json()['access_token']}"})
+    assert info.status_code == 401
