@@ -1,0 +1,240 @@
+"""pytest plugin of the fuzz suites (conformance/test_fuzz.py, conformance/test_state_machine.py).
+
+Registered by conformance/conftest.py (`pytest_plugins`), not as an entry point: it adds the
+options `--ciba-fuzz-profile`, `--ciba-fuzz-examples`, `--ciba-fuzz-seconds`, the `fuzz`
+marker and the session fixture `ciba_fuzz`. Hypothesis is imported only when the fixture is
+first used, and its settings profiles (`ciba-quick`, `ciba-ci`, `ciba-thorough`) are applied
+to the fuzz tests explicitly, never loaded globally.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from hypothesis import settings as Settings
+
+__all__ = ["PROFILES", "Budget", "CibaFuzz", "FuzzProfile", "default_profile_name"]
+
+
+@dataclass(frozen=True)
+class FuzzProfile:
+    """Budgets of one fuzz profile: examples and seconds, for both kinds of test."""
+
+    name: str
+    description: str
+    max_examples: int  # stateless: examples per property
+    seconds: float  # stateless: stop generating new examples after this long, per property
+    machine_examples: int  # stateful: programs (sequences of steps)
+    machine_steps: int  # stateful: at most this many steps per program
+    machine_seconds: float  # stateful: wall time during which steps may sleep (expiry, interval)
+    derandomize: bool
+    database: bool  # keep failing examples in .hypothesis/ (never in git)
+
+
+PROFILES: Mapping[str, FuzzProfile] = {
+    p.name: p
+    for p in (
+        FuzzProfile(
+            name="ciba-quick",
+            description="local runs: random, example database on, about 10 s",
+            max_examples=200,
+            seconds=6.0,
+            machine_examples=12,
+            machine_steps=12,
+            machine_seconds=5.0,
+            derandomize=False,
+            database=True,
+        ),
+        FuzzProfile(
+            name="ciba-ci",
+            description="CI: derandomized, no example database, about 10 s",
+            max_examples=150,
+            seconds=6.0,
+            machine_examples=10,
+            machine_steps=10,
+            machine_seconds=4.0,
+            derandomize=True,
+            database=False,
+        ),
+        FuzzProfile(
+            name="ciba-thorough",
+            description="vendors' nightly runs: random, many examples, minutes",
+            max_examples=5000,
+            seconds=600.0,
+            machine_examples=300,
+            machine_steps=40,
+            machine_seconds=300.0,
+            derandomize=False,
+            database=True,
+        ),
+    )
+}
+_CI_OFF = {"", "0", "false", "no", "off"}
+
+
+def default_profile_name(environ: Mapping[str, str] | None = None) -> str:
+    """`ciba-ci` when the CI variable is set (to anything but a false value), else `ciba-quick`."""
+    env = os.environ if environ is None else environ
+    return "ciba-ci" if env.get("CI", "").strip().lower() not in _CI_OFF else "ciba-quick"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ciba", "CIBA conformance (ciba-harness)")
+    group.addoption(
+        "--ciba-fuzz-profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="budget of the fuzz tests (default: ciba-ci when $CI is set, else ciba-quick)",
+    )
+    group.addoption(
+        "--ciba-fuzz-examples",
+        type=int,
+        metavar="N",
+        default=None,
+        help="override the profile's examples per fuzz property",
+    )
+    group.addoption(
+        "--ciba-fuzz-seconds",
+        type=float,
+        metavar="S",
+        default=None,
+        help="override the profile's time budget per fuzz property",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "fuzz: generated (Hypothesis) test; deselect with -m 'not fuzz'"
+    )
+
+
+def selected_profile(config: pytest.Config) -> FuzzProfile:
+    profile = PROFILES[config.getoption("ciba_fuzz_profile") or default_profile_name()]
+    examples = config.getoption("ciba_fuzz_examples")
+    seconds = config.getoption("ciba_fuzz_seconds")
+    if examples is not None:
+        profile = replace(profile, max_examples=max(1, examples))
+    if seconds is not None:
+        profile = replace(profile, seconds=max(0.0, seconds), machine_seconds=max(0.0, seconds))
+    return profile
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    p = selected_profile(config)
+    order = "derandomized" if p.derandomize else "random"
+    return (
+        f"ciba fuzz profile: {p.name} ({order}, {p.max_examples} examples or {p.seconds:g} s per "
+        f"property; {p.machine_examples} programs of <= {p.machine_steps} steps)"
+    )
+
+
+class Budget:
+    """A time budget for generating examples.
+
+    `exhausted()` turns True `seconds` after its first call, so the caller can skip the
+    remaining examples (`hypothesis.assume(not budget.exhausted())`). Once an example has
+    failed (`watch()` saw an exception) the budget never runs out again: shrinking the
+    failure to a minimal example is never cut short.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: float | None = None
+        self.failing = False
+        self.skipped = 0
+
+    def exhausted(self) -> bool:
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        if self.failing or now - self.started <= self.seconds:
+            return False
+        self.skipped += 1
+        return True
+
+    def remaining(self) -> float:
+        if self.failing:
+            return float("inf")
+        if self.started is None:
+            return self.seconds
+        return max(0.0, self.seconds - (time.monotonic() - self.started))
+
+    @contextmanager
+    def watch(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self.failing = True
+            raise
+
+
+@dataclass(frozen=True)
+class CibaFuzz:
+    """The session's fuzz profile as Hypothesis settings and budgets."""
+
+    profile: FuzzProfile
+
+    @property
+    def settings(self) -> Settings:
+        """Settings of the stateless properties (use as a decorator under @given)."""
+        from hypothesis import settings
+
+        register_hypothesis_profiles()
+        return settings(settings.get_profile(self.profile.name), max_examples=self.profile.max_examples)
+
+    @property
+    def machine_settings(self) -> Settings:
+        """Settings of the state machine (for run_state_machine_as_test)."""
+        from hypothesis import settings
+
+        register_hypothesis_profiles()
+        return settings(
+            settings.get_profile(self.profile.name),
+            max_examples=self.profile.machine_examples,
+            stateful_step_count=self.profile.machine_steps,
+        )
+
+    def budget(self, seconds: float | None = None) -> Budget:
+        return Budget(self.profile.seconds if seconds is None else seconds)
+
+
+_registered = False
+
+
+def register_hypothesis_profiles() -> None:
+    """Register `ciba-quick`, `ciba-ci` and `ciba-thorough` with Hypothesis (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    from hypothesis import HealthCheck, settings
+
+    for p in PROFILES.values():
+        options: dict[str, object] = {
+            "max_examples": p.max_examples,
+            "derandomize": p.derandomize,
+            "deadline": None,  # HTTP latency varies; hangs are caught by the request timeout
+            "report_multiple_bugs": False,  # one failure, shrunk, attributed to one requirement
+            "print_blob": not p.derandomize,
+            "suppress_health_check": [
+                HealthCheck.too_slow,  # every example is an HTTP exchange
+                HealthCheck.filter_too_much,  # examples skipped after the time budget
+            ],
+        }
+        if not p.database:
+            options["database"] = None
+        settings.register_profile(p.name, **options)  # type: ignore[arg-type]
+    _registered = True
+
+
+@pytest.fixture(scope="session")
+def ciba_fuzz(request: pytest.FixtureRequest) -> CibaFuzz:
+    """The fuzz profile of this session (`--ciba-fuzz-profile`)."""
+    return CibaFuzz(selected_profile(request.config))
