@@ -6,6 +6,7 @@ Deliberately independent of the harness's protocol core (the provider is its ora
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import math
@@ -13,7 +14,7 @@ import secrets
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from starlette.applications import Starlette
+
+from ciba_harness.provider import ProviderSettings, create_app
+from ciba_harness.provider.core import Provider
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "fixtures" / "profiles" / "reference.toml"
@@ -280,3 +285,33 @@ def error_of(resp: httpx.Response) -> tuple[int, str | None]:
     except ValueError:
         return resp.status_code, None
     return resp.status_code, body.get("error") if isinstance(body, dict) else None
+
+
+@dataclass
+class Env:
+    app: Starlette
+    api: Api
+    recorder: Recorder
+    provider: Provider
+
+    async def idle(self) -> None:
+        await self.provider.wait_idle()
+
+
+@contextlib.asynccontextmanager
+async def make_env(
+    settings: ProviderSettings, faults: Iterable[str] = (), **kwargs: Any
+) -> AsyncIterator[Env]:
+    recorder = Recorder()
+    app = create_app(settings, issuer=ISSUER, faults=frozenset(faults),
+                     http_transport=httpx.MockTransport(recorder), **kwargs)
+    provider: Provider = app.state.provider
+    provider.default_notification_endpoint = f"{RECEIVER}/cb"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=ISSUER) as http:
+        env = Env(app, Api(http, ISSUER), recorder, provider)
+        yield env
+        for p in (provider, *provider.tenants.values()):
+            assert p.server_errors == 0, "a request reached the catch-all 500 handler"
+            for task in list(p.tasks):
+                task.cancel()

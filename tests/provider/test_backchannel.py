@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Env
 from provider_helpers import (
     AUTH_REQ_ID_RE,
     DROP,
@@ -17,6 +16,7 @@ from provider_helpers import (
     JWT_BEARER,
     KEYS,
     Api,
+    Env,
     error_of,
     login_hint_token,
     shannon_bits,

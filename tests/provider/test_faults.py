@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from conftest import Env, make_env
 from provider_helpers import (
     CIBA,
     DROP,
@@ -31,8 +30,10 @@ from provider_helpers import (
     RECEIVER,
     REPO,
     Api,
+    Env,
     half_hash,
     login_hint_token,
+    make_env,
     shannon_bits,
 )
 

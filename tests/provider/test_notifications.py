@@ -7,8 +7,7 @@ import json
 
 import httpx
 import pytest
-from conftest import Env, make_env
-from provider_helpers import DEVICE_TOKEN, RECEIVER, error_of, half_hash
+from provider_helpers import DEVICE_TOKEN, RECEIVER, Env, error_of, half_hash, make_env
 
 from ciba_harness.provider import ProviderSettings
 

@@ -7,11 +7,11 @@ import base64
 import time
 
 import pytest
-from conftest import Env
 from provider_helpers import (
     CIBA,
     DEVICE_TOKEN,
     Api,
+    Env,
     error_of,
     half_hash,
 )
