@@ -101,6 +101,29 @@ def _split_wrapper_options(argv: Sequence[str]) -> tuple[list[str], list[str], b
     return rest, [f for f in faults if f], ui
 
 
+class _Stop(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_child(child: subprocess.Popen[bytes], signum: int) -> None:
+    """Let Locust shut down (it writes its reports on SIGINT / SIGTERM), then insist; a
+    second signal meanwhile kills it at once."""
+
+    def kill_now(received: int, frame: object) -> None:
+        child.kill()
+
+    signal.signal(signal.SIGTERM, kill_now)
+    signal.signal(signal.SIGINT, kill_now)
+    child.send_signal(signum)
+    try:
+        child.wait(20)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(5)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, faults, ui = _split_wrapper_options(list(sys.argv[1:] if argv is None else argv))
     if _has(args, "-h", "--help"):
@@ -128,21 +151,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not ui and run_time and not _has(args, "--worker", "--master"):
             limit = run_time_seconds(run_time) + 120.0  # start-up, stop timeout, reports
         child = subprocess.Popen(command, env=os.environ.copy())
+
+        def forward(signum: int, frame: object) -> None:
+            raise _Stop(signum)
+
+        signal.signal(signal.SIGTERM, forward)
         try:
             return child.wait(timeout=limit)
         except subprocess.TimeoutExpired:
             print("ciba-harness load: locust did not stop in time; stopping it", file=sys.stderr)
-            child.send_signal(signal.SIGINT)
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(5)
+            _stop_child(child, signal.SIGTERM)
             return 1
         except KeyboardInterrupt:
-            child.send_signal(signal.SIGINT)
-            child.wait(30)
+            _stop_child(child, signal.SIGINT)
             return 130
+        except _Stop as stop:
+            _stop_child(child, stop.signum)
+            return 128 + stop.signum
     except CibaHarnessError as exc:
         print(f"ciba-harness load: {exc}", file=sys.stderr)
         return 2

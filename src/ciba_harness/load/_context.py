@@ -123,25 +123,34 @@ class LoadContext:
             forward_ids=distributed,
         )
         context.refresh_jwks(force=True)
+        context.apply(settings, processes=processes, sleep=sleep)
+        if "ping" in clients or "push" in clients or isinstance(driver, WebhookDriver):
+            context.start_receiver()
+        return context
+
+    def apply(
+        self, settings: LoadSettings, *, processes: int = 1,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Take (new) options: at the first test start, and at each restart from the web UI."""
+        self.settings = settings
+        self.scheduler = None
         if settings.arrival_rate > 0:
-            context.scheduler = ArrivalScheduler(
+            self.scheduler = ArrivalScheduler(
                 settings.arrival_rate / max(1, processes),
                 settings.arrival_process,
                 clock=time.monotonic,
                 sleep=sleep,
             )
-        if "ping" in clients or "push" in clients or isinstance(driver, WebhookDriver):
-            context.start_receiver()
-        context.generic_profile = FlowProfile(
+        self.generic_profile = FlowProfile(
             name="flows",
             modes=(("poll", 1),),
             approval_delay=settings.approval_delay,
             deny_share=settings.deny_share,
             expire_share=settings.expire_share,
-            expire_after=settings.expire_after or config.budgets.requested_expiry,
+            expire_after=settings.expire_after or self.config.budgets.requested_expiry,
             think_time=settings.think_time,
         )
-        return context
 
     # --- keys ---------------------------------------------------------------------------------
     def refresh_jwks(self, *, force: bool = False) -> None:

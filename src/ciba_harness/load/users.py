@@ -37,7 +37,7 @@ __all__ = [
 
 log = logging.getLogger("ciba_harness.load")
 
-_state: dict[str, Any] = {"context": None, "provider": None, "master_tracker": None}
+_state: dict[str, Any] = {"context": None, "provider": None, "master_tracker": None, "classes": None}
 IDS_KEY = "ciba_auth_req_ids"
 
 
@@ -154,7 +154,11 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         raise SystemExit(2) from None
     if isinstance(runner, WorkerRunner):
         return
-    _apply_mix(environment, settings.mix)
+    try:
+        _apply_mix(environment, settings.mix)
+    except ConfigError as exc:
+        sys.stderr.write(f"ciba-harness load: {exc}\n")
+        raise SystemExit(2) from None
     if isinstance(runner, MasterRunner):
         _state["master_tracker"] = AuthReqIdTracker()
     if settings.issuer is None:
@@ -162,21 +166,22 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
 
 
 def _apply_mix(environment: Any, mix: str) -> None:
+    """Select and weight the user classes (master / local only: it dispatches the users)."""
+    if _state["classes"] is None:  # the classes as Locust selected them, with their weights
+        _state["classes"] = [(cls, cls.weight) for cls in environment.user_classes]
+    classes: list[tuple[Any, int]] = _state["classes"]
     text = MIX_PRESETS.get(mix.strip().lower(), mix)
     if not text:
-        return
-    known = [cls.__name__ for cls in environment.user_classes]
-    try:
-        weights = parse_mix(text, known)
-    except ConfigError as exc:
-        sys.stderr.write(f"ciba-harness load: {exc}\n")
-        raise SystemExit(2) from None
+        weights = {cls.__name__: weight for cls, weight in classes}
+    else:
+        weights = parse_mix(text, [cls.__name__ for cls, _ in classes])
     kept = []
-    for cls in environment.user_classes:
+    for cls, _weight in classes:
         if cls.__name__ in weights:
             cls.weight = weights[cls.__name__]
             kept.append(cls)
     environment.user_classes[:] = kept
+    log.info("user classes: %s", ", ".join(f"{cls.__name__}={cls.weight}" for cls in kept))
 
 
 def _maybe_start_provider(environment: Any, settings: LoadSettings) -> None:
@@ -203,15 +208,23 @@ def _maybe_start_provider(environment: Any, settings: LoadSettings) -> None:
 
 def _on_test_start(environment: Any, **_: Any) -> None:
     runner = environment.runner
-    if isinstance(runner, MasterRunner):
-        return
-    if _state["context"] is not None:  # a restart from the web UI: keep receiver and counters
-        return
     try:
         settings = _settings(environment)
-        processes = 1
-        if isinstance(runner, WorkerRunner):
-            processes = int(getattr(environment.parsed_options, "expect_workers", 1) or 1)
+        if not isinstance(runner, WorkerRunner):
+            _apply_mix(environment, settings.mix)  # options may have changed in the web UI
+    except ConfigError as exc:
+        _fail_setup(environment, exc)
+        return
+    if isinstance(runner, MasterRunner):
+        return
+    processes = 1
+    if isinstance(runner, WorkerRunner):
+        processes = int(getattr(environment.parsed_options, "expect_workers", 1) or 1)
+    existing = _state["context"]
+    if isinstance(existing, LoadContext):  # a restart from the web UI: keep the receiver
+        existing.apply(settings, processes=processes, sleep=gevent.sleep)
+        return
+    try:
         context = LoadContext.create(
             settings,
             environment.events.request.fire,
