@@ -382,6 +382,7 @@ class ResultCollector:
         option = config.getoption("ciba_report")
         self.report_dir: Path | None = Path(option) if option else None
         self.tests: dict[str, dict[str, Any]] = {}
+        self.durations: dict[str, float] = {}
         self.session_info: dict[str, Any] = {}
         self.started = time.time()
         self.uses_ciba = False
@@ -413,6 +414,8 @@ class ResultCollector:
         }
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Every phase counts toward a test's duration, whether or not it carries a record.
+        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
         for name, value in report.user_properties:
             if name != PROPERTY or not isinstance(value, dict):
                 continue
@@ -421,7 +424,6 @@ class ResultCollector:
                 report.nodeid, {"nodeid": report.nodeid, "outcome": "passed"}
             )
             _merge(record, value, report)
-            record["duration"] = round(record.get("duration", 0.0) + report.duration, 3)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         cached = self.config.stash.get(_session_key, None)
@@ -436,6 +438,8 @@ class ResultCollector:
 
         assert self.report_dir is not None
         self.report_dir.mkdir(parents=True, exist_ok=True)
+        for nodeid, record in self.tests.items():
+            record["duration"] = round(self.durations.get(nodeid, 0.0), 3)
         results = build_results(
             list(self.tests.values()),
             self.session_info,
