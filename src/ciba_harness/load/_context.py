@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -27,7 +28,7 @@ from ._profiles import FlowProfile
 from ._receiver import GeventReceiver, LoadInbox
 from ._settings import LoadSettings
 
-__all__ = ["LoadContext", "fetch"]
+__all__ = ["LoadContext", "fetch", "ssl_context", "tls_factory"]
 
 log = logging.getLogger("ciba_harness.load")
 
@@ -35,13 +36,34 @@ TLS_METHODS = {"tls_client_auth", "self_signed_tls_client_auth"}
 JWKS_REFRESH_SECONDS = 10.0
 
 
-def fetch(request: HttpRequest, timeout: float) -> HttpResponse:
+def ssl_context(config: ProviderConfig) -> ssl.SSLContext:
+    """TLS verification as the profile says: its CA bundle, the system store, or (lab only) none."""
+    if config.insecure_skip_verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
+
+
+def tls_factory(config: ProviderConfig) -> Callable[..., ssl.SSLContext]:
+    """An ssl_context_factory for FastHttpUser (geventhttpclient may pass its own cafile)."""
+
+    def factory(cafile: str | None = None) -> ssl.SSLContext:
+        if config.ca_bundle is None and cafile and not config.insecure_skip_verify:
+            return ssl.create_default_context(cafile=cafile)
+        return ssl_context(config)
+
+    return factory
+
+
+def fetch(request: HttpRequest, timeout: float, context: ssl.SSLContext | None = None) -> HttpResponse:
     """One setup request with urllib (cooperative under gevent); never used for load."""
     raw = urllib.request.Request(
         request.url, data=request.body or None, method=request.method, headers=dict(request.headers)
     )
     try:
-        with urllib.request.urlopen(raw, timeout=timeout) as answer:  # noqa: S310 (http(s) only)
+        with urllib.request.urlopen(raw, timeout=timeout, context=context) as answer:  # noqa: S310
             return HttpResponse(answer.status, tuple(answer.headers.items()), answer.read())
     except urllib.error.HTTPError as error:
         return HttpResponse(error.code, tuple(error.headers.items()), error.read())
@@ -66,6 +88,7 @@ class LoadContext:
     tracker: AuthReqIdTracker = field(default_factory=AuthReqIdTracker)
     counters: FlowCounters = field(default_factory=FlowCounters)
     generic_profile: FlowProfile | None = None
+    all_storm_clients: list[tuple[str, ClientConfig]] = field(default_factory=list)
     _jwks_fetched_at: float = 0.0
 
     @classmethod
@@ -90,7 +113,8 @@ class LoadContext:
         config = config.with_issuer(issuer)
         timeout = config.budgets.request_timeout
         discovery = discovery_request(issuer, config.discovery_url)
-        metadata = parse_metadata(fetch(discovery, timeout), url=discovery.url)
+        tls = ssl_context(config)
+        metadata = parse_metadata(fetch(discovery, timeout, tls), url=discovery.url)
         driver = make_driver(config.device, issuer, config.secrets)
         if isinstance(driver, ManualDriver):
             raise ConfigError(
@@ -122,6 +146,7 @@ class LoadContext:
             storm_clients=_storm_clients(config),
             forward_ids=distributed,
         )
+
         context.refresh_jwks(force=True)
         context.apply(settings, processes=processes, sleep=sleep)
         if "ping" in clients or "push" in clients or isinstance(driver, WebhookDriver):
@@ -133,6 +158,20 @@ class LoadContext:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Take (new) options: at the first test start, and at each restart from the web UI."""
+        if not self.all_storm_clients:
+            self.all_storm_clients = list(self.storm_clients)
+        if settings.storm_clients:
+            labels = {label for label, _ in self.all_storm_clients}
+            unknown = [label for label in settings.storm_clients if label not in labels]
+            if unknown:
+                raise ConfigError(
+                    f"--ciba-storm-clients: no storm row {unknown[0]!r} "
+                    f"(this profile has: {', '.join(sorted(labels))})"
+                )
+        self.storm_clients = [
+            (label, client) for label, client in self.all_storm_clients
+            if not settings.storm_clients or label in settings.storm_clients
+        ]
         self.settings = settings
         self.scheduler = None
         if settings.arrival_rate > 0:
@@ -162,7 +201,7 @@ class LoadContext:
             return
         self._jwks_fetched_at = now
         request = HttpRequest("GET", self.metadata.jwks_uri, (("Accept", "application/json"),))
-        response = fetch(request, self.config.budgets.request_timeout)
+        response = fetch(request, self.config.budgets.request_timeout, ssl_context(self.config))
         document = response.json_object()
         if response.status == 200 and document is not None:
             self.jwks.update(document)
@@ -199,7 +238,7 @@ class LoadContext:
                 json.dumps({"url": self.receiver.url}).encode(),
                 frozenset({token}),
             )
-            response = fetch(request, self.config.budgets.request_timeout)
+            response = fetch(request, self.config.budgets.request_timeout, ssl_context(self.config))
             if response.status >= 300:
                 raise ProviderSetupError(
                     f"registering the notification endpoint of {client.client_id} failed: "

@@ -65,6 +65,9 @@ def add_arguments(parser: Any) -> None:
         help="multiply the named profiles' delays and expiries (0.1 for a smoke run)")
     add("--ciba-invalid-share", type=float, default=0.1, metavar="F",
         help="share of deliberately invalid requests in the backchannel storm")
+    add("--ciba-storm-clients", default="", metavar="LABELS",
+        help="limit the storm to these rows, comma-separated (e.g. 'client_secret_basic,signed "
+             "RS256'); default every client authentication method of the profile")
     add("--ciba-storm-rate", type=float, default=10.0, metavar="R",
         help="backchannel requests per second per storm user (0 = as fast as possible)")
     add("--ciba-pending-per-user", type=int, default=5, metavar="N",
@@ -126,6 +129,7 @@ class LoadSettings:
     time_scale: float
     invalid_share: float
     storm_rate: float
+    storm_clients: tuple[str, ...]
     pending_per_user: int
     polling_hold: DelaySpec
     eager_share: float
@@ -162,6 +166,10 @@ class LoadSettings:
             time_scale=_number(options, "ciba_time_scale", 1.0, low=0.001) or 1.0,
             invalid_share=_number(options, "ciba_invalid_share", 0.1, high=1.0) or 0.0,
             storm_rate=_number(options, "ciba_storm_rate", 10.0) or 0.0,
+            storm_clients=tuple(
+                part.strip() for part in str(_opt(options, "ciba_storm_clients") or "").split(",")
+                if part.strip()
+            ),
             pending_per_user=int(_number(options, "ciba_pending_per_user", 5, low=1, high=1000) or 5),
             polling_hold=parse_delay(str(_opt(options, "ciba_polling_hold") or "uniform:5,15"),
                                      option="--ciba-polling-hold"),

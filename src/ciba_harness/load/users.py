@@ -17,7 +17,7 @@ from locust import FastHttpUser, events
 from locust.runners import MasterRunner, WorkerRunner
 
 from .._errors import CibaHarnessError, ConfigError
-from ._context import LoadContext
+from ._context import LoadContext, tls_factory
 from ._embedded import EmbeddedProvider
 from ._flows import FlowRunner
 from ._metrics import AuthReqIdTracker, CibaError, EventSink
@@ -222,7 +222,10 @@ def _on_test_start(environment: Any, **_: Any) -> None:
         processes = int(getattr(environment.parsed_options, "expect_workers", 1) or 1)
     existing = _state["context"]
     if isinstance(existing, LoadContext):  # a restart from the web UI: keep the receiver
-        existing.apply(settings, processes=processes, sleep=gevent.sleep)
+        try:
+            existing.apply(settings, processes=processes, sleep=gevent.sleep)
+        except CibaHarnessError as exc:
+            _fail_setup(environment, exc)
         return
     try:
         context = LoadContext.create(
@@ -239,6 +242,9 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     CibaUser.host = context.config.issuer
     CibaUser.network_timeout = context.config.budgets.request_timeout
     CibaUser.connection_timeout = context.config.budgets.request_timeout
+    # FastHttpUser skips TLS verification by default; follow the profile instead
+    CibaUser.insecure = context.config.insecure_skip_verify
+    CibaUser.ssl_context_factory = staticmethod(tls_factory(context.config))
     log.info(
         "CIBA load against %s: modes %s, storm clients %s%s",
         context.config.issuer,
