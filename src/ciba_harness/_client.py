@@ -140,6 +140,10 @@ class HttpxTransport:
             exchange.error = f"no answer within {self.timeout:g} s (budgets.request_timeout)"
         except httpx.ConnectError as exc:
             exchange.error = f"cannot connect to {request.url}: {exc}"
+        except (httpx.InvalidURL, ValueError) as exc:
+            # A request httpx refuses to send (URL too long, a header that is not ASCII): the
+            # harness's own limit, reported as such, never a traceback.
+            exchange.error = f"the request cannot be sent ({type(exc).__name__}: {exc})"
         except (httpx.HTTPError, httpx.StreamError, OSError) as exc:
             if expired.is_set():
                 exchange.error = (
