@@ -20,7 +20,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ._http import Exchange, to_curl
+from ._http import Exchange, _mask_members, redact, to_curl
 
 __all__ = [
     "Severity",
@@ -106,11 +106,11 @@ class CheckFailure(AssertionError):
     def render(self) -> str:
         lines = [f"[{self.requirement}] {self.title}"]
         if self.message:
-            lines += [f"  {line}" for line in self.message.splitlines()]
+            lines += [f"  {line}" for line in self._shown(self.message).splitlines()]
         if self.expected is not None:
-            lines.append(f"  Expected: {self.expected}")
+            lines.append(f"  Expected: {self._shown(self.expected)}")
         if self.actual is not None:
-            lines.append(f"  Received: {self.actual}")
+            lines.append(f"  Received: {self._shown(self.actual)}")
         for exchange in self.exchanges:
             lines.append("")
             lines += [f"  {line}" for line in exchange.describe(self.secrets).splitlines()]
@@ -123,14 +123,20 @@ class CheckFailure(AssertionError):
             ]
         return "\n".join(lines)
 
+    def _shown(self, value: Any) -> str:
+        """A detail as text, with token members and every known secret masked (a detail may
+        quote a whole response body)."""
+        secrets = self.secrets | {s for e in self.exchanges for s in e.request.secrets}
+        return redact(str(_mask_members(value)), secrets)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": type(self).__name__,
             "requirement": self.requirement,
             "title": self.title,
-            "message": self.message,
-            "expected": None if self.expected is None else str(self.expected),
-            "actual": None if self.actual is None else str(self.actual),
+            "message": self._shown(self.message),
+            "expected": None if self.expected is None else self._shown(self.expected),
+            "actual": None if self.actual is None else self._shown(self.actual),
             "severity": self.severity.value,
             "exchanges": [e.to_dict(self.secrets) for e in self.exchanges],
         }
