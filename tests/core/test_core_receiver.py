@@ -359,3 +359,16 @@ def test_public_url_is_used_as_given() -> None:
     with NotificationReceiver(NotificationInbox(), public_url="https://harness.example.com/") as running:
         assert running.url == "https://harness.example.com/cb"
         assert running.device_hook_url == "https://harness.example.com/device"
+
+
+def test_ipv6_loopback_and_port_reuse_after_stop() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        running = NotificationReceiver(NotificationInbox(), bind="[::1]:0")
+    except CibaHarnessError as exc:
+        pytest.skip(f"IPv6 loopback unavailable: {exc}")
+    with running:
+        assert running.url == f"http://[::1]:{running.port}/cb"
+        assert httpx.post(running.url, json={"auth_req_id": "x"}, timeout=5).status_code == 401
+    bind_socket(f"[::1]:{running.port}").close()  # the port is free again
