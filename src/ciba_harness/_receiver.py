@@ -74,8 +74,8 @@ def _app(inbox: NotificationInbox, webhook: WebhookDriver | None) -> Starlette:
                 headers={"Location": behaviour.redirect_to},
             )
         # A 204 or 304 cannot carry a body (the server would break the connection).
-        body = b"" if note.answered in {204, 304} else behaviour.body
-        return Response(body, status_code=note.answered, media_type=behaviour.content_type)
+        content = b"" if note.answered in {204, 304} else behaviour.body
+        return Response(content, status_code=note.answered, media_type=behaviour.content_type)
 
     async def device_hook(request: Request) -> Response:
         # The provider announces a new request to the authentication device (webhook driver).
