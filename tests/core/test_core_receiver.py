@@ -134,7 +134,7 @@ def receiver(webhook: WebhookDriver) -> Iterator[NotificationReceiver]:
         yield running
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=5) as client:
         yield client
