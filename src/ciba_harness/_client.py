@@ -372,7 +372,10 @@ class CibaClient:
             flow.params.binding_message,
             delay or self.config.device.approve_delay,
         )
-        request = self.driver.decision_request(action, context)
+        try:
+            request = self.driver.decision_request(action, context)
+        except TimeoutError as exc:  # the webhook driver waited for the provider's device call
+            raise TransportError(f"device driver '{self.driver.name}': {exc}") from None
         if request is None:
             return None
         exchange = self.send(request, label=f"device {action}")

@@ -5,6 +5,7 @@ Secrets may be written `${ENV_VAR}`. Relative paths are resolved from the file's
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -57,6 +58,20 @@ DELIVERY_MODES: tuple[str, ...] = ("poll", "ping", "push")
 DEVICE_DRIVERS: tuple[str, ...] = ("embedded", "http", "webhook", "manual")
 SECRET_METHODS = {"client_secret_basic", "client_secret_post", "client_secret_jwt"}
 ASYMMETRIC_ALGS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+# Keys of the shared tables that only the reference provider reads (its own loader checks them).
+PROVIDER_USER_KEYS = frozenset({"extra_users", "blocked_users", "users"})
+PROVIDER_CLIENT_KEYS = frozenset(
+    {
+        "jwks",
+        "redirect_uris",
+        "grant_types",
+        "scope",
+        "id_token_signed_response_alg",
+        "tls_client_auth_subject_dn",
+        "certificate_subject_dn",
+        "certificate_fingerprint",
+    }
+)
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -229,17 +244,30 @@ class _Reader:
         self.file = file
         self.table = table
         self.prefix = prefix
+        self.seen: set[str] = set()
+
+    def reject_unknown(self, also_allowed: frozenset[str] = frozenset()) -> None:
+        """A key nobody reads is a typo until proven otherwise: name it, suggest the closest."""
+        for key in self.table:
+            if key in self.seen or key in also_allowed:
+                continue
+            known = sorted(self.seen | also_allowed)
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
+            raise self.error(key, f"unknown key{hint}")
 
     def error(self, key: str, message: str) -> ConfigError:
         return ConfigError(message, file=str(self.file), key=f"{self.prefix}{key}")
 
     def sub(self, key: str) -> _Reader:
+        self.seen.add(key)
         value = self.table.get(key, {})
         if not isinstance(value, Mapping):
             raise self.error(key, "must be a table")
         return _Reader(self.file, value, f"{self.prefix}{key}.")
 
     def _get(self, key: str, kind: type | tuple[type, ...], default: Any, required: bool) -> Any:
+        self.seen.add(key)
         if key not in self.table:
             if required:
                 raise self.error(key, "is required")
@@ -311,6 +339,7 @@ class _Reader:
         return path
 
     def text_list(self, key: str) -> tuple[str, ...]:
+        self.seen.add(key)
         value = self.table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.error(key, "must be a list of strings")
@@ -356,7 +385,7 @@ def load_config(path: str | os.PathLike[str]) -> ProviderConfig:
     _check_bind(receiver, "bind", receiver.text("bind", "127.0.0.1:0"))
     device = _load_device(root.sub("device"))
     users = root.sub("users")
-    return ProviderConfig(
+    config = ProviderConfig(
         source=file,
         issuer=issuer.rstrip("/") if issuer != "embedded" else issuer,
         discovery_url=provider.text("discovery_url"),
@@ -385,6 +414,11 @@ def load_config(path: str | os.PathLike[str]) -> ProviderConfig:
         strict=provider.flag("strict"),
         dynamic_registration=provider.flag("dynamic_registration"),
     )
+    for section in (provider, budgets_reader, receiver):
+        section.reject_unknown()
+    # [users] and [[clients]] are shared with the reference provider, which reads more keys.
+    users.reject_unknown(PROVIDER_USER_KEYS)
+    return config
 
 
 def _check_bind(reader: _Reader, key: str, value: str) -> None:
@@ -401,6 +435,7 @@ def _load_device(reader: _Reader) -> DeviceConfig:
             templates[action] = None
             continue
         call = reader.sub(action)
+        call.seen |= {"form", "headers", "json"}
         form = call.table.get("form")
         headers = call.table.get("headers", {})
         if not isinstance(headers, Mapping) or (form is not None and not isinstance(form, Mapping)):
@@ -416,11 +451,13 @@ def _load_device(reader: _Reader) -> DeviceConfig:
                 else None
             ),
         )
+        call.reject_unknown()
+    reader.seen |= {"approve", "deny"}
     if driver == "http" and (templates["approve"] is None or templates["deny"] is None):
         raise reader.error("driver", "the http driver needs [device.approve] and [device.deny]")
     webhook_bind = reader.text("webhook_bind", "127.0.0.1:0")
     _check_bind(reader, "webhook_bind", webhook_bind)
-    return DeviceConfig(
+    device = DeviceConfig(
         driver=driver,
         token=reader.text("token"),
         approve=templates["approve"],
@@ -428,6 +465,8 @@ def _load_device(reader: _Reader) -> DeviceConfig:
         approve_delay=reader.number("approve_delay", 0.0, positive=False),
         webhook_bind=webhook_bind,
     )
+    reader.reject_unknown()
+    return device
 
 
 def _expand_json(reader: _Reader, key: str, value: Any) -> Any:
@@ -503,6 +542,7 @@ def _load_clients(root: _Reader) -> tuple[ClientConfig, ...]:
                 roles=reader.text_list("roles"),
             )
         )
+        reader.reject_unknown(PROVIDER_CLIENT_KEYS)
     return tuple(clients)
 
 
