@@ -24,6 +24,16 @@ __all__ = ["EmbeddedProvider"]
 _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the parent dies, so no provider outlives its load run."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class EmbeddedProvider:
     """`python -m ciba_harness.provider` in a child process; `issuer` once it listens."""
 
@@ -43,7 +53,8 @@ class EmbeddedProvider:
         if cpu is not None:
             command = ["taskset", "-c", str(cpu), *command]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+            command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         self.issuer = self._read_issuer(start_timeout)
 

@@ -6,6 +6,7 @@ it only in a Locust process (the locustfile), never in pytest or the wrapper.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import random
 import sys
@@ -202,6 +203,7 @@ def _maybe_start_provider(environment: Any, settings: LoadSettings) -> None:
         sys.stderr.write(f"ciba-harness load: {exc}\n")
         raise SystemExit(2) from None
     _state["provider"] = provider
+    atexit.register(provider.stop)  # run_single_user never fires quitting
     environment.parsed_options.ciba_issuer = provider.issuer
     log.info("started the embedded reference provider at %s (pid %d)", provider.issuer, provider.pid)
 
