@@ -1,0 +1,460 @@
+"""A stateful model of the CIBA transaction (Hypothesis RuleBasedStateMachine), poll mode.
+
+Rules start transactions (some with a short requested_expiry), poll early, poll after the
+interval, approve, deny, let expire, redeem, redeem again, redeem with another client and
+refresh. The model predicts every answer of the token endpoint from the transaction's state
+and from time (interval, expiry), and the invariants hold across all steps: one redemption
+per auth_req_id, no tokens before approval, none after denial or expiry, and the interval
+only grows. A failure is shrunk to the shortest sequence of steps that still breaks it.
+
+Time: a program either is "patient" (it may sleep for the interval or until expiry, within
+the profile's machine budget) or not (it never sleeps; polls may then be too fast, and the
+model allows slow_down for them). Hypothesis shrinks toward impatient programs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import assume, note, strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from ciba_harness import (
+    SLOW_DOWN_INCREMENT,
+    CheckRunner,
+    ClientConfig,
+    Exchange,
+    Flow,
+    build_refresh_request,
+    error_code,
+)
+from ciba_harness._checks import (
+    ack_expires_in,
+    ack_interval,
+    error_body_well_formed,
+    error_code_is,
+    fail,
+    not_server_error,
+    refused,
+    status_is,
+    token_response_complete,
+)
+from ciba_harness.pytest_plugin import require_client
+
+pytestmark = pytest.mark.fuzz
+
+RATE_MARGIN = 0.25  # s: a poll this much later than the interval is surely not too fast
+EXPIRY_MARGIN = 0.5  # s: around expires_in both pending and expired_token are right
+MAX_TRANSACTIONS = 6  # per program
+DEFAULT_INTERVAL = 5.0  # CIBA-ACK-10
+
+
+@dataclass(eq=False)
+class Tx:
+    """The model of one transaction: what the client knows and what it has seen."""
+
+    label: str
+    client: ClientConfig
+    flow: Flow
+    sent_at: float  # monotonic, before the authentication request was sent
+    acked_at: float  # monotonic, when its acknowledgement arrived
+    expires_in: int | None
+    interval: float
+    state: str = "pending"  # pending approved denied expired redeemed abandoned
+    reported: bool = False  # the terminal error was already answered once
+    last_sent: float | None = None
+    last_received: float | None = None
+    approved_at: float | None = None
+    intervals: list[float] = field(default_factory=list)
+    token_times: list[float] = field(default_factory=list)
+    refresh_token: str | None = None
+
+    @property
+    def auth_req_id(self) -> str:
+        return self.flow.auth_req_id
+
+    def __repr__(self) -> str:
+        return self.label
+
+
+def make_machine(
+    ciba: Any,
+    clients: tuple[ClientConfig, ...],
+    *,
+    requested_expiry: int,
+    budget: Any,
+    max_wait: float,
+) -> type[RuleBasedStateMachine]:
+    """The state machine bound to this session's client, clients and budgets."""
+    by_name = {c.name: c for c in clients}
+    names = st.sampled_from([c.name for c in clients])
+    issued: set[str] = set()  # across programs: the provider keeps its state between them
+    counter = iter(range(1, 10**9))
+
+    class CibaTransactions(RuleBasedStateMachine):
+        pending = Bundle("pending")
+        expiring = Bundle("expiring")
+        approved = Bundle("approved")
+        redeemed = Bundle("redeemed")
+        finished = Bundle("finished")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.runner = CheckRunner()
+            self.txs: list[Tx] = []
+            self.patient = False
+            self.slept = 0.0
+
+        # --- helpers -------------------------------------------------------------------------
+
+        def check(self, function: Any, *args: Any, **kwargs: Any) -> None:
+            with budget.watch():
+                self.runner(function, *args, **kwargs)
+
+        def sleep_until(self, moment: float) -> None:
+            """Sleep until `moment` if this program may (patient, within its budget)."""
+            wait = moment - time.monotonic()
+            if wait <= 0 or not self.patient or self.slept + wait > max_wait:
+                return
+            time.sleep(wait)
+            self.slept += wait
+
+        def other(self, client: ClientConfig) -> ClientConfig:
+            return next(c for c in clients if c.client_id != client.client_id)
+
+        def start_flow(self, name: str, *, short: bool) -> Tx:
+            client = by_name[name]
+            overrides = {"requested_expiry": requested_expiry} if short else {}
+            sent = time.monotonic()
+            with budget.watch():
+                flow = ciba.start(client, **overrides)  # CIBA-ACK-01, CIBA-ACK-03
+            ack = flow.acknowledgement
+            assert ack is not None
+            self.check(ack_expires_in, flow.exchange)
+            self.check(ack_interval, flow.exchange)
+            if ack.auth_req_id in issued:
+                self.check(_distinct, ack.auth_req_id, flow.exchange)
+            issued.add(ack.auth_req_id)
+            tx = Tx(
+                label=f"tx{next(counter)}",
+                client=client,
+                flow=flow,
+                sent_at=sent,
+                acked_at=ack.received_at,
+                expires_in=ack.expires_in,
+                interval=float(ack.interval or DEFAULT_INTERVAL),
+            )
+            tx.intervals.append(tx.interval)
+            self.txs.append(tx)
+            note(f"{tx.label}: {client.name}, expires_in {ack.expires_in}, interval {ack.interval}")
+            return tx
+
+        def expiry(self, tx: Tx, sent: float, received: float) -> str:
+            """'alive', 'maybe' or 'expired' for a request sent and answered at these times."""
+            if tx.expires_in is None:
+                return "alive"
+            earliest = tx.sent_at + tx.expires_in  # the OP counts from when it got the request
+            latest = tx.acked_at + tx.expires_in
+            if received < earliest - EXPIRY_MARGIN:
+                return "alive"
+            if sent > latest + EXPIRY_MARGIN:
+                return "expired"
+            return "maybe"
+
+        def poll(self, tx: Tx) -> Exchange | None:
+            """The owner polls; the model predicts the answer and follows it."""
+            if tx.state == "abandoned":
+                return None  # CIBA-TOKEN-07: nothing more after invalid_request
+            sent = time.monotonic()
+            exchange = ciba.token(tx.client, tx.auth_req_id, label=f"poll {tx.label}")
+            received = time.monotonic()
+            _trim(ciba)
+            too_fast = (
+                tx.last_received is not None and sent - tx.last_received < tx.interval + RATE_MARGIN
+            )
+            tx.last_sent, tx.last_received = sent, received
+            expiry = self.expiry(tx, sent, received)
+            if tx.state == "pending" and expiry == "expired":
+                tx.state = "expired"
+            state = tx.state
+            codes: set[str]
+            if state == "pending":
+                codes = {"authorization_pending"}
+                requirement = "CIBA-TOKEN-05"
+                if expiry == "maybe":
+                    codes.add("expired_token")
+            elif state == "approved":
+                codes = {"expired_token"} if expiry != "alive" else set()
+                requirement = "CIBA-TOKEN-14"
+            elif state == "expired":
+                codes = {"expired_token"} | ({"invalid_grant"} if tx.reported else set())
+                requirement = "CIBA-TOKEN-12"
+            elif state == "denied":
+                codes = {"access_denied"} | ({"invalid_grant"} if tx.reported else set())
+                requirement = "CIBA-TOKEN-13"
+            else:  # redeemed
+                codes = {"invalid_grant"}
+                requirement = "CIBA-TOKEN-16"
+            response = exchange.response
+            if response is not None and response.status == 200:
+                tx.token_times.append(received)
+                if state != "approved":
+                    self.check(refused, exchange, requirement=requirement)
+                self.check(token_response_complete, exchange)
+                body = response.json_object() or {}
+                refresh = body.get("refresh_token")
+                tx.refresh_token = refresh if isinstance(refresh, str) else None
+                tx.state = "redeemed"
+                return exchange
+            if response is not None and response.status == 503 and response.header("retry-after"):
+                return exchange  # CIBA-TOKEN-08: the OP may shed load
+            self.check(not_server_error, exchange, requirement="CIBA-TOKEN-21")
+            self.check(
+                error_body_well_formed, exchange, requirement="CIBA-TOKEN-21",
+                allow_extra_members=True,
+            )
+            code = error_code(response)
+            allowed = codes | ({"slow_down", "invalid_request"} if too_fast else set())
+            if too_fast and state == "pending" and code not in codes:
+                requirement = "CIBA-TOKEN-06"
+            if state == "approved" and code not in allowed:
+                self.check(status_is, exchange, {200}, requirement=requirement)
+            self.check(error_code_is, exchange, allowed, requirement=requirement)
+            self.check(status_is, exchange, {400}, requirement="CIBA-TOKEN-21")
+            if code == "slow_down":
+                tx.interval += SLOW_DOWN_INCREMENT  # CIBA-TOKEN-06, for this and later polls
+                tx.intervals.append(tx.interval)
+            elif code == "invalid_request":
+                tx.state = "abandoned"
+            elif code == "expired_token":
+                tx.state, tx.reported = "expired", True
+            elif code in {"access_denied", "invalid_grant"}:
+                tx.reported = True
+            return exchange
+
+        def poll_as_other(self, tx: Tx) -> None:
+            """Another client presents this auth_req_id: invalid_grant, nothing changes."""
+            other = self.other(tx.client)
+            exchange = ciba.token(other, tx.auth_req_id, label=f"poll {tx.label} as {other.name}")
+            _trim(ciba)
+            if exchange.response is not None and exchange.response.status == 200:
+                tx.token_times.append(time.monotonic())
+            self.check(refused, exchange, requirement="CIBA-TOKEN-04")
+            self.check(not_server_error, exchange, requirement="CIBA-TOKEN-21")
+            self.check(
+                error_body_well_formed, exchange, requirement="CIBA-TOKEN-21",
+                allow_extra_members=True,
+            )
+            self.check(error_code_is, exchange, {"invalid_grant"}, requirement="CIBA-TOKEN-04")
+
+        def decide(self, tx: Tx, action: str) -> None:
+            alive = self.expiry(tx, time.monotonic(), time.monotonic() + 1.0) == "alive"
+            if tx.state != "pending" or not alive:
+                return  # too late to decide: the model keeps its state
+            with budget.watch():
+                if action == "approve":
+                    ciba.approve(tx.flow)
+                else:
+                    ciba.deny(tx.flow)
+            tx.state = "approved" if action == "approve" else "denied"
+            if action == "approve":
+                tx.approved_at = time.monotonic()
+
+        # --- rules ---------------------------------------------------------------------------
+
+        @initialize(target=pending, client=names, patient=st.booleans())
+        def begin(self, client: str, patient: bool) -> Tx:
+            # A patient program sleeps (interval, expiry); only while the budget lasts.
+            assume(not (patient and budget.exhausted()))
+            self.patient = patient
+            return self.start_flow(client, short=False)
+
+        @rule(target=pending, client=names)
+        def start(self, client: str) -> Tx:
+            return self.start_flow(client, short=False)
+
+        @rule(target=expiring, client=names)
+        def start_short(self, client: str) -> Tx:
+            return self.start_flow(client, short=True)
+
+        @rule(tx=pending)
+        def poll_early(self, tx: Tx) -> None:
+            self.poll(tx)
+
+        @rule(tx=pending)
+        def poll_after_interval(self, tx: Tx) -> None:
+            if tx.last_received is not None:
+                self.sleep_until(tx.last_received + tx.interval + RATE_MARGIN)
+            self.poll(tx)
+
+        @rule(tx=expiring)
+        def poll_expiring(self, tx: Tx) -> None:
+            self.poll(tx)
+
+        @rule(target=finished, tx=consumes(expiring))
+        def let_expire(self, tx: Tx) -> Tx:
+            if tx.expires_in is not None:
+                moment = tx.acked_at + tx.expires_in + EXPIRY_MARGIN
+                if tx.last_received is not None:
+                    moment = max(moment, tx.last_received + tx.interval + RATE_MARGIN)
+                self.sleep_until(moment)
+            self.poll(tx)
+            return tx
+
+        @rule(target=approved, tx=consumes(pending))
+        def approve(self, tx: Tx) -> Tx:
+            self.decide(tx, "approve")
+            return tx
+
+        @rule(target=finished, tx=consumes(pending))
+        def deny(self, tx: Tx) -> Tx:
+            self.decide(tx, "deny")
+            return tx
+
+        @rule(tx=pending)
+        def poll_pending_with_other_client(self, tx: Tx) -> None:
+            self.poll_as_other(tx)
+
+        @rule(tx=approved)
+        def poll_approved_with_other_client(self, tx: Tx) -> None:
+            self.poll_as_other(tx)
+
+        @rule(target=redeemed, tx=consumes(approved))
+        def redeem(self, tx: Tx) -> Tx:
+            exchange = self.poll(tx)
+            if tx.state == "approved" and error_code(exchange.response if exchange else None) in {
+                "slow_down",
+                None,
+            }:
+                # Polled too fast, or shed: wait the interval (if this program may) and retry.
+                if tx.last_received is not None:
+                    self.sleep_until(tx.last_received + tx.interval + RATE_MARGIN)
+                self.poll(tx)
+            return tx
+
+        @rule(tx=redeemed)
+        def redeem_again(self, tx: Tx) -> None:
+            self.poll(tx)
+
+        @rule(tx=redeemed)
+        def redeem_with_other_client(self, tx: Tx) -> None:
+            self.poll_as_other(tx)
+
+        @rule(tx=redeemed)
+        def refresh(self, tx: Tx) -> None:
+            if tx.state != "redeemed" or tx.refresh_token is None:
+                return
+            request = build_refresh_request(tx.client, ciba.metadata, tx.refresh_token)
+            exchange = ciba.send(request, label=f"refresh {tx.label}", client=tx.client)
+            _trim(ciba)
+            # The refresh_token of CIBA-TOKEN-14 works: a new access token, no ID token needed.
+            self.check(token_response_complete, exchange, openid=False)
+
+        @rule(tx=finished)
+        def poll_finished(self, tx: Tx) -> None:
+            self.poll(tx)
+
+        # --- invariants ----------------------------------------------------------------------
+
+        @invariant()
+        def one_redemption_per_auth_req_id(self) -> None:
+            for tx in self.txs:
+                if len(tx.token_times) > 1:
+                    self.check(_violation, "CIBA-TOKEN-16", f"{tx.label} redeemed twice")
+
+        @invariant()
+        def no_tokens_before_approval(self) -> None:
+            for tx in self.txs:
+                if tx.token_times and (
+                    tx.approved_at is None or min(tx.token_times) < tx.approved_at
+                ):
+                    self.check(_violation, "CIBA-TOKEN-05", f"{tx.label}: tokens, not approved")
+
+        @invariant()
+        def no_tokens_after_denial_or_expiry(self) -> None:
+            for tx in self.txs:
+                if tx.token_times and tx.state in {"denied", "expired"}:
+                    row = "CIBA-TOKEN-13" if tx.state == "denied" else "CIBA-TOKEN-12"
+                    self.check(_violation, row, f"{tx.label}: tokens after {tx.state}")
+
+        @invariant()
+        def interval_only_grows(self) -> None:
+            for tx in self.txs:
+                if tx.intervals != sorted(tx.intervals) or tx.intervals[0] <= 0:
+                    self.check(_violation, "CIBA-TOKEN-06", f"{tx.label}: {tx.intervals}")
+
+    return CibaTransactions
+
+
+def _violation(requirement: str, what: str) -> None:
+    """An invariant of the model does not hold."""
+    raise fail(requirement, "Model invariant broken", actual=what)
+
+
+def _distinct(auth_req_id: str, exchange: Exchange) -> None:
+    """A new request got an auth_req_id that was issued before."""
+    raise fail(
+        "CIBA-ACK-06",
+        "auth_req_id issued twice",
+        expected="a new auth_req_id for every accepted request",
+        actual="a value issued before",
+        exchanges=[exchange],
+    )
+
+
+def _trim(ciba: Any) -> None:
+    del ciba.recorder.exchanges[:-12]
+
+
+def machine_clients(config: Any, metadata: Any) -> tuple[ClientConfig, ...]:
+    """The poll client, a second poll client (cross-client steps) and a ping client if any."""
+    owner = require_client(config, metadata, mode="poll")
+    second = config.find_client(mode="poll", role="second", exclude=(owner.name,))
+    second = second or config.find_client(mode="poll", exclude=(owner.name,))
+    if second is None:
+        pytest.skip("not covered: a second poll client is needed for cross-client steps")
+    ping = config.find_client(mode="ping") if metadata.supports_mode("ping") else None
+    return (owner, second, *((ping,) if ping is not None else ()))
+
+
+@pytest.mark.requirement(
+    "CIBA-ACK-01",
+    "CIBA-ACK-03",
+    "CIBA-ACK-06",
+    "CIBA-ACK-07",
+    "CIBA-ACK-08",
+    "CIBA-TOKEN-04",
+    "CIBA-TOKEN-05",
+    "CIBA-TOKEN-06",
+    "CIBA-TOKEN-12",
+    "CIBA-TOKEN-13",
+    "CIBA-TOKEN-14",
+    "CIBA-TOKEN-16",
+    "CIBA-TOKEN-21",
+    "CIBA-TOKEN-23",
+    "CIBA-TOKEN-24",
+)
+def test_transaction_state_machine(ciba, ciba_config, ciba_metadata, ciba_fuzz):
+    """Random sequences of CIBA steps across clients: every answer is the one the model predicts."""
+    if ciba_config.device.driver == "manual":
+        pytest.skip("not covered: the state machine needs an automatic device driver")
+    machine = make_machine(
+        ciba,
+        machine_clients(ciba_config, ciba_metadata),
+        requested_expiry=ciba_config.budgets.requested_expiry,
+        budget=ciba_fuzz.budget(ciba_fuzz.profile.machine_seconds),
+        # A patient program sleeps at most this long: one expiry and an interval or two.
+        max_wait=min(ciba_config.budgets.max_wait, ciba_config.budgets.requested_expiry + 2.0),
+    )
+    run_state_machine_as_test(machine, settings=ciba_fuzz.machine_settings)
