@@ -125,10 +125,14 @@ class CheckOutcome:
 
 
 class CheckRunner:
-    """Runs checks with a severity chosen at the call site and records every outcome."""
+    """Runs checks with a severity chosen at the call site and records every outcome.
 
-    def __init__(self, *, strict: bool = False) -> None:
+    `mandatory`: requirement IDs whose WARNING-level checks count as failures anyway (the
+    rules of a profile: e.g. under FAPI-CIBA, acr for acr_values is a MUST, FAPI-CIBA-09)."""
+
+    def __init__(self, *, strict: bool = False, mandatory: Collection[str] = ()) -> None:
         self.strict = strict
+        self.mandatory = frozenset(mandatory)
         self.outcomes: list[CheckOutcome] = []
 
     def __call__(
@@ -146,8 +150,9 @@ class CheckRunner:
         try:
             check_function(*args, **kwargs)
         except CheckFailure as failure:
+            escalate = self.strict or failure.requirement in self.mandatory
             effective = (
-                Severity.FAILURE if self.strict and severity is Severity.WARNING else severity
+                Severity.FAILURE if escalate and severity is Severity.WARNING else severity
             )
             failure.severity = effective
             self.outcomes.append(

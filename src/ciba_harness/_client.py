@@ -43,7 +43,9 @@ from ._requests import (
     BackchannelParams,
     RequestObjectSpec,
     build_backchannel_request,
+    build_introspection_request,
     build_token_request,
+    build_userinfo_request,
     new_notification_token,
     parse_acknowledgement,
 )
@@ -51,6 +53,8 @@ from ._requests import (
 __all__ = ["CibaClient", "Flow", "Recorder", "HttpxTransport"]
 
 _flow_numbers = itertools.count(1)
+#: `send(..., certificate=CLIENT_CERTIFICATE)`: the client's own certificate, if it has one
+CLIENT_CERTIFICATE: Any = object()
 MAX_RESPONSE_BYTES = 1024 * 1024  # a CIBA answer is a few KiB; more is a broken provider
 
 
@@ -74,7 +78,11 @@ class Recorder:
 
 
 class HttpxTransport:
-    """Sends HttpRequest values with one pooled httpx.Client; bounded by `timeout`."""
+    """Sends HttpRequest values with one pooled httpx.Client; bounded by `timeout`.
+
+    `verify`: True (httpx's default CA bundle), a CA bundle path, or False (no verification;
+    lab only). `cert` (certificate path, key path) is presented by the shared client; `send`
+    takes a per-request `cert` for mTLS clients (one pooled client per certificate)."""
 
     def __init__(
         self,
@@ -84,13 +92,15 @@ class HttpxTransport:
         cert: Any = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        from ._tls import client_ssl_context
+
         self.timeout = timeout
         self.verify = verify
+        self._transport = transport
         self._cert_clients: dict[Any, httpx.Client] = {}
         self.client = httpx.Client(
             timeout=httpx.Timeout(timeout),
-            verify=verify,
-            cert=cert,
+            verify=client_ssl_context(verify, tuple(cert) if cert else None),
             follow_redirects=False,
             transport=transport,
             limits=httpx.Limits(max_connections=32),
@@ -164,12 +174,15 @@ class HttpxTransport:
 
     def _cert_client(self, cert: Any) -> httpx.Client:
         # One pooled client per client certificate (mTLS clients each present their own).
+        # The SSL context is built here: httpx drops `cert=` when `verify` is a path.
+        from ._tls import client_ssl_context
+
         if cert not in self._cert_clients:
             self._cert_clients[cert] = httpx.Client(
                 timeout=httpx.Timeout(self.timeout),
-                cert=cert,
-                verify=self.verify,
+                verify=client_ssl_context(self.verify, tuple(cert)),
                 follow_redirects=False,
+                transport=self._transport,
             )
         return self._cert_clients[cert]
 
@@ -223,10 +236,23 @@ class CibaClient:
         self.inbox = inbox
         self.notification_url = notification_url
         self.driver = driver or make_driver(config.device, config.issuer, config.secrets)
-        self.runner = runner or CheckRunner(strict=config.strict)
+        self.runner = runner or self.new_runner()
         self._metadata: ProviderMetadata | None = None
         self.jwks = Jwks()
         self._jwks_loaded = False
+
+    def new_runner(self) -> CheckRunner:
+        """A fresh check runner with this configuration's strictness and profile rules."""
+        from ._profiles import mandatory_requirements
+
+        return CheckRunner(
+            strict=self.config.strict, mandatory=mandatory_requirements(self.config.profile)
+        )
+
+    @property
+    def signs_by_default(self) -> bool:
+        """FAPI-CIBA (ID1 edition): every authentication request is signed (FAPI-CIBA-12)."""
+        return self.config.fapi and self.config.fapi_ciba_version == "id1"
 
     def check(
         self,
@@ -241,10 +267,19 @@ class CibaClient:
 
     # --- plumbing ---
     def send(
-        self, request: HttpRequest, *, label: str = "", client: ClientConfig | None = None
+        self,
+        request: HttpRequest,
+        *,
+        label: str = "",
+        client: ClientConfig | None = None,
+        certificate: Any = CLIENT_CERTIFICATE,
     ) -> Exchange:
+        """Send one request. A `client` with a certificate presents it (mTLS);
+        `certificate` overrides that: None = no certificate, or (cert path, key path)."""
         cert = None
-        if client is not None and client.certificate_path and client.certificate_key_path:
+        if certificate is not CLIENT_CERTIFICATE:
+            cert = tuple(str(p) for p in certificate) if certificate else None
+        elif client is not None and client.certificate_path and client.certificate_key_path:
             cert = (str(client.certificate_path), str(client.certificate_key_path))
         exchange = self.transport.send(request, label=label, cert=cert)
         if client is not None:
@@ -322,12 +357,15 @@ class CibaClient:
         label: str = "backchannel",
         **options: Any,
     ) -> Exchange:
-        if signed is None and client.sign_requests:
+        if signed is None and (
+            client.sign_requests or (self.signs_by_default and client.can_sign)
+        ):
             signed = RequestObjectSpec()
+        certificate = options.pop("certificate", CLIENT_CERTIFICATE)
         request = build_backchannel_request(
             client, self.metadata, params, auth=auth, signed=signed, **options
         )
-        return self.send(request, label=label, client=client)
+        return self.send(request, label=label, client=client, certificate=certificate)
 
     def token(
         self,
@@ -338,7 +376,27 @@ class CibaClient:
         label: str = "token",
         **options: Any,
     ) -> Exchange:
+        certificate = options.pop("certificate", CLIENT_CERTIFICATE)
         request = build_token_request(client, self.metadata, auth_req_id, auth=auth, **options)
+        return self.send(request, label=label, client=client, certificate=certificate)
+
+    def userinfo(
+        self,
+        client: ClientConfig,
+        access_token: str,
+        *,
+        certificate: Any = CLIENT_CERTIFICATE,
+        url: str | None = None,
+        label: str = "userinfo",
+    ) -> Exchange:
+        """GET userinfo with `access_token` (the mTLS alias and the client's certificate for
+        clients that have one; `certificate` as in `send`)."""
+        request = build_userinfo_request(self.metadata, access_token, client=client, url=url)
+        return self.send(request, label=label, client=client, certificate=certificate)
+
+    def introspect(self, client: ClientConfig, token: str, *, label: str = "introspect") -> Exchange:
+        """RFC 7662 introspection of `token` (needs introspection_endpoint in the metadata)."""
+        request = build_introspection_request(client, self.metadata, token)
         return self.send(request, label=label, client=client)
 
     def start(

@@ -174,10 +174,20 @@ class ProviderConfig:
     insecure_skip_verify: bool = False
     strict: bool = False
     dynamic_registration: bool = False
+    #: FAPI-CIBA edition for FAPI-CIBA-06: "id1" (signed requests only, as the certification
+    #: suite tests) or "draft" (unsigned requests accepted too; ambiguity A-19)
+    fapi_ciba_version: str = "id1"
+    #: the FAPI security profile combined with FAPI-CIBA: "1.0" or "2.0" (rows of the other
+    #: one are judged as warnings)
+    fapi_base: str = "1.0"
 
     @property
     def embedded(self) -> bool:
         return self.issuer == "embedded"
+
+    @property
+    def fapi(self) -> bool:
+        return self.profile == "fapi-ciba"
 
     def with_issuer(self, issuer: str) -> ProviderConfig:
         return replace(self, issuer=issuer)
@@ -330,9 +340,18 @@ class _Reader:
         return value
 
     def path(self, key: str, *, must_exist: bool = True) -> Path | None:
+        """A file path relative to the profile, or `pki:NAME`: a file of the generated test
+        PKI (ciba_harness.provider.pki, generated on first use; loopback tests only)."""
         value: str | None = self.text(key)
         if value is None:
             return None
+        if value.startswith("pki:"):
+            from .provider.pki import resolve_pki_path
+
+            try:
+                return resolve_pki_path(value)
+            except (ValueError, OSError) as exc:
+                raise self.error(key, str(exc)) from None
         path: Path = (self.file.parent / value).resolve()
         if must_exist and not path.is_file():
             raise self.error(key, f"file {path} does not exist")
@@ -371,6 +390,8 @@ def load_config(path: str | os.PathLike[str]) -> ProviderConfig:
     if issuer != "embedded" and not re.match(r"^https?://[^/\s]+", issuer):
         raise provider.error("issuer", f"must be an http(s) URL or 'embedded', got {issuer!r}")
     profile = provider.choice("profile", ("ciba", "fapi-ciba"), "ciba")
+    fapi_ciba_version = provider.choice("fapi_ciba_version", ("id1", "draft"), "id1")
+    fapi_base = provider.choice("fapi_base", ("1.0", "2.0"), "1.0")
     budgets_reader = root.sub("budgets")
     budgets = Budgets(
         request_timeout=budgets_reader.number("request_timeout", 10.0),
@@ -402,23 +423,44 @@ def load_config(path: str | os.PathLike[str]) -> ProviderConfig:
             login_hint_token_hs256_key=users.text("login_hint_token_hs256_key"),
         ),
         device=device,
-        receiver=ReceiverConfig(
-            bind=receiver.text("bind", "127.0.0.1:0"),
-            public_url=receiver.text("public_url"),
-            tls_certificate=receiver.path("tls_certificate"),
-            tls_key=receiver.path("tls_key"),
-        ),
+        receiver=_load_receiver(receiver),
         budgets=budgets,
         ca_bundle=provider.path("ca_bundle"),
         insecure_skip_verify=provider.flag("insecure_skip_verify"),
         strict=provider.flag("strict"),
         dynamic_registration=provider.flag("dynamic_registration"),
+        fapi_ciba_version=fapi_ciba_version,
+        fapi_base=fapi_base,
     )
     for section in (provider, budgets_reader, receiver):
         section.reject_unknown()
     # [users] and [[clients]] are shared with the reference provider, which reads more keys.
     users.reject_unknown(PROVIDER_USER_KEYS)
     return config
+
+
+def _load_receiver(reader: _Reader) -> ReceiverConfig:
+    certificate = reader.path("tls_certificate")
+    key = reader.path("tls_key")
+    if (certificate is None) != (key is None):
+        raise reader.error("tls_key" if key is None else "tls_certificate",
+                           "tls_certificate and tls_key go together")
+    if reader.flag("https") and certificate is None:
+        # A certificate for 127.0.0.1 / localhost from the generated test PKI; the provider
+        # must trust its CA (pki:ca.pem).
+        from .provider.pki import ensure_test_pki
+
+        pki = ensure_test_pki()
+        certificate, key = pki.server_cert, pki.server_key
+    public_url = reader.text("public_url")
+    if public_url is not None and not re.match(r"^https?://[^/\s]+", public_url):
+        raise reader.error("public_url", f"must be an http(s) URL, got {public_url!r}")
+    return ReceiverConfig(
+        bind=reader.text("bind", "127.0.0.1:0"),
+        public_url=public_url,
+        tls_certificate=certificate,
+        tls_key=key,
+    )
 
 
 def _check_bind(reader: _Reader, key: str, value: str) -> None:

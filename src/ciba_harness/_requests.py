@@ -28,6 +28,10 @@ __all__ = [
     "build_request_object",
     "build_token_request",
     "build_refresh_request",
+    "build_introspection_request",
+    "build_userinfo_request",
+    "endpoint_for",
+    "uses_mtls",
     "new_notification_token",
     "parse_acknowledgement",
     "error_code",
@@ -149,6 +153,58 @@ def build_request_object(
     return token
 
 
+def uses_mtls(client: ClientConfig) -> bool:
+    """The client authenticates with mTLS or presents a certificate for certificate-bound
+    tokens: its requests go to the mTLS endpoint aliases (RFC 8705 §5, CIBA-DISC-08)."""
+    return client.auth_method in {"tls_client_auth", "self_signed_tls_client_auth"} or bool(
+        client.certificate_path and client.certificate_key_path
+    )
+
+
+def endpoint_for(client: ClientConfig, metadata: ProviderMetadata, name: str) -> str:
+    """The URL of metadata endpoint `name` for `client`: the mTLS alias when it has one."""
+    default = str(getattr(metadata, name, None) or metadata.raw.get(name) or "")
+    if uses_mtls(client):
+        return metadata.mtls_endpoint_aliases.get(name, default)
+    return default
+
+
+def build_userinfo_request(
+    metadata: ProviderMetadata,
+    access_token: str,
+    *,
+    client: ClientConfig | None = None,
+    url: str | None = None,
+) -> HttpRequest:
+    """GET userinfo with the access token as Bearer (the mTLS alias for certificate users)."""
+    target = url or (
+        endpoint_for(client, metadata, "userinfo_endpoint")
+        if client is not None
+        else metadata.userinfo_endpoint or ""
+    )
+    return HttpRequest(
+        "GET",
+        target,
+        (("Authorization", f"Bearer {access_token}"), ("Accept", "application/json")),
+        b"",
+        frozenset({access_token}),
+    )
+
+
+def build_introspection_request(
+    client: ClientConfig,
+    metadata: ProviderMetadata,
+    token: str,
+    *,
+    now: float | None = None,
+) -> HttpRequest:
+    """RFC 7662 introspection of `token`, authenticated as `client`."""
+    url = endpoint_for(client, metadata, "introspection_endpoint")
+    parts = apply_client_auth(client, audience=metadata.issuer, now=now)
+    fields = [("token", token), *parts.fields]
+    return _encode("POST", url, fields, parts.headers, parts.secrets | {token}, "form")
+
+
 def build_backchannel_request(
     client: ClientConfig,
     metadata: ProviderMetadata,
@@ -162,11 +218,7 @@ def build_backchannel_request(
     now: float | None = None,
 ) -> HttpRequest:
     """The authentication request of CIBA §7.1 (signed per §7.1.1 when `signed` is given)."""
-    endpoint = metadata.backchannel_authentication_endpoint
-    if client.auth_method in {"tls_client_auth", "self_signed_tls_client_auth"}:
-        endpoint = metadata.mtls_endpoint_aliases.get(
-            "backchannel_authentication_endpoint", endpoint
-        )
+    endpoint = endpoint_for(client, metadata, "backchannel_authentication_endpoint")
     parts = apply_client_auth(client, audience=metadata.issuer, auth=auth, now=now)
     secrets = parts.secrets | params.secrets
     if signed is not None:
@@ -193,9 +245,7 @@ def build_token_request(
     now: float | None = None,
 ) -> HttpRequest:
     """Token request with the CIBA grant (CIBA §10.1); auth_req_id None leaves it out."""
-    endpoint = metadata.token_endpoint
-    if client.auth_method in {"tls_client_auth", "self_signed_tls_client_auth"}:
-        endpoint = metadata.mtls_endpoint_aliases.get("token_endpoint", endpoint)
+    endpoint = endpoint_for(client, metadata, "token_endpoint")
     parts = apply_client_auth(client, audience=metadata.issuer, auth=auth, now=now)
     fields = [("grant_type", grant_type)]
     if auth_req_id is not None:
@@ -215,7 +265,7 @@ def build_refresh_request(
     fields = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), *parts.fields]
     return _encode(
         "POST",
-        metadata.token_endpoint,
+        endpoint_for(client, metadata, "token_endpoint"),
         fields,
         parts.headers,
         parts.secrets | {refresh_token},

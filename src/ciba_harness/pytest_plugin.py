@@ -154,7 +154,9 @@ def _start_session(pytest_config: pytest.Config) -> CibaSession:
         from .provider import start_provider
 
         provider = start_provider(
-            config.source, faults=tuple(pytest_config.getoption("ciba_fault"))
+            config.source,
+            faults=tuple(pytest_config.getoption("ciba_fault")),
+            profile=config.profile,
         )
         config = config.with_issuer(provider.issuer)
     inbox = NotificationInbox()
@@ -182,7 +184,8 @@ def _start_session(pytest_config: pytest.Config) -> CibaSession:
 
 
 def _is_reference(config: ProviderConfig) -> bool:
-    return config.source.name == "reference.toml"
+    """A profile of the reference provider (reference.toml, reference-tls.toml)."""
+    return config.source.name.startswith("reference") and config.source.suffix == ".toml"
 
 
 def _register_reference_endpoints(session: CibaSession) -> None:
@@ -247,10 +250,8 @@ def ciba_metadata(ciba_session: CibaSession) -> ProviderMetadata:
 @pytest.fixture
 def ciba(ciba_session: CibaSession, request: pytest.FixtureRequest) -> Iterator[CibaClient]:
     """The client for this test: fresh check runner and recorder; results go to the report."""
-    from ._checks import CheckRunner
-
     client = ciba_session.client
-    client.runner = CheckRunner(strict=ciba_session.config.strict)
+    client.runner = client.new_runner()
     client.recorder.reset()
     yield client
     request.node.stash[_methods_key] = sorted(client.recorder.auth_methods)
@@ -411,6 +412,7 @@ class ResultCollector:
                 for c in cfg.clients
             ],
             "faults": list(self.config.getoption("ciba_fault")),
+            **tls_session_info(cfg, session.receiver.url if session.receiver else None),
         }
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -437,6 +439,11 @@ class ResultCollector:
         from ._results import build_results
 
         assert self.report_dir is not None
+        if "insecure_skip_verify" not in self.session_info:
+            # Under xdist the session runs in the workers: read the TLS facts from the config.
+            config = _configured(self.config)
+            if config is not None:
+                self.session_info.update(tls_session_info(config, None))
         self.report_dir.mkdir(parents=True, exist_ok=True)
         for nodeid, record in self.tests.items():
             record["duration"] = round(self.durations.get(nodeid, 0.0), 3)
@@ -463,6 +470,8 @@ class ResultCollector:
         if not results:
             return
         terminalreporter.section("CIBA conformance")
+        for line in insecure_notice(results.get("session", {})):
+            terminalreporter.write_line(line, red=True, bold=True)
         for entry in results["warnings"]:
             terminalreporter.write_line(
                 f"WARNING [{entry['requirement']}] {entry['title']}  ({entry['nodeid']})"
@@ -490,6 +499,71 @@ def _merge(record: dict[str, Any], value: dict[str, Any], report: pytest.TestRep
     elif report.skipped:
         record["outcome"] = "skipped"
         record["skip_reason"] = value.get("skip_reason")
+
+
+INSECURE_NOTICE = (
+    "WARNING: TLS certificate verification was DISABLED ([provider] insecure_skip_verify = "
+    "true). Lab use only: these results say nothing about the provider's TLS certificates."
+)
+
+
+def tls_session_info(config: ProviderConfig, receiver_url: str | None) -> dict[str, Any]:
+    """TLS facts of a run for results.json (session info)."""
+    issuer = config.issuer
+    info: dict[str, Any] = {
+        "insecure_skip_verify": config.insecure_skip_verify,
+        "tls": {
+            "issuer_https": issuer.startswith("https://"),
+            "ca_bundle": str(config.ca_bundle) if config.ca_bundle else None,
+            "verification": "DISABLED" if config.insecure_skip_verify else "on",
+            "receiver_https": (receiver_url or "").startswith("https://")
+            if receiver_url
+            else config.receiver.tls_certificate is not None,
+            "client_certificates": sorted(
+                c.name for c in config.clients if c.certificate_path is not None
+            ),
+        },
+    }
+    if config.profile == "fapi-ciba":
+        info["fapi"] = {"fapi_ciba_version": config.fapi_ciba_version,
+                        "fapi_base": config.fapi_base}
+    if config.insecure_skip_verify:
+        info["notices"] = [INSECURE_NOTICE]
+    return info
+
+
+def insecure_notice(session_info: dict[str, Any]) -> list[str]:
+    return [INSECURE_NOTICE] if session_info.get("insecure_skip_verify") else []
+
+
+def _configured(pytest_config: pytest.Config) -> ProviderConfig | None:
+    """The provider description of this run (None when it cannot be read)."""
+    from ._config import default_profile_path, load_config
+    from ._errors import CibaHarnessError
+
+    try:
+        config = load_config(pytest_config.getoption("ciba_config") or default_profile_path())
+    except CibaHarnessError:
+        return None
+    return config
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say at the start already when TLS verification is off (and again in the summary)."""
+    if not config.getoption("ciba_config", None):
+        return []
+    loaded = _configured(config)
+    return [INSECURE_NOTICE] if loaded is not None and loaded.insecure_skip_verify else []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Without a report (--ciba-no-report) the collector is absent: still be loud."""
+    if config.stash.get(_collector_key, None) is not None or _is_worker(config):
+        return
+    cached = config.stash.get(_session_key, None)
+    if isinstance(cached, CibaSession) and cached.config.insecure_skip_verify:
+        terminalreporter.write_line(INSECURE_NOTICE, red=True, bold=True)
 
 
 def _has_ciba_args(config: pytest.Config) -> bool:

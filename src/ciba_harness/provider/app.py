@@ -28,7 +28,7 @@ from .core import (
 from .errors import OAuthError, invalid_request
 from .faults import FAULTS, unknown_faults
 from .forms import read_json_object
-from .settings import ProviderSettings
+from .settings import PROFILES, ProviderSettings
 
 log = logging.getLogger("ciba_harness.provider")
 
@@ -134,6 +134,7 @@ def _routes(p: Provider) -> list[Route]:
         ("/backchannel", p.handle_backchannel, "backchannel", ("POST",)),
         ("/token", p.handle_token, "token", ("POST",)),
         ("/userinfo", p.handle_userinfo, "other", ("GET", "POST")),
+        ("/introspect", p.handle_introspect, "other", ("POST",)),
         ("/register", p.handle_register, "other", ("POST",)),
         ("/device/requests", device_list, "other", ("GET",)),
         ("/device/requests/{auth_req_id}/approve", device_approve, "other", ("POST",)),
@@ -201,33 +202,43 @@ def create_app(
     fault_tenants: bool = False,
     device_webhook_url: str | None = None,
     http_transport: httpx.AsyncBaseTransport | None = None,
+    profile: str | None = None,
+    mtls_base: str | None = None,
 ) -> Starlette:
     """The reference provider as an ASGI app.
 
     ``faults`` apply to the provider served at the root. With ``fault_tenants`` every fault of
-    :data:`FAULTS` also gets an independent provider under ``/fault/NAME`` (issuer
-    ``{issuer}/fault/NAME``). ``http_transport`` replaces the network for outbound calls
-    (pings, pushes, webhook), e.g. ``httpx.MockTransport`` in tests.
+    :data:`FAULTS` (but the TLS-server faults) also gets an independent provider under
+    ``/fault/NAME`` (issuer ``{issuer}/fault/NAME``). ``http_transport`` replaces the network
+    for outbound calls (pings, pushes, webhook), e.g. ``httpx.MockTransport`` in tests.
+    ``profile`` ("ciba" or "fapi-ciba") overrides the profile's ``[reference_provider]
+    profile``. ``mtls_base`` is the base URL of the mTLS endpoints (published as
+    ``mtls_endpoint_aliases``); the client certificate of a request is read from the ASGI
+    TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``).
     """
     faults = frozenset(faults)
     unknown = unknown_faults(faults)
     if unknown:
         raise ValueError(f"unknown fault: {', '.join(sorted(unknown))}")
     issuer = issuer.rstrip("/")
-    keys = KeyMaterial(settings)
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r} (one of {', '.join(PROFILES)})")
+    keys = KeyMaterial(settings, profile)
     verify: ssl.SSLContext | bool = settings.notification_verify_tls
     if verify and settings.notification_ca_file is not None:
         verify = ssl.create_default_context(cafile=str(settings.notification_ca_file))
     outbound = Outbound(http_transport, verify)
     root = Provider(settings, keys, issuer=issuer, faults=faults, outbound=outbound,
-                    device_webhook_url=device_webhook_url)
+                    device_webhook_url=device_webhook_url, mtls_base=mtls_base)
     routes: list[Any] = list(_routes(root))
     if fault_tenants:
         apps: dict[str, ASGIApp] = {}
-        for name in FAULTS:
+        for name, fault in FAULTS.items():
+            if fault.server_level:
+                continue
             tenant = Provider(settings, keys, issuer=f"{issuer}/fault/{name}",
                               faults=frozenset({name}), outbound=outbound,
-                              device_webhook_url=device_webhook_url)
+                              device_webhook_url=device_webhook_url, mtls_base=mtls_base)
             root.tenants[name] = tenant
             apps[name] = _starlette(tenant, _routes(tenant))
         routes.append(Mount("/fault", app=TenantDispatcher(apps)))

@@ -25,6 +25,8 @@ from typing import Any, TypeGuard
 from urllib.parse import unquote_plus, urlsplit
 
 import httpx
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.requests import Request
@@ -33,7 +35,13 @@ from starlette.responses import Response
 from . import jose
 from .errors import OAuthError, invalid_client, invalid_request
 from .forms import Form, read_form, read_json_object
-from .settings import AUTH_METHODS, DELIVERY_MODES, REQUEST_SIGNING_ALGS, ProviderSettings
+from .settings import (
+    AUTH_METHODS,
+    DELIVERY_MODES,
+    MTLS_METHODS,
+    REQUEST_SIGNING_ALGS,
+    ProviderSettings,
+)
 
 log = logging.getLogger("ciba_harness.provider")
 
@@ -53,6 +61,14 @@ KNOWN_BACKCHANNEL_FIELDS = frozenset((*AUTH_PARAMS, *CLIENT_AUTH_FIELDS, "reques
 KNOWN_TOKEN_FIELDS = frozenset(
     (*CLIENT_AUTH_FIELDS, "grant_type", "auth_req_id", "refresh_token", "scope")
 )
+FAPI = "fapi-ciba"
+#: FAPI-CIBA (FAPI 1.0 Part 2 §8.6): the only JWS algorithms
+FAPI_ALGS = ("PS256", "ES256")
+#: FAPI-CIBA (ID1 5.2.2-9): longest life of a signed authentication request (exp - nbf)
+FAPI_REQUEST_LIFETIME = 3600
+#: the lifetime limit under the fault fapi_request_lifetime_unlimited
+UNLIMITED_REQUEST_LIFETIME = 86400
+CNF_THUMBPRINT = "x5t#S256"
 REQUEST_OBJECT_CLAIMS = frozenset(
     (*AUTH_PARAMS, "aud", "iss", "exp", "iat", "nbf", "jti", "sub", "client_id")
 )
@@ -71,6 +87,13 @@ ID_TOKEN_FAULTS = frozenset(
     {"id_token_wrong_iss", "id_token_wrong_aud", "id_token_bad_signature", "id_token_wrong_alg",
      "sub_not_stable"}
 )
+#: endpoints with an mTLS alias (RFC 8705 §5): metadata name -> path under the issuer
+MTLS_ALIASED = {
+    "token_endpoint": "/token",
+    "backchannel_authentication_endpoint": "/backchannel",
+    "userinfo_endpoint": "/userinfo",
+    "introspection_endpoint": "/introspect",
+}
 #: auth_req_id_reused: a pending identical request younger than this is handed out again
 REUSE_WINDOW = 1.0
 
@@ -90,6 +113,21 @@ _STATUS_FAULTS: dict[str, tuple[str, int]] = {
     "invalid_client": ("invalid_client_status_403", 403),
     "access_denied": ("access_denied_wrong_status", 400),
 }
+
+
+def _invalid_token(description: str) -> Response:
+    return json_response(
+        {"error": "invalid_token", "error_description": description}, 401,
+        {"WWW-Authenticate": 'Bearer error="invalid_token"', **NO_STORE},
+    )
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _num(value: object) -> TypeGuard[int | float]:
@@ -138,12 +176,44 @@ class Client:
     request_signing_alg: str | None = None
     user_code_required: bool = False
     ciba_allowed: bool = True
+    #: tls_client_auth: the registered subject DN (normalised, see dn_key)
+    tls_subject_dn: frozenset[tuple[str, str]] | None = None
+    #: self_signed_tls_client_auth: x5t#S256 thumbprints of the registered certificates
+    cert_thumbprints: frozenset[str] = frozenset()
+
+
+def dn_key(name: x509.Name) -> frozenset[tuple[str, str]]:
+    """A subject DN compared as a set of (attribute OID, value), independent of RDN order."""
+    return frozenset((attr.oid.dotted_string, str(attr.value)) for attr in name)
+
+
+def cert_thumbprint(cert: x509.Certificate) -> str:
+    """RFC 8705 x5t#S256: base64url(SHA-256(DER))."""
+    import hashlib
+
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return jose.b64url_encode(hashlib.sha256(der).digest())
+
+
+def peer_certificate(request: Request) -> x509.Certificate | None:
+    """The TLS client certificate of the connection (ASGI TLS extension), if any."""
+    extensions = request.scope.get("extensions") or {}
+    tls = extensions.get("tls") if isinstance(extensions, dict) else None
+    chain = tls.get("client_cert_chain") if isinstance(tls, dict) else None
+    if not chain:
+        return None
+    first = chain[0]
+    try:
+        return x509.load_pem_x509_certificate(first.encode() if isinstance(first, str) else first)
+    except (ValueError, TypeError):
+        return None
 
 
 class KeyMaterial:
     """Provider signing key, its JWKS, and the pre-registered clients with parsed keys."""
 
-    def __init__(self, settings: ProviderSettings):
+    def __init__(self, settings: ProviderSettings, profile: str | None = None):
+        self.profile = profile or settings.profile
         key = serialization.load_pem_private_key(
             settings.signing_key_pem, password=None, unsafe_skip_rsa_key_validation=True
         )
@@ -152,6 +222,9 @@ class KeyMaterial:
         self.private: jose.PrivateKey = key
         self.public: jose.PublicKey = key.public_key()
         self.alg = settings.id_token_alg
+        if self.profile == FAPI and self.alg not in FAPI_ALGS:
+            # FAPI-CIBA-18: ID tokens are PS256 or ES256 (the same key signs)
+            self.alg = "PS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
         if not jose.compatible(self.alg, self.public):
             raise ValueError(f"id_token_alg {self.alg} does not fit the signing key")
         jwk = jose.public_jwk(self.public)
@@ -161,6 +234,11 @@ class KeyMaterial:
         self.hint_key = (
             settings.login_hint_token_key.encode() if settings.login_hint_token_key else None
         )
+        self.client_cas: tuple[x509.Certificate, ...] = ()
+        if settings.tls_client_ca is not None:
+            self.client_cas = tuple(
+                x509.load_pem_x509_certificates(settings.tls_client_ca.read_bytes())
+            )
         clients: dict[str, Client] = {}
         for c in settings.clients.values():
             keys: tuple[jose.PublicKey, ...] = ()
@@ -169,6 +247,16 @@ class KeyMaterial:
                 if not isinstance(pub, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
                     raise ValueError(f"client {c.client_id}: unsupported key type")
                 keys = (pub,)
+            subject: frozenset[tuple[str, str]] | None = None
+            thumbprints: frozenset[str] = frozenset()
+            cert = x509.load_pem_x509_certificate(c.certificate_pem) if c.certificate_pem else None
+            if c.auth_method == "tls_client_auth":
+                if c.tls_client_auth_subject_dn is not None:
+                    subject = dn_key(x509.Name.from_rfc4514_string(c.tls_client_auth_subject_dn))
+                elif cert is not None:
+                    subject = dn_key(cert.subject)
+            if c.auth_method == "self_signed_tls_client_auth" and cert is not None:
+                thumbprints = frozenset({cert_thumbprint(cert)})
             clients[c.client_id] = Client(
                 client_id=c.client_id,
                 auth_method=c.auth_method,
@@ -180,6 +268,8 @@ class KeyMaterial:
                 request_signing_alg=c.request_signing_alg,
                 user_code_required=c.user_code_required,
                 ciba_allowed=c.ciba_allowed,
+                tls_subject_dn=subject,
+                cert_thumbprints=thumbprints,
             )
         self.clients: Mapping[str, Client] = clients
         # default client for the no_client_auth_accepted fault: first confidential poll client
@@ -251,6 +341,9 @@ class Grant:
     client_id: str
     scope: str
     expires_at: float  # monotonic
+    #: x5t#S256 of the client certificate the token is bound to (RFC 8705 §3)
+    cnf: str | None = None
+    issued_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -280,6 +373,7 @@ class Provider:
         faults: Iterable[str] = (),
         outbound: Outbound | None = None,
         device_webhook_url: str | None = None,
+        mtls_base: str | None = None,
     ):
         self.settings = settings
         self.keys = keys
@@ -287,8 +381,12 @@ class Provider:
         self.faults = frozenset(faults)
         self.outbound = outbound or Outbound()
         self.webhook_url = device_webhook_url or settings.device_webhook_url
+        self.fapi = keys.profile == FAPI
         self.token_endpoint = f"{self.issuer}/token"
         self.backchannel_endpoint = f"{self.issuer}/backchannel"
+        #: where the mTLS endpoints are served (RFC 8705 §5 aliases), e.g. a second port
+        self.mtls_base = mtls_base.rstrip("/") if mtls_base else None
+        self._access_counter = 0
         self.clients: dict[str, Client] = dict(keys.clients)
         self.notification_endpoints: dict[str, str] = {
             c.client_id: c.notification_endpoint
@@ -364,7 +462,9 @@ class Provider:
         f = self.faults
         i = self.issuer
         modes = ["poll", "ping", "push"] + (["email"] if "discovery_bad_modes" in f else [])
-        request_algs = list(REQUEST_SIGNING_ALGS)
+        if self.fapi and "fapi_push_allowed" not in f:
+            modes.remove("push")  # FAPI-CIBA-03
+        request_algs = list(FAPI_ALGS if self.fapi else REQUEST_SIGNING_ALGS)
         if "discovery_signing_alg_none" in f:
             request_algs.append("none")
         grants = [CIBA_GRANT, "refresh_token"]
@@ -383,13 +483,10 @@ class Provider:
                 "true" if "discovery_user_code_param_as_string" in f else True
             ),
             "grant_types_supported": grants,
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic", "client_secret_post", "client_secret_jwt",
-                "private_key_jwt",
-            ],
-            "token_endpoint_auth_signing_alg_values_supported": [
-                "HS256", "RS256", "PS256", "ES256",
-            ],
+            "token_endpoint_auth_methods_supported": self._auth_methods_supported(),
+            "token_endpoint_auth_signing_alg_values_supported": (
+                list(FAPI_ALGS) if self.fapi else ["HS256", "RS256", "PS256", "ES256"]
+            ),
             "id_token_signing_alg_values_supported": [self.keys.alg],
             "scopes_supported": list(SCOPES_SUPPORTED),
             "subject_types_supported": ["public"],
@@ -399,9 +496,32 @@ class Provider:
                 CLAIM_RT_HASH, CLAIM_AUTH_REQ_ID,
             ],
         }
+        doc["introspection_endpoint"] = f"{i}/introspect"
+        if self.mtls_base is not None:
+            doc["tls_client_certificate_bound_access_tokens"] = True
+            doc["mtls_endpoint_aliases"] = {
+                name: self.mtls_url(path) for name, path in MTLS_ALIASED.items()
+            }
         if "discovery_missing_backchannel_endpoint" in f:
             del doc["backchannel_authentication_endpoint"]
         return json.dumps(doc, separators=(",", ":")).encode()
+
+    def _auth_methods_supported(self) -> list[str]:
+        methods = [] if self.fapi else [
+            "client_secret_basic", "client_secret_post", "client_secret_jwt",
+        ]
+        methods.append("private_key_jwt")
+        if self.mtls_base is not None or self.keys.client_cas or any(
+            c.auth_method in MTLS_METHODS for c in self.keys.clients.values()
+        ):
+            methods += ["tls_client_auth", "self_signed_tls_client_auth"]
+        return methods
+
+    def mtls_url(self, path: str) -> str:
+        """The mTLS alias of an endpoint path: the same path under the mTLS base URL."""
+        base = self.mtls_base or self.issuer
+        prefix = urlsplit(self.issuer).path.rstrip("/")
+        return f"{base}{prefix}{path}"
 
     # ---------------------------------------------------------------- errors
 
@@ -454,13 +574,30 @@ class Provider:
         if used > 1 and "multiple_auth_methods_accepted" not in f:
             raise invalid_request("more than one client authentication method used")
         if basic is not None:
-            return self._auth_basic(basic, form, f)
-        if has_assertion:
-            return self._auth_assertion(form, f)
-        if has_post:
-            return self._auth_post(form, f)
+            client = self._auth_basic(basic, form, f)
+        elif has_assertion:
+            client = self._auth_assertion(form, f)
+        elif has_post:
+            client = self._auth_post(form, f)
+        else:
+            client = self._auth_without_credentials(request, form, f)
+        if self.fapi and client.auth_method in SECRET_METHODS and (
+            "fapi_secret_client_auth_accepted" not in self.faults
+        ):
+            # FAPI-CIBA-20: private_key_jwt, tls_client_auth, self_signed_tls_client_auth only
+            raise invalid_client(
+                "FAPI-CIBA: shared-secret client authentication is not allowed",
+                basic=basic is not None,
+            )
+        return client
+
+    def _auth_without_credentials(self, request: Request, form: Form, f: frozenset[str]) -> Client:
+        """No secret, no assertion: mTLS (RFC 8705 §2), a public client, or nothing."""
         client_id = form.get("client_id")
         client = self.clients.get(client_id) if client_id else None
+        if client is not None and client.auth_method in MTLS_METHODS:
+            self._auth_mtls(client, peer_certificate(request))
+            return client
         if client is not None and client.auth_method == "none":
             if "public_client_accepted" in f:
                 return client
@@ -471,6 +608,37 @@ class Provider:
             if client_id is None and self.keys.default_client_id is not None:
                 return self.clients[self.keys.default_client_id]
         raise invalid_client("client authentication required")
+
+    def _auth_mtls(self, client: Client, cert: x509.Certificate | None) -> None:
+        """tls_client_auth: a certificate issued by the client CA with the registered subject
+        DN; self_signed_tls_client_auth: one of the registered certificates."""
+        if cert is None:
+            raise invalid_client("a TLS client certificate is required (mtls_endpoint_aliases)")
+        now = time.time()
+        if not (
+            cert.not_valid_before_utc.timestamp() <= now <= cert.not_valid_after_utc.timestamp()
+        ):
+            raise invalid_client("the TLS client certificate is not valid now")
+        if client.auth_method == "self_signed_tls_client_auth":
+            if cert_thumbprint(cert) not in client.cert_thumbprints:
+                raise invalid_client("the TLS client certificate is not the registered one")
+            return
+        if client.tls_subject_dn is None or dn_key(cert.subject) != client.tls_subject_dn:
+            raise invalid_client("the TLS client certificate's subject is not the registered one")
+        if not any(_issued_by(cert, ca) for ca in self.keys.client_cas):
+            raise invalid_client("the TLS client certificate is not issued by a trusted CA")
+
+    @property
+    def clock_skew(self) -> int:
+        """How far iat / nbf of JWTs may lie in the future (FAPI-CIBA-24: >= 10 s)."""
+        if self.fapi and "fapi_future_jwt_refused" in self.faults:
+            return 0
+        return self.settings.clock_skew
+
+    def _mtls_audiences(self) -> tuple[str, ...]:
+        if self.mtls_base is None:
+            return ()
+        return (self.mtls_url("/token"), self.mtls_url("/backchannel"))
 
     def _check_method(self, client: Client, method: str, f: frozenset[str], basic: bool) -> None:
         if client.auth_method != method and "wrong_auth_method_accepted" not in f:
@@ -557,6 +725,13 @@ class Provider:
             allowed: tuple[str, ...] = (client.signing_alg,)
         else:
             allowed = ASSERTION_ALGS_SECRET if method == "client_secret_jwt" else ASSERTION_ALGS_KEY
+        if self.fapi and method == "private_key_jwt":
+            # FAPI-CIBA-18: PS256 or ES256 only (the fault lets RS256 through, also for clients
+            # registered with another alg)
+            if alg == "RS256" and "fapi_rs256_assertion_accepted" in self.faults:
+                allowed = ("RS256",)
+            else:
+                allowed = tuple(a for a in allowed if a in FAPI_ALGS)
         if alg not in allowed:
             raise invalid_client(f"client assertion alg {alg[:20]} not accepted for this client")
         if "assertion_signature_not_checked" not in f:
@@ -569,6 +744,7 @@ class Provider:
             accepted = (
                 (self.issuer,) if "assertion_endpoint_aud_refused" in f
                 else (self.issuer, self.token_endpoint, self.backchannel_endpoint)
+                + self._mtls_audiences()
             )
             aud = claims.get("aud")
             auds = aud if isinstance(aud, list) else [aud]
@@ -580,7 +756,7 @@ class Provider:
             raise invalid_client("client assertion exp missing")
         if exp <= now and "expired_assertion_accepted" not in f:
             raise invalid_client("client assertion expired")
-        skew = self.settings.clock_skew
+        skew = self.clock_skew
         for name in ("nbf", "iat"):
             value = claims.get(name)
             if value is not None and (not _num(value) or value > now + skew):
@@ -609,6 +785,9 @@ class Provider:
             client = self.authenticate(request, form, backchannel=True)
             if not client.ciba_allowed and "non_ciba_client_can_request" not in f:
                 raise OAuthError("unauthorized_client", "client is not allowed to use CIBA")
+            if self.fapi and client.delivery_mode == "push" and "fapi_push_allowed" not in f:
+                # FAPI-CIBA-03: no push mode
+                raise OAuthError("unauthorized_client", "FAPI-CIBA does not allow push mode")
             params = self._authentication_parameters(form, client)
             tx = self._new_transaction(params, client, form)
         except OAuthError as err:
@@ -625,6 +804,9 @@ class Provider:
         if raw is None:
             if client.sign_requests and "unsigned_accepted_for_signing_client" not in f:
                 raise invalid_request("this client must send a signed authentication request")
+            if self.fapi and "fapi_unsigned_request_accepted" not in f:
+                # FAPI-CIBA-06 (ID1 5.2.2-6, the certification suite): signed requests only
+                raise invalid_request("FAPI-CIBA: the authentication request must be signed")
             return {k: form.values[k] for k in AUTH_PARAMS if k in form.values}
         outside = [k for k in AUTH_PARAMS if k in form.values]
         if outside:
@@ -670,6 +852,9 @@ class Provider:
         else:
             if alg not in REQUEST_SIGNING_ALGS:
                 raise invalid_request("request object alg not supported")
+            if self.fapi and alg not in FAPI_ALGS and "fapi_rs256_request_accepted" not in f:
+                raise invalid_request(f"FAPI-CIBA: request objects must be signed with "
+                                      f"{' or '.join(FAPI_ALGS)}")
             if (
                 client.request_signing_alg is not None
                 and alg != client.request_signing_alg
@@ -685,8 +870,15 @@ class Provider:
                     raise invalid_request("request object signature invalid")
         claims = jws.claims
         now = time.time()
-        skew = self.settings.clock_skew
+        skew = self.clock_skew
         lifetime = self.settings.request_object_max_lifetime
+        if self.fapi:
+            # FAPI-CIBA-07: at most 60 minutes between nbf and exp, nbf at most 60 minutes old
+            lifetime = (
+                max(lifetime, UNLIMITED_REQUEST_LIFETIME)
+                if "fapi_request_lifetime_unlimited" in f
+                else min(lifetime, FAPI_REQUEST_LIFETIME)
+            )
         if "request_aud_not_checked" not in f:
             aud = claims.get("aud")
             auds = aud if isinstance(aud, list) else [aud]
@@ -845,6 +1037,10 @@ class Provider:
                     raise invalid_request("client_notification_token is not a b64token")
         binding = params.get("binding_message")
         assert binding is None or isinstance(binding, str)
+        if binding is None and self.fapi and "fapi_binding_message_optional" not in f:
+            # FAPI-CIBA-02: a binding message (this provider knows no other unique
+            # authorization context)
+            raise invalid_request("FAPI-CIBA: binding_message is required")
         if binding is not None and (
             len(binding) > s.binding_message_max or not _PRINTABLE.match(binding)
         ):
@@ -1115,16 +1311,32 @@ class Provider:
             if grant_type is None:
                 raise invalid_request("grant_type is required")
             if grant_type == CIBA_GRANT:
-                return self._ciba_grant(form, client)
+                return self._ciba_grant(form, client, self._binding(request))
             if grant_type == "refresh_token":
-                return self._refresh_grant(form, client)
+                return self._refresh_grant(form, client, self._binding(request))
             if "unsupported_grant_wrong_error" in self.faults:
                 raise OAuthError("invalid_grant", "grant not accepted")
             raise OAuthError("unsupported_grant_type", "grant_type not supported")
         except OAuthError as err:
             return self.error_response(err, "token")
 
-    def _ciba_grant(self, form: Form, client: Client) -> Response:
+    def _binding(self, request: Request) -> str | None:
+        """x5t#S256 the tokens of this token request get bound to (RFC 8705 §3): the TLS
+        client certificate, when one was presented. Under FAPI-CIBA one is required."""
+        cert = peer_certificate(request)
+        if self.fapi and "fapi_token_not_certificate_bound" in self.faults:
+            return None
+        if cert is None:
+            if self.fapi:
+                # FAPI-CIBA-21: certificate-bound access tokens, so no certificate, no tokens
+                raise invalid_request(
+                    "FAPI-CIBA: a TLS client certificate is required at the token endpoint "
+                    "(certificate-bound access tokens; use mtls_endpoint_aliases)"
+                )
+            return None
+        return cert_thumbprint(cert)
+
+    def _ciba_grant(self, form: Form, client: Client, cnf: str | None = None) -> Response:
         f = self.faults
         if not client.ciba_allowed and "non_ciba_client_can_poll" not in f:
             raise OAuthError("unauthorized_client", "client is not allowed to use the CIBA grant")
@@ -1165,11 +1377,11 @@ class Provider:
             raise OAuthError("invalid_grant", "auth_req_id was already redeemed")
         # approved (or re-use under the fault): redeem synchronously, no await in between
         tx.state = "redeemed"
-        body = self._issue(tx, client.client_id, push=False)
+        body = self._issue(tx, client.client_id, push=False, cnf=cnf)
         headers = {} if "token_cacheable" in f else NO_STORE
         return json_response(body, 200, headers)
 
-    def _refresh_grant(self, form: Form, client: Client) -> Response:
+    def _refresh_grant(self, form: Form, client: Client, cnf: str | None = None) -> Response:
         token = form.get("refresh_token")
         if token is None:
             raise invalid_request("refresh_token is required")
@@ -1178,25 +1390,44 @@ class Provider:
         if grant is None or grant.client_id != client.client_id or grant.expires_at <= now:
             raise OAuthError("invalid_grant", "refresh_token is not valid")
         lifetime = self.settings.access_token_lifetime
-        access = secrets.token_urlsafe(32)
-        self.access_tokens[access] = Grant(grant.sub, client.client_id, grant.scope, now + lifetime)
+        access = self._new_token()
+        self.access_tokens[access] = Grant(
+            grant.sub, client.client_id, grant.scope, now + lifetime, cnf
+        )
         self._remember("at", access, now + lifetime)
-        body = {
+        body: dict[str, Any] = {
             "access_token": access, "token_type": "Bearer", "expires_in": lifetime,
             "scope": grant.scope,
         }
+        if self.fapi and "fapi_refresh_token_rotated" in self.faults:
+            # FAPI-CIBA-25 broken: a new refresh token, the old one stays usable
+            rotated = self._new_token()
+            until = now + self.settings.refresh_token_lifetime
+            self.refresh_tokens[rotated] = Grant(grant.sub, client.client_id, grant.scope, until)
+            self._remember("rt", rotated, until)
+            body["refresh_token"] = rotated
         return json_response(body, 200, NO_STORE)
 
-    def _issue(self, tx: Transaction, client_id: str, *, push: bool) -> dict[str, Any]:
-        """Issue access, refresh and ID token for an approved transaction."""
+    def _new_token(self) -> str:
+        """An access or refresh token: 256 random bits (FAPI-CIBA-26 asks >= 128)."""
+        if self.fapi and "fapi_access_token_low_entropy" in self.faults:
+            self._access_counter += 1
+            return f"at{self._access_counter:08d}"
+        return secrets.token_urlsafe(32)
+
+    def _issue(
+        self, tx: Transaction, client_id: str, *, push: bool, cnf: str | None = None
+    ) -> dict[str, Any]:
+        """Issue access, refresh and ID token for an approved transaction (the access token
+        bound to the certificate thumbprint `cnf`, if given)."""
         f = self.faults
         s = self.settings
         mono, now = time.monotonic(), int(time.time())
         self._purge(mono)
-        access = secrets.token_urlsafe(32)
-        refresh = secrets.token_urlsafe(32)
+        access = self._new_token()
+        refresh = self._new_token()
         lifetime = s.access_token_lifetime
-        self.access_tokens[access] = Grant(tx.user_id, client_id, tx.scope, mono + lifetime)
+        self.access_tokens[access] = Grant(tx.user_id, client_id, tx.scope, mono + lifetime, cnf)
         self._remember("at", access, mono + lifetime)
         rt_until = mono + s.refresh_token_lifetime
         self.refresh_tokens[refresh] = Grant(tx.user_id, client_id, tx.scope, rt_until)
@@ -1213,7 +1444,7 @@ class Provider:
             CLAIM_RT_HASH: jose.half_hash(refresh, alg),
             CLAIM_AUTH_REQ_ID: tx.auth_req_id,
         }
-        if tx.acr_values:
+        if tx.acr_values and not (self.fapi and "fapi_id_token_missing_acr" in f):
             claims["acr"] = tx.acr_values.split()[0]
         broken = False
         if push:
@@ -1270,11 +1501,47 @@ class Provider:
         scheme, _, token = header.strip().partition(" ")
         grant = self.access_tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if grant is None or grant.expires_at <= time.monotonic():
-            return json_response(
-                {"error": "invalid_token", "error_description": "access token not valid"}, 401,
-                {"WWW-Authenticate": 'Bearer error="invalid_token"', **NO_STORE},
-            )
+            return _invalid_token("access token not valid")
+        if grant.cnf is not None:
+            # RFC 8705 §3: a certificate-bound token needs the same certificate
+            cert = peer_certificate(request)
+            if cert is None or cert_thumbprint(cert) != grant.cnf:
+                return _invalid_token("the access token is bound to another client certificate")
         return json_response({"sub": grant.sub}, 200, NO_STORE)
+
+    async def handle_introspect(self, request: Request) -> Response:
+        """RFC 7662 token introspection for the token's own client; shows `cnf` (RFC 8705
+        §3.2) of certificate-bound access tokens."""
+        try:
+            form = await read_form(request)
+            if form.repeated:
+                raise invalid_request(f"parameter {form.repeated[0][:40]} repeated")
+            client = self.authenticate(request, form, backchannel=False)
+            token = form.get("token")
+            if token is None:
+                raise invalid_request("token is required")
+        except OAuthError as err:
+            return self.error_response(err, "introspect")
+        now = time.monotonic()
+        grant = self.access_tokens.get(token)
+        kind = "access_token"
+        if grant is None:
+            grant, kind = self.refresh_tokens.get(token), "refresh_token"
+        if grant is None or grant.expires_at <= now or grant.client_id != client.client_id:
+            return json_response({"active": False}, 200, NO_STORE)
+        body: dict[str, Any] = {
+            "active": True,
+            "client_id": grant.client_id,
+            "sub": grant.sub,
+            "scope": grant.scope,
+            "token_type": "Bearer" if kind == "access_token" else "refresh_token",
+            "exp": int(time.time() + grant.expires_at - now),
+            "iat": int(grant.issued_at),
+            "iss": self.issuer,
+        }
+        if grant.cnf is not None:
+            body["cnf"] = {CNF_THUMBPRINT: grant.cnf}
+        return json_response(body, 200, NO_STORE)
 
     # ---------------------------------------------------------------- device API and webhook
 
@@ -1423,6 +1690,8 @@ class Provider:
             if effective_mode in ("ping", "push") and endpoint is None:
                 if "registration_ping_without_endpoint_accepted" not in f:
                     raise bad("backchannel_client_notification_endpoint is required")
+            if self.fapi and effective_mode == "push" and "fapi_push_allowed" not in f:
+                raise bad("FAPI-CIBA does not allow push mode")
         if endpoint is not None and not valid_notification_url(endpoint):
             raise bad("backchannel_client_notification_endpoint must be an https URL")
         alg = meta.get("backchannel_authentication_request_signing_alg")
@@ -1434,12 +1703,29 @@ class Provider:
                 weak and "registration_signing_alg_none_accepted" in f
             ):
                 raise bad("backchannel_authentication_request_signing_alg not supported")
+            if self.fapi and not weak and alg not in FAPI_ALGS:
+                raise bad("FAPI-CIBA: backchannel_authentication_request_signing_alg must be "
+                          "PS256 or ES256")
         user_code = meta.get("backchannel_user_code_parameter", False)
         if not isinstance(user_code, bool):
             raise bad("backchannel_user_code_parameter must be a boolean")
         method = meta.get("token_endpoint_auth_method", "client_secret_basic")
         if method not in AUTH_METHODS:
             raise bad("token_endpoint_auth_method not supported")
+        if self.fapi and method not in ("private_key_jwt", *MTLS_METHODS):
+            raise bad("FAPI-CIBA: token_endpoint_auth_method must be private_key_jwt or mTLS")
+        subject: frozenset[tuple[str, str]] | None = None
+        if method == "self_signed_tls_client_auth":
+            raise bad("self_signed_tls_client_auth cannot be registered dynamically here "
+                      "(the TLS server trusts the certificates of the profile only)")
+        if method == "tls_client_auth":
+            dn = meta.get("tls_client_auth_subject_dn")
+            try:
+                if not isinstance(dn, str):
+                    raise ValueError
+                subject = dn_key(x509.Name.from_rfc4514_string(dn))
+            except ValueError:
+                raise bad("tls_client_auth needs tls_client_auth_subject_dn (RFC 4514)") from None
         signing_alg = meta.get("token_endpoint_auth_signing_alg")
         if signing_alg is not None and signing_alg not in (
             *ASSERTION_ALGS_SECRET, *ASSERTION_ALGS_KEY
@@ -1477,6 +1763,7 @@ class Provider:
             request_signing_alg=alg if signs else None,
             user_code_required=user_code,
             ciba_allowed=ciba,
+            tls_subject_dn=subject,
         )
         response = dict(meta)
         response.update({

@@ -20,6 +20,20 @@ class Fault:
     requirement: str
     description: str
 
+    @property
+    def profile(self) -> str:
+        """The provider mode the fault shows in: FAPI faults only in FAPI-CIBA mode."""
+        return "fapi-ciba" if self.requirement.startswith("FAPI-CIBA") else "ciba"
+
+    @property
+    def server_level(self) -> bool:
+        """A fault of the TLS server itself (start_provider): no fault tenant can carry it."""
+        return self.name in SERVER_FAULTS
+
+
+#: faults of the HTTPS server's TLS settings (they need their own server, see start_provider)
+SERVER_FAULTS = frozenset({"tls_weak_cipher_accepted"})
+
 
 _CATALOGUE: tuple[tuple[str, str, str], ...] = (
     # --- discovery -------------------------------------------------------------------------
@@ -266,6 +280,36 @@ _CATALOGUE: tuple[tuple[str, str, str], ...] = (
      "the ID token's at_hash does not match the access token"),
     ("sub_not_stable", "CIBA-IDT-09",
      "sub is random per flow instead of stable per user"),
+    # --- FAPI-CIBA (apply only when the provider runs the fapi-ciba profile) -------------
+    ("fapi_binding_message_optional", "FAPI-CIBA-02",
+     "FAPI mode: a request without binding_message is accepted"),
+    ("fapi_push_allowed", "FAPI-CIBA-03",
+     "FAPI mode: push is advertised, registrable and usable"),
+    ("fapi_unsigned_request_accepted", "FAPI-CIBA-06",
+     "FAPI mode: an unsigned authentication request is accepted"),
+    ("fapi_request_lifetime_unlimited", "FAPI-CIBA-07",
+     "FAPI mode: request objects may live 24 h (exp - nbf, age of nbf) instead of 60 minutes"),
+    ("fapi_id_token_missing_acr", "FAPI-CIBA-09",
+     "FAPI mode: acr is missing although acr_values were requested"),
+    ("fapi_rs256_request_accepted", "FAPI-CIBA-18",
+     "FAPI mode: RS256-signed request objects are accepted"),
+    ("fapi_rs256_assertion_accepted", "FAPI-CIBA-18",
+     "FAPI mode: RS256 client assertions are accepted (also from clients registered with "
+     "another alg)"),
+    ("fapi_secret_client_auth_accepted", "FAPI-CIBA-20",
+     "FAPI mode: shared-secret client authentication is accepted"),
+    ("fapi_token_not_certificate_bound", "FAPI-CIBA-21",
+     "FAPI mode: access tokens are not certificate-bound; token requests need no client "
+     "certificate"),
+    ("fapi_future_jwt_refused", "FAPI-CIBA-24",
+     "FAPI mode: JWTs whose iat or nbf lie even 1 s in the future are refused (no clock skew)"),
+    ("fapi_refresh_token_rotated", "FAPI-CIBA-25",
+     "FAPI mode: the refresh grant returns a new refresh token (rotation)"),
+    ("fapi_access_token_low_entropy", "FAPI-CIBA-26",
+     "FAPI mode: access and refresh tokens are short counters"),
+    # --- TLS server (start_provider with TLS; not available as fault tenants) ------------
+    ("tls_weak_cipher_accepted", "FAPI-CIBA-17",
+     "TLS server: TLS 1.2 also offers non-FAPI cipher suites (CBC, RSA key exchange)"),
 )
 
 FAULTS: Mapping[str, Fault] = MappingProxyType(

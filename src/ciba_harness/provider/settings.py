@@ -18,8 +18,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 AUTH_METHODS = frozenset(
-    {"client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"}
+    {"client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt",
+     "tls_client_auth", "self_signed_tls_client_auth", "none"}
 )
+MTLS_METHODS = frozenset({"tls_client_auth", "self_signed_tls_client_auth"})
+PROFILES = ("ciba", "fapi-ciba")
 DELIVERY_MODES = ("poll", "ping", "push")
 REQUEST_SIGNING_ALGS = ("RS256", "PS256", "ES256")
 ID_TOKEN_ALGS = ("RS256", "PS256", "ES256")
@@ -51,6 +54,12 @@ class ClientSettings:
     ciba_allowed: bool = True
     notification_endpoint: str | None = None
     roles: tuple[str, ...] = ()
+    #: PEM of the client's certificate (profile key ``certificate``): the registered
+    #: certificate of a self_signed_tls_client_auth client, the default subject DN of a
+    #: tls_client_auth client
+    certificate_pem: bytes | None = None
+    #: RFC 8705 ``tls_client_auth_subject_dn`` (RFC 4514 string)
+    tls_client_auth_subject_dn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,18 @@ class ProviderSettings:
     #: TLS verification of https notification / webhook endpoints
     notification_verify_tls: bool = True
     notification_ca_file: Path | None = None
+    #: "ciba" or "fapi-ciba" (the FAPI-CIBA rules, docs/provider.md)
+    profile: str = "ciba"
+    #: HTTPS serving (start_provider): server certificate chain and key (PEM files)
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
+    #: CA bundle that issues the certificates of tls_client_auth clients
+    tls_client_ca: Path | None = None
     source: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certificate is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,6 +145,33 @@ def _read_private_pem(path: Path) -> bytes:
         raise ProfileError(f"signing key {path} is not an unencrypted PEM private key") from exc
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise ProfileError(f"signing key {path}: only RSA and EC keys are supported")
+    return data
+
+
+def resolve_file(base: Path, value: str, what: str, *, must_exist: bool = True) -> Path:
+    """A file named in the profile: relative to ``base``, or ``pki:NAME`` of the generated
+    test PKI (``pki.py``). Raises ProfileError when it does not exist (``must_exist``)."""
+    from .pki import is_pki_reference, resolve_pki_path
+
+    if is_pki_reference(value):
+        try:
+            return resolve_pki_path(value)
+        except (ValueError, OSError) as exc:
+            raise ProfileError(f"{what}: {exc}") from None
+    path = (base / value).resolve()
+    if must_exist and not path.is_file():
+        raise ProfileError(f"{what} {path} does not exist")
+    return path
+
+
+def _read_certificate(path: Path, what: str) -> bytes:
+    from cryptography import x509
+
+    data = path.read_bytes()
+    try:
+        x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise ProfileError(f"{what} {path} is not a PEM certificate") from None
     return data
 
 
@@ -179,7 +226,9 @@ def _parse_client(raw: Mapping[str, Any], base: Path, index: int) -> ClientSetti
     public_pem: bytes | None = None
     key_path = _get(raw, "private_key", str, where)
     if key_path:
-        public_pem = _public_pem_from_private((base / key_path).resolve())
+        public_pem = _public_pem_from_private(
+            resolve_file(base, key_path, f"{where}.private_key", must_exist=False)
+        )
     if auth_method == "private_key_jwt" and public_pem is None:
         raise ProfileError(f"{where}: auth_method private_key_jwt needs private_key")
     signing_alg = _get(raw, "signing_alg", str, where)
@@ -197,6 +246,25 @@ def _parse_client(raw: Mapping[str, Any], base: Path, index: int) -> ClientSetti
     if not all(isinstance(r, str) for r in roles):
         raise ProfileError(f"{where}.roles must be a list of strings")
     ciba_allowed = _get(raw, "ciba_allowed", bool, where)
+    cert_rel = _get(raw, "certificate", str, where)
+    certificate_pem = None
+    if cert_rel:
+        cert_path = resolve_file(base, cert_rel, f"{where}.certificate")
+        certificate_pem = _read_certificate(cert_path, f"{where}.certificate")
+    subject_dn = _get(raw, "tls_client_auth_subject_dn", str, where)
+    if subject_dn is not None:
+        from cryptography import x509
+
+        try:
+            x509.Name.from_rfc4514_string(subject_dn)
+        except ValueError:
+            raise ProfileError(f"{where}.tls_client_auth_subject_dn is not an RFC 4514 DN") from None
+    if auth_method == "tls_client_auth" and subject_dn is None and certificate_pem is None:
+        raise ProfileError(
+            f"{where}: tls_client_auth needs tls_client_auth_subject_dn or certificate"
+        )
+    if auth_method == "self_signed_tls_client_auth" and certificate_pem is None:
+        raise ProfileError(f"{where}: self_signed_tls_client_auth needs certificate")
     return ClientSettings(
         client_id=client_id,
         auth_method=auth_method,
@@ -211,6 +279,8 @@ def _parse_client(raw: Mapping[str, Any], base: Path, index: int) -> ClientSetti
         ciba_allowed=True if ciba_allowed is None else ciba_allowed,
         notification_endpoint=_get(raw, "notification_endpoint", str, where),
         roles=tuple(roles),
+        certificate_pem=certificate_pem,
+        tls_client_auth_subject_dn=subject_dn,
     )
 
 
@@ -253,7 +323,9 @@ def settings_from_dict(data: Mapping[str, Any], base_dir: Path, source: Path | N
     key_rel = _get(ref, "signing_key", str, where)
     if not key_rel:
         raise ProfileError(f"{where}.signing_key is missing")
-    signing_pem = _read_private_pem((base_dir / key_rel).resolve())
+    signing_pem = _read_private_pem(
+        resolve_file(base_dir, key_rel, f"{where}.signing_key", must_exist=False)
+    )
     id_alg = _get(ref, "id_token_alg", str, where) or "RS256"
     if id_alg not in ID_TOKEN_ALGS:
         raise ProfileError(f"{where}.id_token_alg {id_alg!r} is not supported")
@@ -276,9 +348,20 @@ def settings_from_dict(data: Mapping[str, Any], base_dir: Path, source: Path | N
     ca_rel = _get(ref, "notification_ca_file", str, where)
     ca_file: Path | None = None
     if ca_rel:
-        ca_file = (base_dir / ca_rel).resolve()
-        if not ca_file.is_file():
-            raise ProfileError(f"{where}.notification_ca_file {ca_file} does not exist")
+        ca_file = resolve_file(base_dir, ca_rel, f"{where}.notification_ca_file")
+    profile = _get(ref, "profile", str, where) or "ciba"
+    if profile not in PROFILES:
+        raise ProfileError(f"{where}.profile must be one of {', '.join(PROFILES)}")
+    tls_files: dict[str, Path | None] = {}
+    for name in ("tls_certificate", "tls_key", "tls_client_ca"):
+        value = _get(ref, name, str, where)
+        tls_files[name] = resolve_file(base_dir, value, f"{where}.{name}") if value else None
+    if (tls_files["tls_certificate"] is None) != (tls_files["tls_key"] is None):
+        raise ProfileError(f"{where}: tls_certificate and tls_key go together")
+    if tls_files["tls_client_ca"] is None and any(
+        c.auth_method == "tls_client_auth" for c in clients.values()
+    ):
+        raise ProfileError(f"{where}.tls_client_ca is required by tls_client_auth clients")
     return ProviderSettings(
         clients=clients,
         users=users,
@@ -302,6 +385,10 @@ def settings_from_dict(data: Mapping[str, Any], base_dir: Path, source: Path | N
         transaction_retention=_positive_int(ref, "transaction_retention", 600, where),
         notification_verify_tls=True if verify is None else verify,
         notification_ca_file=ca_file,
+        profile=profile,
+        tls_certificate=tls_files["tls_certificate"],
+        tls_key=tls_files["tls_key"],
+        tls_client_ca=tls_files["tls_client_ca"],
         source=source,
     )
 
