@@ -14,7 +14,9 @@ import time
 from typing import Any, ClassVar
 
 import gevent
+from gevent.lock import BoundedSemaphore
 from locust import FastHttpUser, events
+from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from .._errors import CibaHarnessError, ConfigError
@@ -42,12 +44,59 @@ _state: dict[str, Any] = {"context": None, "provider": None, "master_tracker": N
 IDS_KEY = "ciba_auth_req_ids"
 
 
+_setup_lock = BoundedSemaphore()
+
+
 def current_context() -> LoadContext:
     context = _state["context"]
     if context is None:
         raise CibaHarnessError("the CIBA load context is not set up (test_start did not run)")
     assert isinstance(context, LoadContext)
     return context
+
+
+def _ensure_context(environment: Any, *, from_user: bool = False) -> LoadContext | None:
+    """This process's context, created once (at test_start; by the first user otherwise)."""
+    with _setup_lock:
+        context = _state["context"]
+        if isinstance(context, LoadContext) or _state.get("failed"):
+            return context if isinstance(context, LoadContext) else None
+        runner = environment.runner
+        processes = 1
+        if isinstance(runner, WorkerRunner):
+            processes = int(getattr(environment.parsed_options, "expect_workers", 1) or 1)
+        if from_user:
+            log.warning("a user started before the CIBA context existed; creating it now")
+        try:
+            settings = _settings(environment)
+            context = LoadContext.create(
+                settings,
+                environment.events.request.fire,
+                processes=processes,
+                distributed=isinstance(runner, WorkerRunner),
+                sleep=gevent.sleep,
+            )
+        except Exception as exc:  # any setup error ends the run with exit code 2, not a user crash
+            if not isinstance(exc, CibaHarnessError):
+                log.exception("setting up the CIBA load context failed")
+            _state["failed"] = True
+            _fail_setup(environment, exc)
+            return None
+        _state["context"] = context
+        CibaUser.host = context.config.issuer
+        CibaUser.network_timeout = context.config.budgets.request_timeout
+        CibaUser.connection_timeout = context.config.budgets.request_timeout
+        # FastHttpUser skips TLS verification by default; follow the profile instead
+        CibaUser.insecure = context.config.insecure_skip_verify
+        CibaUser.ssl_context_factory = staticmethod(tls_factory(context.config))
+        log.info(
+            "CIBA load against %s: modes %s, storm clients %s%s",
+            context.config.issuer,
+            ", ".join(sorted(context.clients)),
+            ", ".join(label for label, _ in context.storm_clients),
+            f", open model {settings.arrival_rate:g} flows/s" if context.scheduler else "",
+        )
+        return context
 
 
 class CibaUser(FastHttpUser):
@@ -59,7 +108,10 @@ class CibaUser(FastHttpUser):
     connection_timeout = 10.0
 
     def on_start(self) -> None:
-        self.ctx = current_context()
+        context = _ensure_context(self.environment, from_user=True)
+        if context is None:
+            raise StopUser()
+        self.ctx = context
         self.runner_ = FlowRunner(self.ctx, LocustTransport(self.client), random.Random())
 
 
@@ -229,31 +281,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
         except CibaHarnessError as exc:
             _fail_setup(environment, exc)
         return
-    try:
-        context = LoadContext.create(
-            settings,
-            environment.events.request.fire,
-            processes=processes,
-            distributed=isinstance(runner, WorkerRunner),
-            sleep=gevent.sleep,
-        )
-    except CibaHarnessError as exc:
-        _fail_setup(environment, exc)
-        return
-    _state["context"] = context
-    CibaUser.host = context.config.issuer
-    CibaUser.network_timeout = context.config.budgets.request_timeout
-    CibaUser.connection_timeout = context.config.budgets.request_timeout
-    # FastHttpUser skips TLS verification by default; follow the profile instead
-    CibaUser.insecure = context.config.insecure_skip_verify
-    CibaUser.ssl_context_factory = staticmethod(tls_factory(context.config))
-    log.info(
-        "CIBA load against %s: modes %s, storm clients %s%s",
-        context.config.issuer,
-        ", ".join(sorted(context.clients)),
-        ", ".join(label for label, _ in context.storm_clients),
-        f", open model {settings.arrival_rate:g} flows/s" if context.scheduler else "",
-    )
+    _ensure_context(environment)
 
 
 def _on_test_stop(environment: Any, **_: Any) -> None:
