@@ -40,8 +40,15 @@ MIX_PRESETS: dict[str, str] = {
 
 
 def add_arguments(parser: Any) -> None:
-    """Register the options on Locust's parser (`init_command_line_parser`)."""
-    add = parser.add_argument
+    """Register the options on Locust's parser (`init_command_line_parser`); with Locust's
+    (configargparse) parser each one can also come from LOCUST_CIBA_* environment variables."""
+    with_env = any(cls.__module__.startswith("configargparse") for cls in type(parser).__mro__)
+
+    def add(*flags: str, **kwargs: Any) -> None:
+        if with_env:
+            kwargs.setdefault("env_var", "LOCUST_" + flags[0].lstrip("-").replace("-", "_").upper())
+        parser.add_argument(*flags, **kwargs)
+
     add("--ciba-config", default=None, metavar="FILE",
         help=f"provider profile (TOML); default the reference profile {default_profile_path().name}")
     add("--ciba-issuer", default=None, metavar="URL",

@@ -234,7 +234,10 @@ def _apply_mix(environment: Any, mix: str) -> None:
             cls.weight = weights[cls.__name__]
             kept.append(cls)
     environment.user_classes[:] = kept
-    log.info("user classes: %s", ", ".join(f"{cls.__name__}={cls.weight}" for cls in kept))
+    shown = ", ".join(f"{cls.__name__}={cls.weight}" for cls in kept)
+    if shown != _state.get("mix_shown"):
+        _state["mix_shown"] = shown
+        log.info("user classes: %s", shown)
 
 
 def _maybe_start_provider(environment: Any, settings: LoadSettings) -> None:
