@@ -127,7 +127,17 @@ def _stop_child(child: subprocess.Popen[bytes], signum: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args, faults, ui = _split_wrapper_options(list(sys.argv[1:] if argv is None else argv))
     if _has(args, "-h", "--help"):
+        import argparse
+
+        from ._settings import add_arguments
+
+        options = argparse.ArgumentParser(
+            usage=argparse.SUPPRESS, add_help=False, description="CIBA options (docs/load.md):"
+        )
+        add_arguments(options)
         print(__doc__)
+        print(options.format_help())
+        sys.stdout.flush()
         return subprocess.call([*build_command(args, issuer=None, ui=True)])
     config_text = _value(args, "--ciba-config")
     config_path = Path(config_text) if config_text else default_profile_path()
