@@ -268,3 +268,57 @@ def test_run_time_parsing() -> None:
     assert run_time_seconds("1h") == 3600
     with pytest.raises(Exception, match="run time"):
         run_time_seconds("soon")
+
+
+# --- the gevent receiver (in a gevent-patched child process, like a Locust worker) ----------
+RECEIVER_SCRIPT = r"""
+from gevent import monkey; monkey.patch_all()
+import json, time, urllib.request, gevent
+from ciba_harness import NotificationInbox
+from ciba_harness.load._receiver import GeventReceiver, LoadInbox
+
+# the core inbox's threading.Condition cooperates with gevent once patched
+core = NotificationInbox(); core.expect("tok-0001", "ping")
+waiter = gevent.spawn(core.wait_for, token="tok-0001", timeout=2)
+ticks = gevent.spawn(lambda: [gevent.sleep(0.01) for _ in range(5)])
+gevent.spawn_later(0.1, core.receive, "/cb", [("authorization", "Bearer tok-0001"),
+                   ("content-type", "application/json")], b'{"auth_req_id": "a"}')
+gevent.joinall([waiter, ticks], timeout=3)
+assert len(waiter.value) == 1 and ticks.dead
+
+strays = []
+a, b = LoadInbox(), LoadInbox(on_stray=lambda code, note: strays.append(code))
+ra, rb = GeventReceiver(a), GeventReceiver(b)
+token = rb.new_token()
+b.open(token, "ping")
+
+def post(receiver, bearer, body):
+    request = urllib.request.Request(receiver.url, data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+started = time.monotonic()
+assert post(ra, token, {"auth_req_id": "x1"}) == 204   # sent to A, owned by B: forwarded
+note = b.wait(token, 2)
+assert note is not None and note.auth_req_id == "x1" and note.kind == "ping", note
+assert not note.violations, note.violations
+assert ra.forwarded == 1 and rb.forwarded == 0
+assert post(rb, token, {"auth_req_id": "x1"}) == 204   # a second ping for the same flow
+b.close(token)
+assert post(rb, token, {"auth_req_id": "x1"}) == 401   # after the flow: unknown to the inbox
+assert post(rb, "not-a-load-token", {"auth_req_id": "y"}) == 401
+assert strays == ["duplicate_notification", "duplicate_notification", "unexpected_notification"], strays
+assert b.wait("never-opened", 0.1) is None
+ra.stop(); rb.stop()
+print("ok", round(time.monotonic() - started, 3))
+"""
+
+
+def test_gevent_receiver_routes_forwards_and_judges() -> None:
+    result = subprocess.run([sys.executable, "-c", RECEIVER_SCRIPT], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("ok"), result.stdout + result.stderr
