@@ -27,6 +27,11 @@ def build_results(
     for test in tests:
         for requirement in test.get("requirements", []):
             by_requirement.setdefault(requirement, []).append(test)
+        # A failure names the requirement it proves broken, carried by the test or not (a
+        # precondition checked inside another test): that requirement fails too.
+        attributed = (test.get("failure") or {}).get("requirement")
+        if attributed and attributed not in test.get("requirements", []):
+            by_requirement.setdefault(attributed, []).append(test)
     warnings = []
     for test in tests:
         for check in test.get("checks", []):
@@ -100,17 +105,29 @@ def build_results(
 def _verdict(
     requirement_id: str, linked: list[dict[str, Any]], warnings: list[dict[str, Any]]
 ) -> str:
-    if not linked:
-        return "not_tested"
-    outcomes = [t.get("outcome", "passed") for t in linked]
+    """fail: a check of this requirement broke (or a plain assert in a test carrying it);
+    error: a test carrying it could not reach a verdict (a harness-side exception)."""
+    errored = False
     for test in linked:
+        if test.get("outcome") not in {"failed", "error"}:
+            continue
         failure = test.get("failure") or {}
-        if test.get("outcome") == "failed" and failure.get("requirement") in (requirement_id, None):
+        attributed = failure.get("requirement")
+        if attributed == requirement_id:
             return "fail"
-    if "error" in outcomes:
+        if (
+            attributed is None
+            and failure.get("kind") == "AssertionError"
+            and test.get("outcome") == "failed"
+        ):
+            return "fail"
+        if attributed is None:
+            errored = True
+    if errored:
         return "error"
     if any(w["requirement"] == requirement_id for w in warnings):
         return "warning"
+    outcomes = [t.get("outcome", "passed") for t in linked]
     if "passed" in outcomes or "failed" in outcomes:
         return "pass"
-    return "skipped"
+    return "skipped" if linked else "not_tested"
