@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 __all__ = [
     "FAPI_TLS12_CIPHERS",
     "TlsProbe",
+    "certificate_thumbprint",
     "client_ssl_context",
+    "impostor_certificate",
     "offerable_tls12_ciphers",
     "probe_tls",
 ]
@@ -155,3 +157,50 @@ def offerable_tls12_ciphers() -> list[str]:
             continue
         names.append(str(info["name"]))
     return names
+
+
+def certificate_thumbprint(path: str | Path) -> str:
+    """RFC 8705 x5t#S256 of a PEM certificate file: base64url(SHA-256(DER))."""
+    import base64
+    import hashlib
+
+    data = Path(path).read_bytes()
+    der = ssl.PEM_cert_to_DER_cert(data.decode("ascii"))
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+
+
+def impostor_certificate(path: str | Path, directory: Path) -> tuple[str, str]:
+    """A self-signed certificate with the same subject as the PEM certificate at `path`, and
+    its key, written to `directory` (a private temp directory): what an attacker who knows a
+    client's subject DN can make. Returns (certificate path, key path)."""
+    import datetime
+    import os
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    original = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(original.subject)
+        .issuer_name(original.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "impostor.pem"
+    key_path = directory / "impostor.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ))
+    return str(cert_path), str(key_path)

@@ -36,9 +36,11 @@ from provider_helpers import (
     make_env,
     shannon_bits,
 )
+from tls_helpers import MTLS_BASE, FapiEnv, load_tls_settings, make_fapi_env, thumbprint
 
 from ciba_harness.provider import FAULTS, ProviderSettings
 from ciba_harness.provider.faults import faults_markdown
+from ciba_harness.provider.server import server_ssl_context
 
 DESCRIPTION_RE = re.compile(r'^[\x20\x21\x23-\x5b\x5d-\x7e]*$')
 SPEC = REPO.parent / "shared" / "spec" / "ciba-requirements.md"
@@ -400,6 +402,75 @@ async def sc_timing(env: Env) -> Obs:
     }
 
 
+async def sc_fapi(env: FapiEnv) -> Obs:
+    """The FAPI-CIBA mode (reference-tls.toml clients, certificates injected in-process)."""
+    api = env.api
+    now = int(time.time())
+    doc = (await api.http.get("/.well-known/openid-configuration")).json()
+    obs: Obs = {
+        "f.modes": doc.get("backchannel_token_delivery_modes_supported"),
+        "f.auth_methods": doc.get("token_endpoint_auth_methods_supported"),
+        "f.request_algs": doc.get("backchannel_authentication_request_signing_alg_values_supported"),
+        "f.bound": doc.get("tls_client_certificate_bound_access_tokens"),
+        "f.aliases": sorted(doc.get("mtls_endpoint_aliases", {})),
+        "f.id_algs": doc.get("id_token_signing_alg_values_supported"),
+    }
+    cases = {
+        "ok": api.backchannel(),
+        "mtls_ok": api.backchannel("poll-mtls"),
+        "self_signed_ok": api.backchannel("poll-mtls-self"),
+        "mtls_no_cert": api.backchannel("poll-mtls", cert=False),
+        "mtls_other_cert": api.backchannel("poll-mtls", cert="client-b"),
+        "unsigned": api.backchannel(signed=False),
+        "no_binding": api.backchannel(params={"binding_message": None}),
+        "rs256_request": api.backchannel(alg="RS256"),
+        "rs256_assertion": api.backchannel(assertion_alg="RS256"),
+        "lifetime_70": api.backchannel(nbf=now, exp=now + 4200),
+        "nbf_70_past": api.backchannel(nbf=now - 4200, iat=now - 4200, exp=now + 300),
+        "lifetime_60": api.backchannel(nbf=now - 1, exp=now + 3599),
+        "future_10s": api.backchannel(nbf=now + 10, iat=now + 10),
+        "secret_client": api.backchannel("poll-basic", signed=False),
+    }
+    for name, call in cases.items():
+        obs[f"f.{name}"] = code_of(await call)
+    push_reg = await api.http.post("/register", json={
+        "grant_types": ["urn:openid:params:grant-type:ciba"],
+        "backchannel_token_delivery_mode": "push", "token_endpoint_auth_method": "tls_client_auth",
+        "tls_client_auth_subject_dn": "CN=dyn,O=ciba-harness test",
+        "backchannel_client_notification_endpoint": f"{RECEIVER}/cb"})
+    obs["f.push_reg"] = code_of(push_reg)
+    rid, resp = await api.flow(params={"acr_values": "urn:acr:high"})
+    body = resp.json()
+    obs["f.flow"] = code_of(resp)
+    access, refresh = body.get("access_token", ""), body.get("refresh_token", "")
+    id_token = body.get("id_token")
+    obs["f.acr"] = unverified(id_token).get("acr") if id_token else None
+    obs["f.id_alg"] = jwt.get_unverified_header(id_token)["alg"] if id_token else None
+    obs["f.entropy_ok"] = all(len(t) >= 22 and shannon_bits(t) >= 128 for t in (access, refresh))
+    obs["f.userinfo_cert"] = (await api.userinfo(access, "client-c")).status_code
+    obs["f.userinfo_nocert"] = (await api.userinfo(access, None)).status_code
+    obs["f.userinfo_other_cert"] = (await api.userinfo(access, "client-d")).status_code
+    cnf = (await api.introspect("poll-fapi", access)).json().get("cnf", {})
+    obs["f.cnf"] = cnf.get("x5t#S256") == thumbprint("client-c")
+    refreshed = (await api.refresh("poll-fapi", refresh)).json()
+    obs["f.refresh_rotates"] = "refresh_token" in refreshed
+    pending = (await api.backchannel()).json()["auth_req_id"]
+    await api.approve(pending)
+    obs["f.token_no_cert"] = code_of(await api.token("poll-fapi", pending, cert=False))
+    mtls_rid, mtls_tokens = await api.flow("poll-mtls")
+    obs["f.mtls_flow"] = code_of(mtls_tokens)
+    return obs
+
+
+def sc_tls(faults: frozenset[str]) -> Obs:
+    context = server_ssl_context(load_tls_settings(), faults=faults)
+    return {
+        "tls.ciphers": sorted(c["name"] for c in context.get_ciphers()
+                              if c["protocol"] != "TLSv1.3"),
+        "tls.minimum": context.minimum_version.name,
+    }
+
+
 FAST_SCENARIOS: dict[str, Scenario] = {
     "disc": sc_discovery, "ack": sc_ack, "bc": sc_backchannel, "tk": sc_token,
     "ping": sc_ping, "push": sc_push, "reg": sc_registration,
@@ -529,11 +600,50 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "id_token_wrong_auth_req_id_claim": ("idt.auth_req_id_ok",),
     "id_token_bad_at_hash": ("idt.at_hash_ok",),
     "sub_not_stable": ("idt.sub", "idt.sub_stable"),
+    # FAPI-CIBA mode (observed with sc_fapi / sc_tls; plain CIBA mode must not change)
+    "fapi_binding_message_optional": ("f.no_binding",),
+    "fapi_push_allowed": ("f.modes", "f.push_reg"),
+    "fapi_unsigned_request_accepted": ("f.unsigned",),
+    "fapi_request_lifetime_unlimited": ("f.lifetime_70", "f.nbf_70_past"),
+    "fapi_id_token_missing_acr": ("f.acr",),
+    "fapi_rs256_request_accepted": ("f.rs256_request",),
+    "fapi_rs256_assertion_accepted": ("f.rs256_assertion",),
+    "fapi_secret_client_auth_accepted": ("f.secret_client",),
+    "fapi_token_not_certificate_bound": ("f.token_no_cert", "f.userinfo_nocert",
+                                         "f.userinfo_other_cert", "f.cnf"),
+    "fapi_future_jwt_refused": ("f.future_10s",),
+    "fapi_refresh_token_rotated": ("f.refresh_rotates",),
+    "fapi_access_token_low_entropy": ("f.entropy_ok",),
+    "tls_weak_cipher_accepted": ("tls.ciphers",),
 }
 
 
 def _needs_timing(name: str) -> bool:
     return any(p.startswith("time.") for p in EXPECTED[name])
+
+
+def _fapi_side(name: str) -> bool:
+    """Observed in FAPI-CIBA mode / on the TLS server (the FAPI and TLS-server faults)."""
+    return FAULTS[name].profile == "fapi-ciba"
+
+
+async def _observe_fapi(faults: frozenset[str]) -> Obs:
+    async with make_fapi_env(load_tls_settings(), faults) as env:
+        try:
+            obs = await sc_fapi(env)
+        except Exception as exc:  # a scenario that cannot run is an observation too
+            obs = {"sc_fapi.crash": f"{type(exc).__name__}: {exc}"}
+    obs.update(sc_tls(faults))
+    return obs
+
+
+_FAPI_BASELINE: list[Obs] = []
+
+
+async def fapi_baseline() -> Obs:
+    if not _FAPI_BASELINE:
+        _FAPI_BASELINE.append(await _observe_fapi(frozenset()))
+    return _FAPI_BASELINE[0]
 
 
 async def _observe(settings: ProviderSettings, faults: frozenset[str], timing: bool) -> Obs:
@@ -582,10 +692,45 @@ async def test_faultless_baseline_is_sane(settings: ProviderSettings) -> None:
 
 
 @pytest.mark.asyncio
+async def test_faultless_fapi_baseline_is_sane() -> None:
+    obs = await fapi_baseline()
+    assert not any(k.endswith(".crash") for k in obs), obs
+    assert obs["f.ok"] is None and obs["f.mtls_ok"] is None and obs["f.self_signed_ok"] is None
+    assert obs["f.mtls_no_cert"] == obs["f.mtls_other_cert"] == "invalid_client"
+    assert obs["f.unsigned"] == obs["f.no_binding"] == obs["f.rs256_request"] == "invalid_request"
+    assert obs["f.lifetime_70"] == obs["f.nbf_70_past"] == "invalid_request"
+    assert obs["f.lifetime_60"] is None and obs["f.future_10s"] is None
+    assert obs["f.rs256_assertion"] == obs["f.secret_client"] == "invalid_client"
+    assert obs["f.modes"] == ["poll", "ping"] and obs["f.push_reg"] == "invalid_client_metadata"
+    assert obs["f.flow"] is None and obs["f.mtls_flow"] is None and obs["f.acr"] == "urn:acr:high"
+    assert obs["f.id_alg"] == "PS256" and obs["f.entropy_ok"] is True and obs["f.cnf"] is True
+    assert (obs["f.userinfo_cert"], obs["f.userinfo_nocert"], obs["f.userinfo_other_cert"]) == (
+        200, 401, 401)
+    assert obs["f.refresh_rotates"] is False and obs["f.token_no_cert"] == "invalid_request"
+    assert obs["f.aliases"] == ["backchannel_authentication_endpoint", "introspection_endpoint",
+                                "token_endpoint", "userinfo_endpoint"]
+    assert obs["tls.minimum"] == "TLSv1_2" and len(obs["tls.ciphers"]) == 4
+    assert MTLS_BASE
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("name", sorted(FAULTS))
 async def test_fault_changes_exactly_its_observations(
     settings: ProviderSettings, name: str
 ) -> None:
+    if _fapi_side(name):
+        good = await fapi_baseline()
+        bad = await _observe_fapi(frozenset({name}))
+        changed = sorted(k for k in set(good) | set(bad) if good.get(k) != bad.get(k))
+        patterns = EXPECTED[name]
+        missing = [p for p in patterns if "*" not in p and not p.endswith("?")
+                   and p not in changed]
+        unexpected = [k for k in changed if not _matches(k, patterns)]
+        assert not missing, f"{name}: no observable difference at {missing}"
+        assert not unexpected, (
+            f"{name}: also changed {[(k, good.get(k), bad.get(k)) for k in unexpected]}"
+        )
+        return
     timing = _needs_timing(name)
     good = await baseline(settings, timing)
     bad = await _observe(settings, frozenset({name}), timing)
@@ -600,10 +745,20 @@ async def test_fault_changes_exactly_its_observations(
     )
 
 
+@pytest.mark.asyncio
+async def test_fapi_faults_leave_plain_ciba_mode_alone(settings: ProviderSettings) -> None:
+    """All FAPI and TLS-server faults at once change nothing in plain CIBA mode."""
+    fapi = frozenset(name for name in FAULTS if _fapi_side(name))
+    good = await baseline(settings, False)
+    bad = await _observe(settings, fapi, False)
+    changed = sorted(k for k in set(good) | set(bad) if good.get(k) != bad.get(k))
+    assert not changed, f"FAPI faults change plain CIBA mode at {changed}"
+
+
 def test_requirements_exist_in_the_catalogue() -> None:
     if not SPEC.exists():
         pytest.skip(f"{SPEC} not available")
-    ids = set(re.findall(r"^\| (CIBA-[A-Z]+-\d+) \|", SPEC.read_text(), re.MULTILINE))
+    ids = set(re.findall(r"^\| ((?:FAPI-)?CIBA-[A-Z]*-?\d+) \|", SPEC.read_text(), re.MULTILINE))
     unknown = {f.name: f.requirement for f in FAULTS.values() if f.requirement not in ids}
     assert not unknown
 
