@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -257,14 +258,32 @@ def test_invalid_client_status(ciba, ciba_config, ciba_metadata, cause):
     expect_backchannel_error(ciba, exchange, "invalid_client", requirement=requirement)
 
 
+def blocked_login_hint(config) -> str | None:
+    """A user the provider refuses by policy: `[users] blocked_login_hint` where the
+    configuration offers it, else the first of `[reference_provider] blocked_users` of a
+    reference-provider profile (the profile that seeds the provider also names them)."""
+    hint = getattr(config.users, "blocked_login_hint", None)
+    if hint:
+        return str(hint)
+    try:
+        profile = tomllib.loads(config.source.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    section = profile.get("reference_provider")
+    blocked = section.get("blocked_users") if isinstance(section, dict) else None
+    if isinstance(blocked, list) and blocked and isinstance(blocked[0], str):
+        return blocked[0]
+    return None
+
+
 @pytest.mark.requirement("CIBA-AERR-13")
 def test_access_denied_status(ciba, ciba_config, ciba_metadata):
     """access_denied (a user the provider blocks before any interaction) comes with 403."""
-    blocked = getattr(ciba_config.users, "blocked_login_hint", None)
+    blocked = blocked_login_hint(ciba_config)
     if not blocked:
         pytest.skip(
             "not black-box testable here: needs a user the provider refuses by policy "
-            "([users] blocked_login_hint is not configured)"
+            "(no blocked user in the profile)"
         )
     client = _poll(ciba_config, ciba_metadata)
     exchange = ciba.backchannel(client, ciba.default_params(client, login_hint=blocked))
