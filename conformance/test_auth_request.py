@@ -22,7 +22,6 @@ from ciba_harness._checks import (
     error_code_is,
     fail,
     not_server_error,
-    refused,
     status_is,
     token_response_complete,
 )
@@ -133,7 +132,7 @@ def record_outcome(ciba, exchange, *, requirement: str, codes: set[str]) -> None
             expect_error_status(ciba, exchange, code, requirement=requirement)
         return
     ciba.check(not_server_error, exchange, requirement=requirement, severity=Severity.INFO)
-    ciba.check(refused, exchange, requirement=requirement, severity=Severity.INFO)
+    ciba.check(accepted, exchange, requirement=requirement, severity=Severity.INFO)
 
 
 # --- transport (§7, §7.1) ---------------------------------------------------------------------

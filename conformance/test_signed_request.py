@@ -17,8 +17,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ciba_harness import HttpRequest, RequestObjectSpec, Severity, build_backchannel_request
-from ciba_harness._checks import refused
 from ciba_harness._checks_backchannel import (
+    accepted,
     expect_backchannel_error,
     send_and_accept,
 )
@@ -65,7 +65,7 @@ def record(ciba, exchange, requirement: str) -> None:
             tolerated_severity=Severity.INFO,
         )
         return
-    ciba.check(refused, exchange, requirement=requirement, severity=Severity.INFO)
+    ciba.check(accepted, exchange, requirement=requirement, severity=Severity.INFO)
 
 
 # --- baseline ---------------------------------------------------------------------------------
