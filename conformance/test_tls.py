@@ -18,7 +18,7 @@ import pytest
 from ciba_harness import Severity
 from ciba_harness._checks import fail
 from ciba_harness._checks_delivery import callback_arrived
-from ciba_harness._fapi import handshake_established, handshake_refused
+from ciba_harness._fapi import fapi_clients, handshake_established, handshake_refused
 from ciba_harness._tls import probe_tls
 from ciba_harness.pytest_plugin import require_client
 
@@ -70,6 +70,19 @@ def verify_setting(ciba_config):
     if ciba_config.insecure_skip_verify:
         return False
     return ciba_config.ca_bundle or True
+
+
+def notification_client(ciba_config, ciba_metadata, mode: str):
+    """A client of `mode`; under FAPI-CIBA one the profile allows (private_key_jwt or mTLS)."""
+    if not ciba_config.fapi:
+        return require_client(ciba_config, ciba_metadata, mode=mode)
+    if not ciba_metadata.supports_mode(mode):
+        pytest.skip(f"not applicable: the provider does not advertise {mode} mode")
+    for auth in ("private_key_jwt", "mtls"):
+        clients = fapi_clients(ciba_config, mode=mode, auth=auth)
+        if clients:
+            return clients[0]
+    pytest.skip(f"not covered: no FAPI-CIBA {mode} client configured")
 
 
 def tls_severity(ciba_config) -> Severity:
@@ -132,7 +145,7 @@ def test_notification_reaches_the_https_receiver(
             "not covered: the notification receiver is plain http "
             "(set [receiver] tls_certificate / tls_key or https = true)"
         )
-    client = require_client(ciba_config, ciba_metadata, mode=mode)
+    client = notification_client(ciba_config, ciba_metadata, mode)
     flow = ciba.start(client)
     ciba.approve(flow)
     waited = min(ciba_config.budgets.max_wait, 10.0)

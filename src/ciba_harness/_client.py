@@ -12,8 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+import httpcore
 import httpx
 
 from ._checks import (
@@ -77,6 +78,74 @@ class Recorder:
         return taken
 
 
+_deadlines = threading.local()  # the total deadline of the exchange this thread is sending
+
+
+def _bounded(timeout: float | None) -> float | None:
+    """A socket operation's timeout, cut to what is left of the exchange's total deadline."""
+    deadline: float | None = getattr(_deadlines, "at", None)
+    if deadline is None:
+        return timeout
+    remaining = max(0.001, deadline - time.monotonic())
+    return remaining if timeout is None else min(timeout, remaining)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the exchange's total deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(
+            self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    """httpx bounds each socket operation, not the exchange: a provider sending its headers
+    or its body a byte at a time would hold a test forever. Connections made through this
+    backend cut every operation to the deadline of the exchange being sent (thread-local)."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(
+            super().connect_tcp(host, port, _bounded(timeout), local_address, socket_options)
+        )
+
+
+def _with_deadlines(client: httpx.Client) -> httpx.Client:
+    """The client, its connections bounded by the exchange deadline (httpx's own transport
+    only; a transport given by the caller is left alone)."""
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    if isinstance(pool, httpcore.ConnectionPool) and hasattr(pool, "_network_backend"):
+        pool._network_backend = _DeadlineBackend()
+    return client
+
+
 class HttpxTransport:
     """Sends HttpRequest values with one pooled httpx.Client; bounded by `timeout`.
 
@@ -98,19 +167,22 @@ class HttpxTransport:
         self.verify = verify
         self._transport = transport
         self._cert_clients: dict[Any, httpx.Client] = {}
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            verify=client_ssl_context(verify, tuple(cert) if cert else None),
-            follow_redirects=False,
-            transport=transport,
-            limits=httpx.Limits(max_connections=32),
+        self.client = _with_deadlines(
+            httpx.Client(
+                timeout=httpx.Timeout(timeout),
+                verify=client_ssl_context(verify, tuple(cert) if cert else None),
+                follow_redirects=False,
+                transport=transport,
+                limits=httpx.Limits(max_connections=32),
+            )
         )
 
     def send(self, request: HttpRequest, *, label: str = "", cert: Any = None) -> Exchange:
         """Send and read the whole answer within `timeout` seconds in total.
 
         httpx's timeouts bound each read, not the whole answer: a provider trickling bytes
-        could hold a test forever. A watchdog closes the response at the deadline; bodies
+        could hold a test forever. Every socket operation is cut to the exchange's deadline
+        (`_DeadlineBackend`) and a watchdog closes the response at the deadline; bodies
         beyond MAX_RESPONSE_BYTES are cut and reported, never held in memory.
         """
         exchange = Exchange(request, label=label)
@@ -118,6 +190,7 @@ class HttpxTransport:
         client = self._cert_client(cert) if cert is not None else self.client
         expired = threading.Event()
         watchdog: threading.Timer | None = None
+        _deadlines.at = time.monotonic() + self.timeout
         try:
             with client.stream(
                 request.method, request.url, headers=list(request.headers), content=request.body
@@ -162,6 +235,7 @@ class HttpxTransport:
             else:
                 exchange.error = f"{type(exc).__name__}: {exc}"
         finally:
+            _deadlines.at = None
             if watchdog is not None:
                 watchdog.cancel()
         if expired.is_set() and exchange.error is None:
@@ -178,11 +252,13 @@ class HttpxTransport:
         from ._tls import client_ssl_context
 
         if cert not in self._cert_clients:
-            self._cert_clients[cert] = httpx.Client(
-                timeout=httpx.Timeout(self.timeout),
-                verify=client_ssl_context(self.verify, tuple(cert)),
-                follow_redirects=False,
-                transport=self._transport,
+            self._cert_clients[cert] = _with_deadlines(
+                httpx.Client(
+                    timeout=httpx.Timeout(self.timeout),
+                    verify=client_ssl_context(self.verify, tuple(cert)),
+                    follow_redirects=False,
+                    transport=self._transport,
+                )
             )
         return self._cert_clients[cert]
 
@@ -353,11 +429,15 @@ class CibaClient:
         params: BackchannelParams,
         *,
         auth: ClientAuthentication | None = None,
-        signed: RequestObjectSpec | None = None,
+        signed: RequestObjectSpec | Literal[False] | None = None,
         label: str = "backchannel",
         **options: Any,
     ) -> Exchange:
-        if signed is None and (
+        """Send an authentication request. `signed`: a RequestObjectSpec, None (signed when
+        the client registered for it, or under FAPI-CIBA ID1), or False (never signed)."""
+        if signed is False:
+            signed = None  # explicitly unsigned (e.g. FAPI-CIBA-06 tests)
+        elif signed is None and (
             client.sign_requests or (self.signs_by_default and client.can_sign)
         ):
             signed = RequestObjectSpec()

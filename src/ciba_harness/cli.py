@@ -1,7 +1,7 @@
 """`ciba-harness`: thin wrappers over pytest, the reference provider, locust and the reports.
 
   ciba-harness conformance [--ciba-config FILE] [pytest args...]
-  ciba-harness provider [--port N] [--config FILE] [--fault NAME ...] [--list-faults]
+  ciba-harness provider [--port N] [--config FILE] [--fault NAME ...] [--tls] [--profile P] [--list-faults]
   ciba-harness load [locust args...]
   ciba-harness report diff|html|load ...
   ciba-harness check-config FILE
@@ -32,11 +32,28 @@ def _conformance(args: list[str]) -> int:
               "(pip install -e .)", file=sys.stderr)
         return 2
     pass_through = list(args)
+    if not any(a in {"-h", "--help", "--version", "--co", "--collect-only"} for a in args):
+        from ._preflight import preflight
+
+        # The user's input first: a wrong config, an unreachable or non-CIBA provider, a port
+        # in use end here with one message and exit code 2, before any report is written.
+        preflight(_option(args, "--ciba-config"), issuer=_option(args, "--ciba-issuer"))
     if not any(a.startswith("--ciba-report") or a == "--ciba-no-report" for a in pass_through):
         pass_through += ["--ciba-report", str(Path("reports/out").resolve())]
     if not any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in pass_through):
         pass_through.insert(0, str(suite))
     return int(pytest.main(["-p", "no:locust", "-p", "no:cacheprovider", *pass_through]))
+
+
+def _option(args: list[str], name: str) -> str | None:
+    """The value of `--name VALUE` or `--name=VALUE` (the last one wins, as in argparse)."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
 
 
 def _provider(args: list[str]) -> int:
@@ -59,13 +76,14 @@ def _report(args: list[str]) -> int:
 
 
 def _check_config(args: list[str]) -> int:
-    from ._config import load_config
+    from ._preflight import preflight
 
     if len(args) != 1:
         print("usage: ciba-harness check-config FILE", file=sys.stderr)
         return 2
-    config = load_config(args[0])
-    print(f"{args[0]}: ok — issuer {config.issuer}, {len(config.clients)} clients, "
+    config = preflight(args[0])
+    reached = "" if config.embedded else " (discovery answered with CIBA metadata)"
+    print(f"{args[0]}: ok — issuer {config.issuer}{reached}, {len(config.clients)} clients, "
           f"device driver {config.device.driver}")
     return 0
 
@@ -80,7 +98,8 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ._errors import CibaHarnessError
+    from ._errors import CibaHarnessError, ConfigError
+    from ._preflight import describe_config_error
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help"}:
@@ -92,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return command(args[1:])
+    except ConfigError as exc:
+        print(f"ciba-harness: {describe_config_error(exc)}", file=sys.stderr)
+        return 2
     except CibaHarnessError as exc:
         print(f"ciba-harness: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,5 @@
 """CLI: ``python -m ciba_harness.provider --port N [--host H] [--config FILE] [--fault NAME ...]
-[--fault-tenants] [--list-faults]``."""
+[--fault-tenants] [--tls] [--mtls-port N] [--profile ciba|fapi-ciba] [--list-faults]``."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="also serve one provider per fault under /fault/NAME")
     p.add_argument("--webhook-url", default=None,
                    help="device webhook URL (overrides [reference_provider] device_webhook_url)")
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS (the profile's tls_certificate, else the generated test "
+                        "PKI) plus an mTLS port for the mtls_endpoint_aliases")
+    p.add_argument("--mtls-port", type=int, default=0,
+                   help="port of the mTLS endpoints with TLS (0 = any free port)")
+    p.add_argument("--profile", choices=("ciba", "fapi-ciba"), default=None,
+                   help="provider mode (overrides [reference_provider] profile)")
     p.add_argument("--list-faults", action="store_true", help="list the fault catalogue and exit")
     p.add_argument("--faults-markdown", action="store_true",
                    help="print the fault table of docs/faults.md and exit")
@@ -61,8 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [f for f in args.fault if f not in FAULTS]
     if unknown:
         return _fail(f"unknown fault {unknown[0]!r} (see --list-faults)")
-    if not 0 <= args.port <= 65535:
-        return _fail(f"port {args.port} out of range")
+    for name, port in (("port", args.port), ("mtls-port", args.mtls_port)):
+        if not 0 <= port <= 65535:
+            return _fail(f"{name} {port} out of range")
     config = args.config or DEFAULT_CONFIG
     try:
         settings = load_profile(config)
@@ -72,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         running = start_provider(
             settings, host=args.host, port=args.port, faults=args.fault,
             fault_tenants=args.fault_tenants, device_webhook_url=args.webhook_url,
+            tls=True if args.tls else None, mtls_port=args.mtls_port, profile=args.profile,
         )
     except (ProviderStartError, ProfileError, ValueError) as exc:
         return _fail(str(exc))
@@ -84,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     print(f"ciba reference provider listening on {running.issuer}", flush=True)
+    if running.mtls_base:
+        print(f"mTLS endpoints (mtls_endpoint_aliases) on {running.mtls_base}; "
+              f"profile {running.profile}", flush=True)
     try:
         while not stop.wait(0.5):
             if not running.alive:

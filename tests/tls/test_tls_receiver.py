@@ -1,0 +1,113 @@
+"""The harness's notification receiver and webhook device endpoint over HTTPS: a ping and a
+push of the TLS reference provider reach it; the public URL may differ from the bind address
+(here: the name `localhost` for a socket bound to 127.0.0.1, as a tunnel would)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ciba_harness import CibaClient, NotificationInbox, load_config
+from ciba_harness._config import ProviderConfig
+from ciba_harness._drivers import WebhookDriver
+from ciba_harness._http import HttpRequest
+from ciba_harness._receiver import NotificationReceiver
+from ciba_harness.provider import RunningProvider, start_provider
+
+REPO = Path(__file__).resolve().parents[2]
+TLS_PROFILE = REPO / "fixtures" / "profiles" / "reference-tls.toml"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[RunningProvider]:
+    with start_provider(TLS_PROFILE) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def config(provider: RunningProvider) -> ProviderConfig:
+    return load_config(TLS_PROFILE).with_issuer(provider.issuer)
+
+
+def register(client: CibaClient, config: ProviderConfig, client_id: str, url: str) -> None:
+    token = config.device.token or ""
+    request = HttpRequest(
+        "POST",
+        f"{config.issuer}/admin/clients/{client_id}/notification-endpoint",
+        (("Authorization", f"Bearer {token}"), ("Content-Type", "application/json")),
+        f'{{"url": "{url}"}}'.encode(),
+        frozenset({token}),
+    )
+    exchange = client.send(request)
+    assert exchange.response is not None and exchange.response.status == 204, exchange.error
+
+
+@pytest.mark.parametrize("public", [False, True], ids=["bind-address", "public-url"])
+@pytest.mark.parametrize("name", ["ping-basic", "push-basic"])
+def test_ping_and_push_reach_the_https_receiver(
+    provider: RunningProvider, config: ProviderConfig, name: str, public: bool
+) -> None:
+    inbox = NotificationInbox()
+    port = free_port()
+    with NotificationReceiver(
+        inbox,
+        bind=f"127.0.0.1:{port}",
+        public_url=f"https://localhost:{port}" if public else None,
+        certificate=config.receiver.tls_certificate,
+        key=config.receiver.tls_key,
+    ) as receiver:
+        assert receiver.url.startswith("https://")
+        client = CibaClient(config, inbox=inbox, notification_url=receiver.url)
+        try:
+            register(client, config, name, receiver.url)
+            ciba_client = config.client(name)
+            flow = client.start(ciba_client)
+            client.approve(flow)
+            notes = inbox.wait_for_flow(token=flow.notification_token,
+                                        auth_req_id=flow.auth_req_id, timeout=10)
+            assert notes, f"no {ciba_client.delivery_mode} arrived over https"
+            note = notes[0]
+            assert note.bearer == flow.notification_token and not note.violations
+            if ciba_client.delivery_mode == "push":
+                assert note.kind == "push_tokens" and note.payload
+                client.check_id_token(flow, note.payload, push=True)
+            else:
+                assert note.kind == "ping"
+                exchange = client.token(ciba_client, flow.auth_req_id)
+                assert exchange.response is not None and exchange.response.status == 200
+            delivered = [d for d in provider.provider.deliveries if d.auth_req_id == flow.auth_req_id]
+            assert delivered and delivered[0].url.startswith("https://")
+            assert delivered[0].status in {200, 204}, delivered[0].error
+        finally:
+            client.close()
+
+
+def test_webhook_device_endpoint_over_https(config: ProviderConfig) -> None:
+    """The provider calls the harness's /device endpoint over https; the harness answers
+    through the callback: the flow completes."""
+    inbox = NotificationInbox()
+    webhook = WebhookDriver(callback_url="set below", wait_timeout=10)
+    with NotificationReceiver(inbox, certificate=config.receiver.tls_certificate,
+                              key=config.receiver.tls_key, webhook=webhook) as receiver:
+        assert receiver.device_hook_url.startswith("https://")
+        with start_provider(TLS_PROFILE, device_webhook_url=receiver.device_hook_url) as op:
+            webhook.callback_url = f"{op.issuer}/ext/ciba/auth/callback"
+            local = config.with_issuer(op.issuer)
+            client = CibaClient(local, inbox=inbox, driver=webhook)
+            try:
+                poll_client = local.client("poll-basic")
+                flow = client.start(poll_client)
+                client.approve(flow)
+                client.poll(flow)
+                assert client.expect_tokens(flow)["access_token"]
+            finally:
+                client.close()
