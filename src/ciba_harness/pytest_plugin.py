@@ -302,6 +302,13 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, Any]:
     report = yield
+    if report.when == "setup" and report.failed and call.excinfo is not None:
+        from ._errors import CheckFailure
+
+        if isinstance(call.excinfo.value, CheckFailure):
+            # A requirement the whole session rests on is broken (e.g. discovery without a
+            # backchannel endpoint): each test shows that verdict, not the plugin's traceback.
+            report.longrepr = f"ciba-harness setup failed: {call.excinfo.value}"
     if "ciba" not in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
         "requirement"
     ):
