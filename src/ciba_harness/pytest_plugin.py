@@ -438,6 +438,7 @@ class ResultCollector:
         cached = self.config.stash.get(_session_key, None)
         if isinstance(cached, CibaSession):
             cached.close()
+            self.stray_notifications = cached.inbox.rejected
         if self.report_dir is None or not self.uses_ciba:
             return
         self.write(exitstatus)
@@ -460,6 +461,20 @@ class ResultCollector:
             started=self.started,
             exitstatus=int(exitstatus),
         )
+        stray = getattr(self, "stray_notifications", 0)
+        if stray:
+            # Callbacks no transaction of this session asked for (unknown or missing bearer):
+            # answered 401 by the receiver, and not attributable to one test.
+            results["session"]["stray_notifications"] = stray
+            results["warnings"].append(
+                {
+                    "requirement": "CIBA-PING-02",
+                    "title": f"{stray} callbacks reached the notification endpoint without the "
+                    "bearer client_notification_token of any transaction (answered 401)",
+                    "nodeid": "(session: notification receiver)",
+                    "failure": None,
+                }
+            )
         path = self.report_dir / "results.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
