@@ -61,19 +61,27 @@ class EmbeddedProvider:
     def _read_issuer(self, timeout: float) -> str:
         found: list[str] = []
         lines: list[str] = []
+        ready = threading.Event()
 
         def read() -> None:
+            # keeps draining stdout after the URL, so the provider can never block on a full pipe
             assert self.process.stdout is not None
-            for line in self.process.stdout:
-                lines.append(line.rstrip())
-                match = _LISTENING.search(line)
-                if match:
-                    found.append(match.group(1))
-                    break
+            try:
+                for line in self.process.stdout:
+                    if not found:
+                        lines.append(line.rstrip())
+                        match = _LISTENING.search(line)
+                        if match:
+                            found.append(match.group(1))
+                            ready.set()
+            except (OSError, ValueError):
+                pass
+            ready.set()
 
         reader = threading.Thread(target=read, name="provider-stdout", daemon=True)
         reader.start()
-        reader.join(timeout)
+        self._reader = reader
+        ready.wait(timeout)
         if not found:
             self.stop()
             shown = "\n".join(lines[-5:]) or "(no output)"
@@ -96,7 +104,10 @@ class EmbeddedProvider:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait(5)
-        if self.process.stdout is not None:
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.join(2)  # the pipe is at EOF once the provider has exited
+        if self.process.stdout is not None and (reader is None or not reader.is_alive()):
             self.process.stdout.close()
 
     def __enter__(self) -> EmbeddedProvider:
