@@ -167,6 +167,13 @@ class NotificationInbox:
                     return found
                 self._lock.wait(remaining)
 
+    def forget(self, token: str) -> None:
+        """Drop a finished transaction's expectation, behaviour and callbacks (long load runs)."""
+        with self._lock:
+            self._expected.pop(token, None)
+            self._behaviours.pop(token, None)
+            self._received = [n for n in self._received if n.bearer != token]
+
     def clear(self) -> None:
         with self._lock:
             self._received.clear()
