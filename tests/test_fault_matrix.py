@@ -29,14 +29,19 @@ from ciba_harness.provider import FAULTS, start_provider
 PARALLEL_SUITES = 8
 
 
-def selected_faults() -> list[str]:
+def selected_faults(profile: str = "ciba") -> list[str]:
+    """Faults of `profile` (the FAPI-CIBA and TLS-server faults show only in the FAPI mode of
+    the TLS reference provider: tests/tls/test_fapi_fault_matrix.py runs those)."""
     wanted = [w.strip() for w in os.environ.get("CIBA_FAULTS", "").split(",") if w.strip()]
     return sorted(
         (
             name
             for name, fault in FAULTS.items()
-            if not wanted
-            or any(name.startswith(w) or fault.requirement.startswith(w) for w in wanted)
+            if fault.profile == profile
+            and (
+                not wanted
+                or any(name.startswith(w) or fault.requirement.startswith(w) for w in wanted)
+            )
         ),
         key=lambda name: (FAULTS[name].requirement, name),
     )

@@ -229,6 +229,9 @@ def ciba_session(request: pytest.FixtureRequest) -> Iterator[CibaSession]:
         collector = stash.get(_collector_key, None)
         if collector is not None:
             collector.describe_session(cached)
+        workeroutput = getattr(request.config, "workeroutput", None)
+        if isinstance(workeroutput, dict):  # an xdist worker: tell the controller
+            workeroutput["ciba_session"] = session_description(request.config, cached)
     yield cached
 
 
@@ -398,29 +401,13 @@ class ResultCollector:
             self.report_dir = Path("reports/out")
 
     def describe_session(self, session: CibaSession) -> None:
-        from . import __version__
+        self.session_info = session_description(self.config, session)
 
-        cfg = session.config
-        self.session_info = {
-            "harness_version": __version__,
-            "issuer": cfg.issuer,
-            "profile": cfg.profile,
-            "config_file": str(cfg.source),
-            "embedded": session.provider is not None,
-            "strict": cfg.strict,
-            "device_driver": cfg.device.driver,
-            "clients": [
-                {
-                    "name": c.name,
-                    "client_id": c.client_id,
-                    "auth_method": c.auth_method,
-                    "delivery_mode": c.delivery_mode,
-                }
-                for c in cfg.clients
-            ],
-            "faults": list(self.config.getoption("ciba_fault")),
-            **tls_session_info(cfg, session.receiver.url if session.receiver else None),
-        }
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist: the session ran in the workers; take the first one's description."""
+        info = getattr(node, "workeroutput", {}).get("ciba_session")
+        if isinstance(info, dict) and not self.session_info.get("harness_version"):
+            self.session_info = info
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Every phase counts toward a test's duration, whether or not it carries a record.
@@ -521,6 +508,33 @@ def _merge(record: dict[str, Any], value: dict[str, Any], report: pytest.TestRep
     elif report.skipped:
         record["outcome"] = "skipped"
         record["skip_reason"] = value.get("skip_reason")
+
+
+def session_description(pytest_config: pytest.Config, session: CibaSession) -> dict[str, Any]:
+    """The session facts of results.json (config, clients, faults, TLS)."""
+    from . import __version__
+
+    cfg = session.config
+    return {
+        "harness_version": __version__,
+        "issuer": cfg.issuer,
+        "profile": cfg.profile,
+        "config_file": str(cfg.source),
+        "embedded": session.provider is not None,
+        "strict": cfg.strict,
+        "device_driver": cfg.device.driver,
+        "clients": [
+            {
+                "name": c.name,
+                "client_id": c.client_id,
+                "auth_method": c.auth_method,
+                "delivery_mode": c.delivery_mode,
+            }
+            for c in cfg.clients
+        ],
+        "faults": list(pytest_config.getoption("ciba_fault")),
+        **tls_session_info(cfg, session.receiver.url if session.receiver else None),
+    }
 
 
 INSECURE_NOTICE = (
