@@ -124,6 +124,16 @@ def _stop_child(child: subprocess.Popen[bytes], signum: int) -> None:
         child.wait(5)
 
 
+def _write_load_report(csv_prefix: str | None) -> None:
+    """The CIBA load report (charts) beside Locust's CSV, when the run wrote one."""
+    if not csv_prefix or not Path(f"{csv_prefix}_stats.csv").exists():
+        return
+    from ..reports import write_load_report
+
+    out = write_load_report(csv_prefix, Path(csv_prefix).parent / "ciba-load-report.html")
+    print(f"ciba-harness load: report {out}", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, faults, ui = _split_wrapper_options(list(sys.argv[1:] if argv is None else argv))
     if _has(args, "-h", "--help"):
@@ -167,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         signal.signal(signal.SIGTERM, forward)
         try:
-            return child.wait(timeout=limit)
+            code = child.wait(timeout=limit)
+            _write_load_report(_value(command, "--csv"))
+            return code
         except subprocess.TimeoutExpired:
             print("ciba-harness load: locust did not stop in time; stopping it", file=sys.stderr)
             _stop_child(child, signal.SIGTERM)
