@@ -125,8 +125,12 @@ class HttpResponse:
         return (self.header("content-type") or "").split(";")[0].strip().lower()
 
     def json(self) -> Any:
-        """Decoded JSON body; raises ValueError for anything else."""
-        return json.loads(self.body.decode("utf-8"))
+        """Decoded JSON body; raises ValueError for anything else (also for JSON nested too
+        deeply to decode: a hostile provider must not crash the harness)."""
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except RecursionError:
+            raise ValueError("JSON nested too deeply to decode") from None
 
     def json_object(self) -> dict[str, Any] | None:
         """The body as a JSON object, or None when it is not one."""
@@ -228,12 +232,12 @@ def redact_json_text(text: str, secrets: Iterable[str]) -> str:
     """Mask secret members of a JSON body (tokens in token responses) and known secrets."""
     try:
         value = json.loads(text)
-    except ValueError:
-        # Not JSON (or cut short): still mask what looks like a secret member.
+        if isinstance(value, dict | list):
+            text = json.dumps(_mask_members(value))
+    except (ValueError, RecursionError):
+        # Not JSON, cut short or nested too deeply: still mask what looks like a secret member.
         masked = _JSON_SECRET_MEMBER.sub(lambda m: m.group(1) + _mask_value(m.group(2)), text)
         return redact(masked, secrets)
-    if isinstance(value, dict | list):
-        text = json.dumps(_mask_members(value))
     return redact(text, secrets)
 
 

@@ -44,7 +44,10 @@ def token_hash(value: str, alg: str) -> str:
 
 def _b64_json(segment: str) -> Any:
     padded = segment + "=" * (-len(segment) % 4)
-    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    try:
+        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to decode") from None
 
 
 def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -185,7 +185,7 @@ def _judge(note: Notification, mode: str | None, body: bytes) -> None:
         return
     try:
         payload = json.loads(body.decode("utf-8")) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: not judged JSON
         payload = None
     if not isinstance(payload, dict):
         note.violations.append(

@@ -83,7 +83,7 @@ def _app(inbox: NotificationInbox, webhook: WebhookDriver | None) -> Starlette:
         scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
         try:
             payload = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         if webhook is None or scheme.lower() != "bearer" or not isinstance(payload, dict):
             return JSONResponse({"error": "invalid_request"}, status_code=400)
