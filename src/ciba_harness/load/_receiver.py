@@ -182,7 +182,7 @@ class GeventReceiver:
         scheme, _, bearer = dict(headers).get("authorization", "").partition(" ")
         try:
             payload = json.loads(body.decode()) if body else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             payload = None
         if self.webhook is None or scheme.lower() != "bearer" or not isinstance(payload, dict):
             return _answer(start_response, 400)
