@@ -99,6 +99,9 @@ def _ensure_context(environment: Any, *, from_user: bool = False) -> LoadContext
         return context
 
 
+SETUP_FAILED_GRACE = 5.0  # seconds a user waits for the runner to quit after a failed setup
+
+
 class CibaUser(FastHttpUser):
     """Base of every CIBA persona: the core's requests over this user's FastHttpSession."""
 
@@ -110,6 +113,9 @@ class CibaUser(FastHttpUser):
     def on_start(self) -> None:
         context = _ensure_context(self.environment, from_user=True)
         if context is None:
+            # The setup failed, was reported once (exit code 2) and the runner is quitting:
+            # wait for it quietly; StopUser from on_start is logged with a traceback per user.
+            gevent.sleep(SETUP_FAILED_GRACE)
             raise StopUser()
         self.ctx = context
         self.runner_ = FlowRunner(self.ctx, LocustTransport(self.client), random.Random())
