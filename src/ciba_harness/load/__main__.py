@@ -76,7 +76,8 @@ def build_command(args: Sequence[str], *, issuer: str | None, ui: bool) -> list[
             if not _has(args, short, long):
                 extra += [short, default]
         if not _has(args, "--csv"):
-            extra += ["--csv", str(REPORTS / "locust")]
+            # Full history: the load report's charts over time need per-request rows.
+            extra += ["--csv", str(REPORTS / "locust"), "--csv-full-history"]
         if not _has(args, "--html"):
             extra += ["--html", str(REPORTS / "locust.html")]
     if issuer is not None:
