@@ -359,13 +359,16 @@ REQUEST_OBJECT_CASES = {
 
 @pytest.mark.requirement("CIBA-SREQ-02", "CIBA-SREQ-04", "CIBA-SREQ-05", "CIBA-SREQ-06",
                          "CIBA-SREQ-07", "CIBA-SREQ-08", "CIBA-SREQ-09", "CIBA-SREQ-10",
-                         "CIBA-AERR-04")
+                         "CIBA-AERR-04", "FAPI-CIBA-07")
 @pytest.mark.parametrize("case", sorted(REQUEST_OBJECT_CASES) + ["bad-iss", "expired-exp"])
 def test_request_object_refused(ciba, ciba_config, ciba_metadata, poll_client, case):
     """A broken request object is refused with invalid_request. Mirrors, by case,
-    fapi-ciba-id1-ensure-request-object-missing-aud-fails, -bad-aud-fails,
-    fapi-ciba-id1-ensure-request-object-missing-iss-fails, -bad-iss-fails,
-    fapi-ciba-id1-ensure-request-object-missing-exp-fails, -expired-exp-fails,
+    fapi-ciba-id1-ensure-request-object-missing-aud-fails,
+    fapi-ciba-id1-ensure-request-object-bad-aud-fails,
+    fapi-ciba-id1-ensure-request-object-missing-iss-fails,
+    fapi-ciba-id1-ensure-request-object-bad-iss-fails,
+    fapi-ciba-id1-ensure-request-object-missing-exp-fails,
+    fapi-ciba-id1-ensure-request-object-expired-exp-fails,
     fapi-ciba-id1-ensure-request-object-missing-iat-fails,
     fapi-ciba-id1-ensure-request-object-missing-nbf-fails,
     fapi-ciba-id1-ensure-request-object-nbf-is-10-minutes-in-future-fails,

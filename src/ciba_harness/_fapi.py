@@ -28,6 +28,7 @@ __all__ = [
     "CERTIFICATION_MODULES",
     "FAPI_ALGS",
     "CertificationModule",
+    "certification_map_markdown",
     "fapi_clients",
     "fapi_severity",
 ]
@@ -310,7 +311,7 @@ def handshake_established(probe: TlsProbe, *, requirement: str) -> None:
 class CertificationModule:
     name: str  # testName of the module
     requirements: tuple[str, ...]
-    test: str  # test function in conformance/test_fapi_ciba.py
+    test: str  # test function(s) in conformance/test_fapi_ciba.py, comma-separated
     variants: str = "poll, ping / private_key_jwt, mtls"
 
 
@@ -411,6 +412,22 @@ CERTIFICATION_MODULES: Sequence[CertificationModule] = (
     _m("fapi-ciba-id1-ensure-unsigned-backchannel-authorization-request-fails",
        "test_unsigned_request_refused", "FAPI-CIBA-06"),
     _m("fapi-ciba-id1-refresh-token", "test_refresh_token", "FAPI-CIBA-25", "FAPI-CIBA-21"),
-    _m("fapi-ciba-id1-ensure-mtls-holder-of-key-required", "test_holder_of_key_required",
-       "FAPI-CIBA-16", "FAPI-CIBA-17", "FAPI-CIBA-21"),
+    # its TLS version part (FAPI-CIBA-16) is conformance/test_tls.py
+    _m("fapi-ciba-id1-ensure-mtls-holder-of-key-required",
+       "test_holder_of_key_required, test_tls12_cipher_suites", "FAPI-CIBA-17", "FAPI-CIBA-21"),
 )
+
+
+def certification_map_markdown() -> str:
+    """The table of docs/fapi-ciba.md: certification-suite module -> harness test, IDs."""
+    lines = [
+        "| Certification suite module | Harness test (conformance/test_fapi_ciba.py) "
+        "| Requirements | Variants |",
+        "|---|---|---|---|",
+    ]
+    for module in CERTIFICATION_MODULES:
+        lines.append(
+            f"| `{module.name}` | `{module.test}` | {', '.join(module.requirements)} "
+            f"| {module.variants} |"
+        )
+    return "\n".join(lines) + "\n"
