@@ -5,6 +5,7 @@ run-wide checks. Built at Locust's `test_start` on every process that runs users
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import ssl
@@ -33,6 +34,7 @@ __all__ = ["LoadContext", "fetch", "ssl_context", "tls_factory"]
 log = logging.getLogger("ciba_harness.load")
 
 TLS_METHODS = {"tls_client_auth", "self_signed_tls_client_auth"}
+MAX_SETUP_BYTES = 1024 * 1024  # discovery or a JWKS is a few KiB; more is a broken provider
 JWKS_REFRESH_SECONDS = 10.0
 
 
@@ -58,17 +60,32 @@ def tls_factory(config: ProviderConfig) -> Callable[..., ssl.SSLContext]:
 
 
 def fetch(request: HttpRequest, timeout: float, context: ssl.SSLContext | None = None) -> HttpResponse:
-    """One setup request with urllib (cooperative under gevent); never used for load."""
+    """One setup request with urllib (cooperative under gevent), within `timeout` seconds in
+    total: urllib bounds each socket operation only, and a provider trickling its answer a
+    byte at a time would hold the setup past the run. Never used for load."""
+    import gevent
+
     raw = urllib.request.Request(
         request.url, data=request.body or None, method=request.method, headers=dict(request.headers)
     )
     try:
-        with urllib.request.urlopen(raw, timeout=timeout, context=context) as answer:  # noqa: S310
-            return HttpResponse(answer.status, tuple(answer.headers.items()), answer.read())
-    except urllib.error.HTTPError as error:
-        return HttpResponse(error.code, tuple(error.headers.items()), error.read())
-    except (urllib.error.URLError, OSError) as error:
-        raise ProviderSetupError(f"{request.method} {request.url} failed: {error}") from None
+        with gevent.Timeout(timeout):
+            try:
+                with urllib.request.urlopen(raw, timeout=timeout, context=context) as answer:  # noqa: S310
+                    body = answer.read(MAX_SETUP_BYTES)
+                    return HttpResponse(answer.status, tuple(answer.headers.items()), body)
+            except urllib.error.HTTPError as error:
+                body = error.read(MAX_SETUP_BYTES)
+                return HttpResponse(error.code, tuple(error.headers.items()), body)
+    except gevent.Timeout:
+        raise ProviderSetupError(
+            f"{request.method} {request.url}: no complete answer within {timeout:g} s "
+            "(budgets.request_timeout)"
+        ) from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
+        raise ProviderSetupError(
+            f"{request.method} {request.url} failed: {type(error).__name__}: {error}"
+        ) from None
 
 
 @dataclass
