@@ -235,7 +235,7 @@ def test_backchannel_requests(ciba, ciba_config, ciba_metadata, ciba_fuzz):
         if auth_req_id is not None:
             issued.append(auth_req_id)
 
-    run()
+    budget.run(run)
     # The provider stays responsive: valid requests still succeed (CIBA-ACK-01), and the ids
     # issued during and after the run are distinct and unguessable (CIBA-ACK-06, CIBA-ACK-05).
     while len(issued) < ENTROPY_SAMPLES:
@@ -264,7 +264,7 @@ def test_token_requests(ciba, ciba_config, ciba_metadata, ciba_fuzz):
         with budget.watch():
             judge_token(CheckRunner(), exchange, case)
 
-    run()
+    budget.run(run)
     # Still responsive: a valid request is acknowledged and its first poll is pending.
     flow = ciba.start(poll_client)
     exchange = ciba.token(poll_client, flow.auth_req_id)

@@ -58,6 +58,7 @@ __all__ = [
     "numeric_strings",
     "random_auth_req_ids",
     "redacted",
+    "request_object_mutations",
     "request_object_specs",
     "requested_expiries",
     "scopes",
@@ -635,11 +636,24 @@ _WRONG_TYPES: tuple[Any, ...] = (123, 1.5, True, ["openid"], {"a": 1}, "")
 _ASYMMETRIC = ("RS256", "PS256", "ES256")
 
 
+SpecMutation = Callable[[RequestObjectSpec], RequestObjectSpec]
+
+
 def request_object_specs(
     config: ProviderConfig, client: ClientConfig, issuer: str | None = None
 ) -> SearchStrategy[RequestObjectSpec]:
-    """`RequestObjectSpec` values with mutated headers, claims, algorithm, key or lifetime
-    (all optional: the simplest is a valid signed request)."""
+    """Signed request objects with one thing changed: algorithm, key, signature, one claim
+    (missing, wrong, wrong type, unknown), one header, lifetime, `nbf`, or parameters also
+    sent outside. The simplest is a valid signed request."""
+    return request_object_mutations(config, client, issuer).map(
+        lambda mutate: mutate(RequestObjectSpec())
+    )
+
+
+def request_object_mutations(
+    config: ProviderConfig, client: ClientConfig, issuer: str | None = None
+) -> SearchStrategy[SpecMutation]:
+    """Functions changing one aspect of a `RequestObjectSpec` (they compose)."""
     claims: dict[str, SearchStrategy[Any]] = {
         "aud": st.sampled_from((None, _ATTACKER, [_ATTACKER], *([[issuer]] if issuer else []))),
         "iss": st.sampled_from((None, _other_id(config, client), "")),
@@ -659,42 +673,44 @@ def request_object_specs(
         "crit": st.just(["x_harness_unknown"]),
         "jku": st.just(f"{_ATTACKER}/jwks"),
     }
-    keys: list[tuple[str | None, Any]] = [(None, None), ("none", None), ("HS256", None)]
+    keys: list[tuple[str | None, Any]] = [("none", None), ("HS256", None)]
     if client.private_key is not None and client.signing_alg in _ASYMMETRIC:
         keys += [(a, None) for a in _ASYMMETRIC if _alg_fits(a, client.signing_alg)]
     signer = _other_signer(config, client)
     if signer is not None:
         keys.append((signer.signing_alg, signer.private_key))
-    return st.builds(
-        _spec,
-        alg_key=st.sampled_from(keys),
-        claims=st.fixed_dictionaries({}, optional=claims),
-        headers=st.fixed_dictionaries({}, optional=headers),
-        lifetime=st.sampled_from((300, 60, -600)),
-        nbf_offset=st.sampled_from((0, -60, 900)),
-        also_outside=st.lists(st.sampled_from(AUTH_PARAMETERS), max_size=2, unique=True),
-        tamper_signature=st.booleans(),
-    )
 
+    def with_key(alg_key: tuple[str | None, Any]) -> SpecMutation:
+        return lambda s: replace(s, alg=alg_key[0], key=alg_key[1])
 
-def _spec(
-    alg_key: tuple[str | None, Any],
-    claims: dict[str, Any],
-    headers: dict[str, Any],
-    lifetime: int,
-    nbf_offset: int,
-    also_outside: list[str],
-    tamper_signature: bool,
-) -> RequestObjectSpec:
-    return RequestObjectSpec(
-        alg=alg_key[0],
-        key=alg_key[1],
-        claims=claims,
-        headers=headers,
-        lifetime=lifetime,
-        nbf_offset=nbf_offset,
-        also_outside=tuple(also_outside),
-        tamper_signature=tamper_signature,
+    def with_claim(item: tuple[str, Any]) -> SpecMutation:
+        return lambda s: replace(s, claims={**s.claims, item[0]: item[1]})
+
+    def with_header(item: tuple[str, Any]) -> SpecMutation:
+        return lambda s: replace(s, headers={**s.headers, item[0]: item[1]})
+
+    def with_times(item: tuple[int, int]) -> SpecMutation:
+        return lambda s: replace(s, lifetime=item[0], nbf_offset=item[1])
+
+    def outside(names: list[str]) -> SpecMutation:
+        return lambda s: replace(s, also_outside=tuple(names))
+
+    def tampered(s: RequestObjectSpec) -> RequestObjectSpec:
+        return replace(s, tamper_signature=True)
+
+    def unchanged(s: RequestObjectSpec) -> RequestObjectSpec:
+        return s
+
+    return st.one_of(
+        st.just(unchanged),
+        st.sampled_from(keys).map(with_key),
+        st.one_of([st.tuples(st.just(k), v) for k, v in claims.items()]).map(with_claim),
+        st.one_of([st.tuples(st.just(k), v) for k, v in headers.items()]).map(with_header),
+        st.sampled_from(((60, 0), (300, -60), (-600, 0), (300, 900))).map(with_times),
+        st.lists(st.sampled_from(AUTH_PARAMETERS), min_size=1, max_size=2, unique=True).map(
+            outside
+        ),
+        st.just(tampered),
     )
 
 
@@ -718,7 +734,7 @@ class _Context:
     clients: tuple[ClientConfig, ...]
     params: Mapping[str, SearchStrategy[BackchannelParams]]
     auth: Mapping[str, SearchStrategy[AuthDeviation]]
-    specs: Mapping[str, SearchStrategy[RequestObjectSpec]]
+    specs: Mapping[str, SearchStrategy[SpecMutation]]
     login_hint_tokens: SearchStrategy[tuple[str, str]]
     id_token_hints: SearchStrategy[str]
     login_hints: SearchStrategy[str]
@@ -742,7 +758,9 @@ class _Context:
             clients=clients,
             params={cid: backchannel_params(config, c) for cid, c in everyone.items()},
             auth={cid: client_authentications(config, c, issuer) for cid, c in everyone.items()},
-            specs={cid: request_object_specs(config, c, issuer) for cid, c in everyone.items()},
+            specs={
+                cid: request_object_mutations(config, c, issuer) for cid, c in everyone.items()
+            },
             login_hint_tokens=_login_hint_tokens(config),
             id_token_hints=_foreign_id_tokens(config),
             login_hints=st.one_of(
@@ -884,7 +902,7 @@ def _m_other_client(draw: DrawFn, d: _Draft, ctx: _Context) -> None:
 
 
 def _m_request_object(draw: DrawFn, d: _Draft, ctx: _Context) -> None:
-    d.signed = draw(ctx.specs[d.client.client_id])
+    d.signed = draw(ctx.specs[d.client.client_id])(d.signed or RequestObjectSpec())
 
 
 def _m_unsigned(draw: DrawFn, d: _Draft, ctx: _Context) -> None:

@@ -1,0 +1,94 @@
+"""The fuzz plugin: profiles, their selection (option, $CI), the time budget."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ciba_harness._fuzz_plugin import PROFILES, Budget, CibaFuzz, default_profile_name
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True)
+def _inner_runs_without_locust(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:locust -p no:cacheprovider")
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "ciba-quick"),
+        ({"CI": ""}, "ciba-quick"),
+        ({"CI": "false"}, "ciba-quick"),
+        ({"CI": "true"}, "ciba-ci"),
+        ({"CI": "1"}, "ciba-ci"),
+    ],
+)
+def test_ci_selects_the_ci_profile(environ: dict[str, str], expected: str) -> None:
+    assert default_profile_name(environ) == expected
+
+
+def test_profiles_become_hypothesis_settings() -> None:
+    ci = CibaFuzz(PROFILES["ciba-ci"]).settings
+    assert ci.derandomize and ci.database is None and ci.deadline is None
+    assert not ci.report_multiple_bugs
+    assert ci.max_examples == PROFILES["ciba-ci"].max_examples
+    quick = CibaFuzz(PROFILES["ciba-quick"]).settings
+    assert not quick.derandomize and quick.database is not None
+    machine = CibaFuzz(PROFILES["ciba-thorough"]).machine_settings
+    assert machine.stateful_step_count == PROFILES["ciba-thorough"].machine_steps
+    assert machine.max_examples == PROFILES["ciba-thorough"].machine_examples
+
+
+def test_budget_runs_out_but_never_while_a_failure_shrinks() -> None:
+    budget = Budget(0.05)
+    assert not budget.exhausted()
+    time.sleep(0.06)
+    assert budget.exhausted() and budget.skipped == 1
+    with pytest.raises(AssertionError), budget.watch():
+        raise AssertionError("a provider bug")
+    assert budget.failing and not budget.exhausted()
+    assert isinstance(budget.first_error, AssertionError)
+
+
+def test_a_flaky_failure_is_reported_as_first_seen() -> None:
+    from hypothesis.errors import FlakyFailure
+
+    budget = Budget(10)
+    first = AssertionError("[CIBA-ACK-06] seen once")
+    with pytest.raises(AssertionError), budget.watch():
+        raise first
+
+    def flaky() -> None:
+        raise FlakyFailure("did not reproduce", [first])
+
+    with pytest.raises(AssertionError) as caught:
+        budget.run(flaky)
+    assert caught.value is first
+    assert "not shrunk" in "".join(getattr(first, "__notes__", []))
+
+
+def test_option_marker_and_header(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["ciba_harness._fuzz_plugin"]')
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.fuzz
+        def test_profile(ciba_fuzz):
+            assert ciba_fuzz.profile.name == "ciba-thorough"
+            assert ciba_fuzz.profile.max_examples == 7
+            assert ciba_fuzz.profile.seconds == 2.5
+        """
+    )
+    result = pytester.runpytest(
+        "--ciba-no-report",
+        "--ciba-fuzz-profile", "ciba-thorough",
+        "--ciba-fuzz-examples", "7",
+        "--ciba-fuzz-seconds", "2.5",
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["ciba fuzz profile: ciba-thorough*7 examples or 2.5 s*"])
+    assert "fuzz:" in pytester.runpytest("--markers").stdout.str()
