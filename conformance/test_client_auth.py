@@ -245,7 +245,7 @@ WRONG_METHODS = [
 ]
 
 
-@pytest.mark.requirement("CIBA-CAUTH-12", "CIBA-AERR-12")
+@pytest.mark.requirement("CIBA-CAUTH-12", "CIBA-REG-07", "CIBA-AERR-12")
 @pytest.mark.parametrize(("registered", "used"), WRONG_METHODS, ids=lambda m: m)
 def test_other_method_than_registered(ciba, ciba_config, ciba_metadata, registered, used):
     """Authenticating with a method other than the registered one (same credentials where the
