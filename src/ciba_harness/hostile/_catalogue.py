@@ -2,7 +2,9 @@
 
 A selection gives each endpoint a list of behaviours: request n of that endpoint gets item n,
 the last item repeats (`token=ok,hang`: the first token request is answered, every later one
-hangs). A behaviour that waits takes seconds after a colon (`slow:2.5`, `trickle:0.1`).
+hangs); a list ending in `*` starts over instead (`token=ok,ok,status_500,*`: every third
+token request gets a 500). A behaviour that waits takes seconds after a colon (`slow:2.5`,
+`trickle:0.1`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class Behaviour:
     endpoints: frozenset[str]
     description: str
     default_seconds: float | None = None  # set: the behaviour takes `:SECONDS`
+
+
+CYCLE = "*"  # last item of a list that starts over
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ _CATALOGUE: tuple[Behaviour, ...] = (
     _b("huge", _ALL_HTTP, "HTTP 200 with an 8 MiB JSON body"),
     _b("wrong_content_type", _ALL_HTTP, "the real answer labelled text/plain"),
     _b("redirect_loop", _ALL_HTTP, "HTTP 302 to the URL that was asked for"),
+    _b("deep_json", _ALL_HTTP, "HTTP 200, application/json, arrays nested 100000 deep"),
     _b("json_array", ("discovery", "jwks", "backchannel", "token"),
        "the real JSON object wrapped in an array"),
     # --- JSON of the wrong shape --------------------------------------------------------------
@@ -110,6 +116,7 @@ _CATALOGUE: tuple[Behaviour, ...] = (
     _b("flood", _NOTIFY,
        "60 junk callbacks (unknown bearers, malformed and oversized bodies), then the real one"),
     _b("garbage_body", _NOTIFY, "the real callback's body replaced by non-JSON bytes"),
+    _b("deep_body", _NOTIFY, "the real callback's body replaced by arrays nested 100000 deep"),
     _b("oversized", _NOTIFY, "the real callback padded to a 1 MiB JSON body"),
 )
 BEHAVIOURS: Mapping[str, Behaviour] = {b.name: b for b in _CATALOGUE}
@@ -157,10 +164,14 @@ def parse_selection(
             raise HostileSelectionError(
                 f"unknown endpoint {endpoint!r} (choose from: {', '.join(ENDPOINTS)})"
             )
-        parts = [p for p in spec.split(",") if p.strip()]
+        parts = [p.strip() for p in spec.split(",") if p.strip()]
+        cycle = bool(parts) and parts[-1] == CYCLE
+        parts = parts[:-1] if cycle else parts
         if not parts:
             raise HostileSelectionError(f"endpoint {endpoint}: no behaviour given")
         steps[endpoint] = tuple(_parse_step(endpoint, p) for p in parts)
+        if cycle:
+            steps[endpoint] += (Step(CYCLE),)
     return steps
 
 

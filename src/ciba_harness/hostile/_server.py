@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlencode
 import httpx
 
 from .._config import default_profile_path
-from ._catalogue import Step, parse_selection
+from ._catalogue import CYCLE, Step, parse_selection
 from ._tamper import KeyRing, reshape
 
 __all__ = ["HostileProvider", "HostileStartError", "start_hostile"]
@@ -48,6 +48,7 @@ _PATHS = {
     "/token": "token",
 }
 _HOP_HEADERS = {"content-length", "connection", "transfer-encoding", "keep-alive"}
+_DEEP_JSON = b"[" * 100_000 + b"]" * 100_000  # valid JSON no recursive parser survives
 _HTML = (b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>"
          b"<form method=post action=/login><input name=user><input name=password type=password>"
          b"</form></body></html>")
@@ -218,6 +219,8 @@ class _NotificationTransport(httpx.AsyncBaseTransport):
                 return await self.inner.handle_async_request(variant(bearer=None))
             elif name == "garbage_body":
                 return await self.inner.handle_async_request(variant(b"\x00\xffnot json at all"))
+            elif name == "deep_body":
+                return await self.inner.handle_async_request(variant(_DEEP_JSON))
             elif name == "oversized":
                 return await self.inner.handle_async_request(variant(_padded(body)))
             return await self.inner.handle_async_request(variant())
@@ -256,7 +259,7 @@ def _flood(variant: Any) -> list[httpx.Request]:
         elif kind == 1:
             body = b"{not json"
         elif kind == 2:
-            body = b"[" * 10_000
+            body = b"[" * 10_000 + b"]" * 10_000
         else:
             body = json.dumps({"auth_req_id": "x", "padding": "y" * 200_000}).encode()
         junk.append(variant(body, bearer=bearer if index % 5 else None))
@@ -387,6 +390,8 @@ class HostileProvider:
         self._counts[endpoint] += 1
         if not steps:
             return _OK
+        if steps[-1].name == CYCLE:
+            return steps[index % (len(steps) - 1)]
         return steps[min(index, len(steps) - 1)]
 
     def record(self, endpoint: str, step: Step) -> Hit:
@@ -605,6 +610,8 @@ class HostileProvider:
         if name == "not_json":
             return _Answer(200, [("Content-Type", "application/json")],
                            b'{"auth_req_id": "1c266114-a1be-4252-8ad1-04986c5b9ac1", "expires')
+        if name == "deep_json":
+            return _Answer(200, [("Content-Type", "application/json")], _DEEP_JSON)
         if name == "empty":
             return _Answer(200, [("Content-Type", "application/json")], b"")
         if name == "redirect_loop":
