@@ -97,6 +97,25 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.xmlpath = str(report_dir / "junit.xml")
 
 
+FAPI_NOT_SELECTED = "FAPI-CIBA profile not selected"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `fapi` run only under the FAPI-CIBA profile (option or config file);
+    otherwise they are skipped before any fixture is set up."""
+    fapi_items = [item for item in items if item.get_closest_marker("fapi")]
+    if not fapi_items:
+        return
+    profile = config.getoption("ciba_profile", None)
+    if profile is None:
+        loaded = _configured(config)
+        profile = loaded.profile if loaded is not None else "ciba"
+    if profile != "fapi-ciba":
+        skip = pytest.mark.skip(reason=FAPI_NOT_SELECTED)
+        for item in fapi_items:
+            item.add_marker(skip)
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
