@@ -84,8 +84,10 @@ class Outcome:
 
     def steps(self) -> list[str]:
         """The steps of the shrunk program Hypothesis printed (invariant checks left out)."""
-        found = re.findall(r"^E?\s*(?:\w+ = )?state\.(\w+)\(", self.output, re.MULTILINE)
-        return [s for s in found if s not in {"model_invariants", "teardown"}]
+        program = self.output.split("state = CibaTransactions()", 1)[-1]
+        program = program.split("state.teardown()", 1)[0]
+        found = re.findall(r"^E?\s*(?:\w+ = )?state\.(\w+)\(", program, re.MULTILINE)
+        return [s for s in found if s != "model_invariants"]
 
 
 def _run(provider: RunningProvider, name: str, scenario: Scenario, out: Path) -> Outcome:
