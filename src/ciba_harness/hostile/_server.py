@@ -322,8 +322,11 @@ class HostileProvider:
         settings = load_profile(self.config_path)
         self._app = create_app(settings, issuer=self.issuer,
                                http_transport=_NotificationTransport(self))
+        # Keys are generated up front: an RSA key made while answering would stall the loop.
         if self.rotating:
-            await asyncio.to_thread(self.keys.current_jwks)  # generate the keys up front
+            await asyncio.to_thread(self.keys.current_jwks)
+        if any(s.name == "foreign_keys" for s in self.selection.get("jwks", ())):
+            await asyncio.to_thread(self.keys.foreign_jwks)
         await self._start_lifespan()
 
     async def _start_lifespan(self) -> None:
