@@ -17,7 +17,7 @@ def run_suite(
     report_dir: Path,
     *args: str,
     issuer: str | None = None,
-    timeout: float = 300,
+    timeout: float = 900,
     env: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
     """`pytest conformance` with the given options; returns the process and results.json."""

@@ -26,7 +26,7 @@ from suite_runner import failed_tests, run_suite
 from ciba_harness import default_profile_path
 from ciba_harness.provider import FAULTS, start_provider
 
-PARALLEL_SUITES = 8
+PARALLEL_SUITES = 6
 
 
 def selected_faults(profile: str = "ciba") -> list[str]:

@@ -106,8 +106,9 @@ def _verdict(
     requirement_id: str, linked: list[dict[str, Any]], warnings: list[dict[str, Any]]
 ) -> str:
     """fail: a check of this requirement broke (or a plain assert in a test carrying it);
-    error: a test carrying it could not reach a verdict (a harness-side exception)."""
-    errored = False
+    error: no test reached a verdict on it (harness-side exceptions, or tests that stopped on
+    another requirement's failure before they got to this one); pass needs a passing test."""
+    inconclusive = False
     for test in linked:
         if test.get("outcome") not in {"failed", "error"}:
             continue
@@ -115,19 +116,14 @@ def _verdict(
         attributed = failure.get("requirement")
         if attributed == requirement_id:
             return "fail"
-        if (
-            attributed is None
-            and failure.get("kind") == "AssertionError"
-            and test.get("outcome") == "failed"
-        ):
+        plain_assert = failure.get("kind") == "AssertionError" and test.get("outcome") == "failed"
+        if attributed is None and plain_assert:
             return "fail"
-        if attributed is None:
-            errored = True
-    if errored:
-        return "error"
+        inconclusive = True
     if any(w["requirement"] == requirement_id for w in warnings):
         return "warning"
-    outcomes = [t.get("outcome", "passed") for t in linked]
-    if "passed" in outcomes or "failed" in outcomes:
+    if any(t.get("outcome", "passed") == "passed" for t in linked):
         return "pass"
+    if inconclusive:
+        return "error"
     return "skipped" if linked else "not_tested"
