@@ -105,7 +105,11 @@ def test_each_fault_is_detected_and_only_by_its_requirement(tmp_path: Path) -> N
 
     def run(group: tuple[str, ...]) -> list[str]:
         with start_provider(default_profile_path(), faults=group) as provider:
-            process, results = run_suite(tmp_path / "+".join(group)[:120], issuer=provider.issuer)
+            # The deterministic suite: the fuzz suites prove themselves in tests/fuzz (with the
+            # faults they are meant to find); here a random input could trip another fault.
+            process, results = run_suite(
+                tmp_path / "+".join(group)[:120], "-m", "not fuzz", issuer=provider.issuer
+            )
         return judge(group, results, process.stdout + process.stderr)
 
     with ThreadPoolExecutor(PARALLEL_SUITES) as pool:
