@@ -12,6 +12,7 @@ depends on what an earlier request on the same connection did.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import http
 import json
@@ -47,6 +48,10 @@ _PATHS = {
     "/backchannel": "backchannel",
     "/token": "token",
 }
+_SECRET_FIELDS = frozenset({
+    "client_secret", "client_assertion", "client_notification_token", "request",
+    "access_token", "refresh_token", "id_token", "id_token_hint", "login_hint_token",
+})
 _HOP_HEADERS = {"content-length", "connection", "transfer-encoding", "keep-alive"}
 _DEEP_JSON = b"[" * 100_000 + b"]" * 100_000  # valid JSON no recursive parser survives
 _HTML = (b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>"
@@ -187,6 +192,7 @@ class _NotificationTransport(httpx.AsyncBaseTransport):
             body = await request.aread()
             headers = [(k, v) for k, v in request.headers.items()
                        if k.lower() not in {"content-length", "host"}]
+            server.observe(headers, body)
             body = server.resign_push(body)
 
             def variant(
@@ -277,6 +283,8 @@ class HostileProvider:
     issuer: str = ""
     hits: list[Hit] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # the server's own failures (a bug if any)
+    # Every credential and token that crossed this server (tests search reports for them).
+    observed: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._counts: Counter[str] = Counter()
@@ -412,6 +420,44 @@ class HostileProvider:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
+    def observe(
+        self, headers: Iterable[tuple[str, str]], body: bytes, answer: bytes = b"",
+        *, accepted: bool = True,
+    ) -> None:
+        """Remember the secrets of one exchange: tokens in the answer; and, when the request
+        was accepted (so they are real, not a fuzz suite's junk), its Authorization
+        credentials, secret form fields and secret members of a JSON body."""
+        with contextlib.suppress(ValueError, RecursionError):
+            parsed = json.loads(answer) if answer[:1] == b"{" else None
+            if isinstance(parsed, dict):
+                self.observed.update(
+                    v for k, v in parsed.items() if k in _SECRET_FIELDS and isinstance(v, str)
+                )
+        self.observed.discard("")
+        if not accepted:
+            return
+        for name, value in headers:
+            if name.lower() == "authorization":
+                scheme, _, credential = value.partition(" ")
+                self.observed.add(credential.strip())
+                if scheme.lower() == "basic":
+                    with contextlib.suppress(ValueError, UnicodeDecodeError):
+                        pair = base64.b64decode(credential.strip()).decode("utf-8")
+                        if ":" in pair:  # client_id:client_secret, the id is no secret
+                            self.observed.add(unquote(pair.split(":", 1)[1]))
+        text = body.decode("latin-1")
+        if "=" in text and not text.lstrip().startswith(("{", "[")):
+            for key, value in parse_qsl(text, keep_blank_values=True):
+                if key in _SECRET_FIELDS:
+                    self.observed.add(value)
+        with contextlib.suppress(ValueError, RecursionError):
+            parsed = json.loads(body) if body[:1] == b"{" else None
+            if isinstance(parsed, dict):
+                self.observed.update(
+                    v for k, v in parsed.items() if k in _SECRET_FIELDS and isinstance(v, str)
+                )
+        self.observed.discard("")
+
     def resign_push(self, body: bytes) -> bytes:
         """Push callbacks carry ID tokens too: re-sign them while the keys rotate."""
         if not self.rotating or b"id_token" not in body:
@@ -514,6 +560,7 @@ class HostileProvider:
         finally:
             done.set()
         answer = _Answer(status, headers, b"".join(chunks))
+        self.observe(request.headers, body, answer.body, accepted=200 <= answer.status < 300)
         if self.rotating and request.path == "/token" and answer.status == 200:
             answer = self._resign_answer(answer)
         return answer
