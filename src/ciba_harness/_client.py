@@ -222,7 +222,9 @@ class HttpxTransport:
         except httpx.TimeoutException:
             exchange.error = f"no answer within {self.timeout:g} s (budgets.request_timeout)"
         except httpx.ConnectError as exc:
-            exchange.error = f"cannot connect to {request.url}: {exc}"
+            # Without the query: a GET request may carry credentials there (the error text
+            # travels into exception messages, which are not redacted).
+            exchange.error = f"cannot connect to {request.url.partition('?')[0]}: {exc}"
         except (httpx.InvalidURL, ValueError) as exc:
             # A request httpx refuses to send (URL too long, a header that is not ASCII): the
             # harness's own limit, reported as such, never a traceback.
