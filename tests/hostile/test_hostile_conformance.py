@@ -184,3 +184,21 @@ def test_case_reports_are_complete(runs: dict[str, SuiteRun]) -> None:
         assert run.results is not None, run.describe()
         assert run.results["tests"], f"{case_id}: no test was selected\n{run.describe()}"
         assert Path(run.report_dir, "report.html").stat().st_size > 1000, case_id
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="conformance/test_auth_request.py: issued_id_token() keeps an ID token it never "
+    "validated, and _tampered()/_signed_elsewhere() then fail with ValueError, DecodeError or "
+    "InvalidTokenError instead of the CIBA-IDT-01 verdict (reported to the suite's owner; "
+    "fix: validate it with ciba.expect_tokens(flow))",
+)
+def test_id_token_hint_tests_meet_a_broken_id_token(tmp_path: Path) -> None:
+    hint_tests = (("test_auth_request.py",), "test_forged_id_token_hint")
+    cases = [
+        Case.of("token", "id_token_unparsable", hint_tests, "CIBA-IDT-01"),
+        Case.of("token", "id_token_unsigned", hint_tests, "CIBA-IDT-01"),
+    ]
+    runs = run_cases(cases, tmp_path, profile=budget_profile(tmp_path / "profile"), processes=2)
+    problems = [p for run in runs.values() for p in robustness_problems(run)]
+    assert not problems, "\n".join(problems)
