@@ -101,8 +101,12 @@ FAPI_NOT_SELECTED = "FAPI-CIBA profile not selected"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `fapi` run only under the FAPI-CIBA profile (option or config file);
-    otherwise they are skipped before any fixture is set up."""
+    """Requirement IDs become keywords (`-k CIBA-TOKEN-16`). Tests marked `fapi` run only
+    under the FAPI-CIBA profile (option or config file); otherwise they are skipped before any
+    fixture is set up."""
+    for item in items:
+        for marker in item.iter_markers("requirement"):
+            item.extra_keyword_matches.update(str(arg) for arg in marker.args)
     fapi_items = [item for item in items if item.get_closest_marker("fapi")]
     if not fapi_items:
         return
