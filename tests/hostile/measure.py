@@ -10,6 +10,7 @@ first) and the time it took to give it: the longest exchange with the misbehavin
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -46,10 +47,14 @@ def verdict(run: SuiteRun) -> str:
         failure = test.get("failure") or {}
         requirement = failure.get("requirement")
         title = str(failure.get("title") or "").replace("|", "/")
+        title = re.sub(r"could not (approve|deny) \S+:", r"could not \1 its flow:", title)
         if requirement is None:
             title = title.split(" (budgets.")[0]
             title = title.replace(str(run.results["session"].get("issuer", "")), "")
-        counts[f"{'[' + requirement + '] ' if requirement else ''}{title[:90]}"] += 1
+        actual = failure.get("actual")
+        if requirement and isinstance(actual, str) and actual and len(actual) < 200:
+            title = f"{title}: {actual.split(' (budgets.')[0]}".replace("|", "/")
+        counts[f"{'[' + requirement + '] ' if requirement else ''}{title[:100]}"] += 1
     shown = [f"{text} ({n}×)" if n > 1 else text for text, n in counts.most_common(2)]
     more = len(counts) - len(shown)
     return "; ".join(shown) + (f"; +{more} more" if more > 0 else "")
@@ -77,9 +82,8 @@ def table(runs: dict[str, SuiteRun]) -> str:
             REQUEST_TIMEOUT + SLACK
         )
         bounded = "yes" if took <= limit and not robustness_problems(run) else "**no**"
-        lines.append(
-            f"| {endpoint} | `{behaviour}` | {verdict(run)} | {took:.2f} s | {bounded} |"
-        )
+        shown = f"{took * 1000:.0f} ms" if took < 1 else f"{took:.2f} s"
+        lines.append(f"| {endpoint} | `{behaviour}` | {verdict(run)} | {shown} | {bounded} |")
     return "\n".join(lines)
 
 

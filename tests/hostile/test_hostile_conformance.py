@@ -36,7 +36,8 @@ DISCOVERY = (("test_discovery.py", "test_poll.py"),
 JWKS = (("test_poll.py", "test_push.py"), "test_tokens_after_approval or test_pushed_id_token")
 NOTIFICATION = (
     ("test_ping.py", "test_push.py"),
-    "test_ping_after_approval or test_one_ping_and_none_for_poll_clients or test_tokens_pushed"
+    "test_ping_after_approval or test_ping_shape or test_one_ping_and_none_for_poll_clients"
+    " or test_tokens_pushed"
     " or test_exactly_one_delivery",
 )
 DEVICE = (("test_poll.py",), "test_tokens_after_approval")
