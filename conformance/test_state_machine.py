@@ -14,8 +14,9 @@ model allows slow_down for them). Hypothesis shrinks toward impatient programs.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,9 @@ def make_machine(
     # Whether the first failing program had slept. Shrinking replays sleep only then: a
     # failure found without sleeping is shrunk without sleeping (fast, and as it was found).
     first_failure: dict[str, bool] = {}
+    # Seconds slept by all programs while generating: patient programs start while it is
+    # below the budget (slept time, not wall time: a slow machine still gets its share).
+    sleeping = {"total": 0.0}
 
     class CibaTransactions(RuleBasedStateMachine):
         pending = Bundle("pending")
@@ -119,16 +123,18 @@ def make_machine(
             self.txs: list[Tx] = []
             self.patient = False
             self.slept = 0.0
+            self.program: list[str] = []  # the steps so far, for a failure Hypothesis can't replay
 
         # --- helpers -------------------------------------------------------------------------
 
         @contextmanager
         def watch(self) -> Iterator[None]:
             try:
-                with budget.watch():
-                    yield
-            except BaseException:
+                yield
+            except BaseException as error:
                 first_failure.setdefault("slept", self.slept > 0)
+                steps = "".join(f"\n    state.{step}" for step in self.program)
+                budget.offer(error, len(self.program), f"\nIts steps:{steps}")
                 raise
 
         def check(self, function: Any, *args: Any, **kwargs: Any) -> None:
@@ -140,8 +146,13 @@ def make_machine(
             wait = moment - time.monotonic()
             if wait <= 0 or not self.patient or self.slept + wait > max_wait:
                 return
+            if not budget.may_sleep():
+                return  # shrinking has slept long enough: report the smallest failure seen
             time.sleep(wait)
+            note(f"slept {wait:.2f} s")
             self.slept += wait
+            if not first_failure:
+                sleeping["total"] += wait
 
         def other(self, client: ClientConfig) -> ClientConfig:
             return next(c for c in clients if c.client_id != client.client_id)
@@ -287,6 +298,7 @@ def make_machine(
         # --- rules ---------------------------------------------------------------------------
 
         @initialize(target=pending, client=names, patient=st.booleans())
+        @_step
         def begin(self, client: str, patient: bool) -> Tx:
             # A patient program sleeps (interval, expiry) while the budget lasts, and when
             # shrinking a failure that needed sleep. (Not an assume(): a rejection that
@@ -294,32 +306,39 @@ def make_machine(
             if first_failure:
                 self.patient = patient and first_failure["slept"]
             else:
-                self.patient = patient and not budget.exhausted()
+                self.patient = patient and sleeping["total"] < budget.seconds
+            note(f"patient program: {self.patient}")
             return self.start_flow(client, short=False)
 
         @rule(target=pending, client=names)
+        @_step
         def start(self, client: str) -> Tx:
             return self.start_flow(client, short=False)
 
         @rule(target=expiring, client=names)
+        @_step
         def start_short(self, client: str) -> Tx:
             return self.start_flow(client, short=True)
 
         @rule(tx=pending)
+        @_step
         def poll_early(self, tx: Tx) -> None:
             self.poll(tx)
 
         @rule(tx=pending)
+        @_step
         def poll_after_interval(self, tx: Tx) -> None:
             if tx.last_received is not None:
                 self.sleep_until(tx.last_received + tx.interval + RATE_MARGIN)
             self.poll(tx)
 
         @rule(tx=expiring)
+        @_step
         def poll_expiring(self, tx: Tx) -> None:
             self.poll(tx)
 
         @rule(target=finished, tx=consumes(expiring))
+        @_step
         def let_expire(self, tx: Tx) -> Tx:
             if tx.expires_in is not None:
                 moment = tx.acked_at + tx.expires_in + EXPIRY_MARGIN
@@ -330,24 +349,29 @@ def make_machine(
             return tx
 
         @rule(target=approved, tx=consumes(pending))
+        @_step
         def approve(self, tx: Tx) -> Tx:
             self.decide(tx, "approve")
             return tx
 
         @rule(target=finished, tx=consumes(pending))
+        @_step
         def deny(self, tx: Tx) -> Tx:
             self.decide(tx, "deny")
             return tx
 
         @rule(tx=pending)
+        @_step
         def poll_pending_with_other_client(self, tx: Tx) -> None:
             self.poll_as_other(tx)
 
         @rule(tx=approved)
+        @_step
         def poll_approved_with_other_client(self, tx: Tx) -> None:
             self.poll_as_other(tx)
 
         @rule(target=redeemed, tx=consumes(approved))
+        @_step
         def redeem(self, tx: Tx) -> Tx:
             exchange = self.poll(tx)
             if tx.state == "approved" and error_code(exchange.response if exchange else None) in {
@@ -361,14 +385,17 @@ def make_machine(
             return tx
 
         @rule(tx=redeemed)
+        @_step
         def redeem_again(self, tx: Tx) -> None:
             self.poll(tx)
 
         @rule(tx=redeemed)
+        @_step
         def redeem_with_other_client(self, tx: Tx) -> None:
             self.poll_as_other(tx)
 
         @rule(tx=redeemed)
+        @_step
         def refresh(self, tx: Tx) -> None:
             if tx.state != "redeemed" or tx.refresh_token is None:
                 return
@@ -379,6 +406,7 @@ def make_machine(
             self.check(token_response_complete, exchange, openid=False)
 
         @rule(tx=finished)
+        @_step
         def poll_finished(self, tx: Tx) -> None:
             self.poll(tx)
 
@@ -402,6 +430,18 @@ def make_machine(
                     self.check(_violation, "CIBA-TOKEN-06", f"{tx.label}: {tx.intervals}")
 
     return CibaTransactions
+
+
+def _step(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Log the step in the program (shown if a failure cannot be replayed and shrunk)."""
+
+    @functools.wraps(function)
+    def logged(self: Any, **arguments: Any) -> Any:
+        shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        self.program.append(f"{function.__name__}({shown})")
+        return function(self, **arguments)
+
+    return logged
 
 
 def _violation(requirement: str, what: str) -> None:
@@ -456,7 +496,7 @@ def test_transaction_state_machine(ciba, ciba_config, ciba_metadata, ciba_fuzz):
     """Random sequences of CIBA steps across clients: every answer is the one the model predicts."""
     if ciba_config.device.driver == "manual":
         pytest.skip("not covered: the state machine needs an automatic device driver")
-    budget = ciba_fuzz.budget(ciba_fuzz.profile.machine_seconds)
+    budget = ciba_fuzz.machine_budget()
     machine = make_machine(
         ciba,
         machine_clients(ciba_config, ciba_metadata),

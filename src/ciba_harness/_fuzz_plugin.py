@@ -35,6 +35,7 @@ class FuzzProfile:
     machine_examples: int  # stateful: programs (sequences of steps)
     machine_steps: int  # stateful: at most this many steps per program
     machine_seconds: float  # stateful: wall time during which steps may sleep (expiry, interval)
+    machine_shrink_sleep: float  # stateful: seconds replays may sleep while shrinking a failure
     derandomize: bool
     database: bool  # keep failing examples in .hypothesis/ (never in git)
 
@@ -45,22 +46,24 @@ PROFILES: Mapping[str, FuzzProfile] = {
         FuzzProfile(
             name="ciba-quick",
             description="local runs: random, example database on, about 10 s",
-            max_examples=200,
-            seconds=6.0,
+            max_examples=300,
+            seconds=10.0,
             machine_examples=60,
             machine_steps=12,
-            machine_seconds=5.0,
+            machine_seconds=10.0,
+            machine_shrink_sleep=30.0,
             derandomize=False,
             database=True,
         ),
         FuzzProfile(
             name="ciba-ci",
             description="CI: derandomized, no example database, about 10 s",
-            max_examples=150,
-            seconds=6.0,
+            max_examples=300,
+            seconds=8.0,
             machine_examples=50,
             machine_steps=10,
-            machine_seconds=4.0,
+            machine_seconds=8.0,
+            machine_shrink_sleep=20.0,
             derandomize=True,
             database=False,
         ),
@@ -72,6 +75,7 @@ PROFILES: Mapping[str, FuzzProfile] = {
             machine_examples=1000,
             machine_steps=40,
             machine_seconds=300.0,
+            machine_shrink_sleep=600.0,
             derandomize=False,
             database=True,
         ),
@@ -138,21 +142,28 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 class Budget:
-    """A time budget for generating examples.
+    """Time budgets of one fuzz test, and the failure to fall back on.
 
     `exhausted()` turns True `seconds` after its first call, so the caller can skip the
     remaining examples (return early: an `assume()` on the clock would make Hypothesis see
     the same example valid once and invalid later, a Flaky error). Once an example has
     failed (`watch()` saw an exception) the budget never runs out again: shrinking the
-    failure to a minimal example is never cut short.
+    failure to a minimal example is never cut short by it.
+
+    `shrink_sleep` bounds how long replays may sleep once a failure is being shrunk (the
+    state machine sleeps for intervals and expiry); `may_sleep()` says whether they still may.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, shrink_sleep: float = float("inf")) -> None:
         self.seconds = seconds
+        self.shrink_sleep = shrink_sleep
         self.started: float | None = None
         self.failing = False
-        self.first_error: BaseException | None = None
+        self.failed_at: float | None = None
         self.skipped = 0
+        self.fallback: BaseException | None = None
+        self._fallback_size = float("inf")
+        self._fallback_note = ""
 
     def exhausted(self) -> bool:
         now = time.monotonic()
@@ -163,40 +174,45 @@ class Budget:
         self.skipped += 1
         return True
 
-    def remaining(self) -> float:
-        if self.failing:
-            return float("inf")
-        if self.started is None:
-            return self.seconds
-        return max(0.0, self.seconds - (time.monotonic() - self.started))
+    def may_sleep(self) -> bool:
+        """While shrinking: whether replays may still sleep (within `shrink_sleep`)."""
+        return self.failed_at is None or time.monotonic() - self.failed_at <= self.shrink_sleep
+
+    def offer(self, error: BaseException, size: float = float("inf"), note: str = "") -> None:
+        """Keep `error` as the failure to report if Hypothesis cannot replay its own: the
+        smallest one (by `size`, e.g. steps of a program), the first among equals."""
+        self.failing = True
+        if self.failed_at is None:
+            self.failed_at = time.monotonic()
+        if self.fallback is None or size < self._fallback_size:
+            self.fallback, self._fallback_size, self._fallback_note = error, size, note
 
     @contextmanager
     def watch(self) -> Iterator[None]:
         try:
             yield
         except BaseException as error:
-            self.failing = True
-            if self.first_error is None:
-                self.first_error = error
+            self.offer(error)
             raise
 
     def run(self, function: Callable[[], object]) -> None:
-        """Run a Hypothesis test. A failure Hypothesis cannot replay (it depends on timing)
-        is reported as first seen, unshrunk, rather than as Hypothesis' Flaky error, so it
-        keeps its requirement and reproducer."""
+        """Run a Hypothesis test. A failure Hypothesis cannot replay (the provider's answer
+        depends on timing, or sleeping was cut off while shrinking) is reported as the
+        smallest failure seen rather than as Hypothesis' Flaky error, so it keeps its
+        requirement and reproducer."""
         from hypothesis.errors import Flaky
 
         try:
             function()
         except Flaky as flaky:
-            first = self.first_error
-            if not isinstance(first, AssertionError):
+            fallback = self.fallback
+            if not isinstance(fallback, AssertionError):
                 raise
-            first.add_note(
-                "Hypothesis could not reproduce this failure when replaying it (it depends on "
-                "timing), so it is shown as first seen, not shrunk."
+            fallback.add_note(
+                "Hypothesis could not replay this failure (it depends on timing), so it is "
+                "shown as the smallest failing example seen." + self._fallback_note
             )
-            raise first from flaky
+            raise fallback from flaky
 
 
 @dataclass(frozen=True)
@@ -225,8 +241,13 @@ class CibaFuzz:
             stateful_step_count=self.profile.machine_steps,
         )
 
-    def budget(self, seconds: float | None = None) -> Budget:
-        return Budget(self.profile.seconds if seconds is None else seconds)
+    def budget(self) -> Budget:
+        """The time budget of one stateless property."""
+        return Budget(self.profile.seconds)
+
+    def machine_budget(self) -> Budget:
+        """The sleep budget of the state machine (generation, then shrinking)."""
+        return Budget(self.profile.machine_seconds, shrink_sleep=self.profile.machine_shrink_sleep)
 
 
 _registered = False

@@ -805,6 +805,7 @@ _MAX_QUERY = 8000  # longer URLs are refused by HTTP clients (httpx: 64 KiB) bef
 _BODIES: tuple[tuple[str, BodyFormat], ...] = (("POST", "json"), ("GET", "form"), ("PUT", "form"))
 _HINT_KINDS = st.sampled_from(("id_token_hint", "login_hint_token", "login_hint"))
 _NOTIFICATION_TOKENS = st.sampled_from((None, "", "A" * 1024, "A" * 1025, "a b", "tok=="))
+_UNSIGNED = st.sampled_from((False, True))
 _UNKNOWN_NAMES = st.sampled_from(("x_harness_probe", "request_uri", "nonce", "redirect_uri"))
 
 
@@ -902,35 +903,43 @@ def _m_other_client(draw: DrawFn, d: _Draft, ctx: _Context) -> None:
 
 
 def _m_request_object(draw: DrawFn, d: _Draft, ctx: _Context) -> None:
+    if d.client.sign_requests and draw(_UNSIGNED):
+        d.signed = None  # a client registered for signed requests sends an unsigned one
+        d.mutations[-1] = "unsigned"
+        return
     d.signed = draw(ctx.specs[d.client.client_id])(d.signed or RequestObjectSpec())
 
 
-def _m_unsigned(draw: DrawFn, d: _Draft, ctx: _Context) -> None:
-    d.signed = None
-
-
-_MUTATIONS: tuple[tuple[str, Mutation], ...] = (
-    ("drop_scope", _m_drop_scope),
-    ("drop_hint", _m_drop_hint),
-    ("extra_hint", _m_extra_hint),
-    ("repeat_param", _m_repeat_param),
-    ("scope", _m_scope),
-    ("login_hint", _m_login_hint),
-    ("login_hint_token", _m_login_hint_token),
-    ("id_token_hint", _m_id_token_hint),
-    ("binding_message", _m_binding_message),
-    ("requested_expiry", _m_requested_expiry),
-    ("acr_values", _m_acr_values),
-    ("user_code", _m_user_code),
-    ("client_notification_token", _m_notification_token),
-    ("unknown_param", _m_unknown_param),
-    ("body", _m_body),
-    ("client_auth", _m_client_auth),
-    ("omit_field", _m_omit_field),
-    ("other_client", _m_other_client),
-    ("request_object", _m_request_object),
-    ("unsigned", _m_unsigned),
+#: Mutations in groups: a mutation picks a group first, so that each part of a request
+#: (structure, values, client authentication, signing, transport) gets its share.
+_MUTATION_GROUPS: tuple[tuple[tuple[str, Mutation], ...], ...] = (
+    (
+        ("drop_scope", _m_drop_scope),
+        ("drop_hint", _m_drop_hint),
+        ("extra_hint", _m_extra_hint),
+        ("repeat_param", _m_repeat_param),
+    ),
+    (
+        ("scope", _m_scope),
+        ("login_hint", _m_login_hint),
+        ("login_hint_token", _m_login_hint_token),
+        ("id_token_hint", _m_id_token_hint),
+        ("binding_message", _m_binding_message),
+        ("requested_expiry", _m_requested_expiry),
+        ("acr_values", _m_acr_values),
+        ("user_code", _m_user_code),
+        ("client_notification_token", _m_notification_token),
+        ("unknown_param", _m_unknown_param),
+    ),
+    (
+        ("client_auth", _m_client_auth),
+        ("omit_field", _m_omit_field),
+        ("other_client", _m_other_client),
+    ),
+    (("request_object", _m_request_object),),
+    (("body", _m_body),),
 )
+_MUTATIONS = tuple(m for group in _MUTATION_GROUPS for m in group)
 MUTATION_NAMES = tuple(name for name, _ in _MUTATIONS)
 
 
@@ -939,9 +948,9 @@ def backchannel_cases(
     metadata: ProviderMetadata | None = None,
     *,
     clients: Sequence[ClientConfig] | None = None,
-    max_mutations: int = 3,
+    max_mutations: int = 2,
 ) -> SearchStrategy[BackchannelCase]:
-    """Whole authentication requests: a valid request for one client, then up to
+    """Whole authentication requests: a valid request for one client, then one to
     `max_mutations` mutations (valid, boundary and hostile values, repeated and unknown
     parameters, several hints, other bodies, missing or doubled client authentication,
     signed request objects with mutated headers and claims), then `classify`."""
@@ -949,7 +958,8 @@ def backchannel_cases(
     if not pool:
         raise ValueError("no CIBA client to fuzz with")
     ctx = _Context.build(config, metadata, pool)
-    mutations = st.lists(st.sampled_from(_MUTATIONS), max_size=max_mutations)
+    mutation = st.one_of([st.sampled_from(group) for group in _MUTATION_GROUPS])
+    mutations = st.lists(mutation, min_size=1, max_size=max_mutations)
     client_choice = st.sampled_from(pool)
 
     @composite
@@ -1125,8 +1135,8 @@ def _request_object_requirements(
         out.append("CIBA-SREQ-02")
     elif alg.startswith("HS"):
         out.append("CIBA-SREQ-03")
-    elif client.request_signing_alg and alg != client.request_signing_alg:
-        out.append("CIBA-SREQ-16")
+    elif client.sign_requests and client.request_signing_alg not in (None, alg):
+        out.append("CIBA-SREQ-16")  # registered backchannel_authentication_request_signing_alg
     if spec.key is not None or spec.tamper_signature:
         out.append("CIBA-SREQ-04")
     claims = spec.claims

@@ -84,8 +84,11 @@ class Outcome:
 
     def steps(self) -> list[str]:
         """The steps of the shrunk program Hypothesis printed (invariant checks left out)."""
-        program = self.output.split("state = CibaTransactions()", 1)[-1]
-        program = program.split("state.teardown()", 1)[0]
+        if "Its steps:" in self.output:  # the smallest failure seen (not replayable)
+            program = self.output.split("Its steps:", 1)[1].split("\n\n", 1)[0]
+        else:
+            program = self.output.split("state = CibaTransactions()", 1)[-1]
+            program = program.split("state.teardown()", 1)[0]
         found = re.findall(r"^E?\s*(?:\w+ = )?state\.(\w+)\(", program, re.MULTILINE)
         return [s for s in found if s != "model_invariants"]
 

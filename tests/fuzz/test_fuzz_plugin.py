@@ -50,24 +50,29 @@ def test_budget_runs_out_but_never_while_a_failure_shrinks() -> None:
     with pytest.raises(AssertionError), budget.watch():
         raise AssertionError("a provider bug")
     assert budget.failing and not budget.exhausted()
-    assert isinstance(budget.first_error, AssertionError)
+    assert isinstance(budget.fallback, AssertionError)
 
 
-def test_a_flaky_failure_is_reported_as_first_seen() -> None:
+def test_a_flaky_failure_is_reported_as_the_smallest_seen() -> None:
     from hypothesis.errors import FlakyFailure
 
-    budget = Budget(10)
-    first = AssertionError("[CIBA-ACK-06] seen once")
-    with pytest.raises(AssertionError), budget.watch():
-        raise first
+    budget = Budget(10, shrink_sleep=0.05)
+    first, smaller, larger = (AssertionError(f"[CIBA-TOKEN-12] {n}") for n in (1, 2, 3))
+    budget.offer(first, 5, "\nIts steps: five")
+    budget.offer(smaller, 3, "\nIts steps: three")
+    budget.offer(larger, 4)
+    assert budget.may_sleep()
+    time.sleep(0.06)
+    assert not budget.may_sleep()
 
     def flaky() -> None:
         raise FlakyFailure("did not reproduce", [first])
 
     with pytest.raises(AssertionError) as caught:
         budget.run(flaky)
-    assert caught.value is first
-    assert "not shrunk" in "".join(getattr(first, "__notes__", []))
+    assert caught.value is smaller
+    assert "smallest failing example seen" in "".join(getattr(smaller, "__notes__", []))
+    assert "three" in "".join(getattr(smaller, "__notes__", []))
 
 
 def test_option_marker_and_header(pytester: pytest.Pytester) -> None:
