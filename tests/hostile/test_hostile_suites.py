@@ -25,7 +25,7 @@ from ciba_harness.hostile import HostileProvider, start_hostile
 CHAOS = {
     "token": "ok,ok,ok,trickle,ok,html,ok,reset,*",
     "backchannel": "ok,ok,ok,ok,ok,ok,hang,ok,not_json,*",
-    "jwks": "ok,status_500,*",
+    "jwks": "status_500,ok,*",  # the JWKS is fetched again only after a failure
     "notification": "ok,twice,ok,never,*",
 }
 
