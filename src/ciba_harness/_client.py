@@ -59,6 +59,14 @@ CLIENT_CERTIFICATE: Any = object()
 MAX_RESPONSE_BYTES = 1024 * 1024  # a CIBA answer is a few KiB; more is a broken provider
 
 
+def _no_certificate_without_auth(auth: ClientAuthentication | None) -> Any:
+    """A request deliberately sent without client authentication (`method` "none" or "omit")
+    presents no client certificate either; otherwise the client's own."""
+    if auth is not None and auth.method in {"none", "omit"}:
+        return None
+    return CLIENT_CERTIFICATE
+
+
 class Recorder:
     """Keeps the exchanges of the current test (and hands them to a listener, e.g. a report)."""
 
@@ -443,7 +451,7 @@ class CibaClient:
             client.sign_requests or (self.signs_by_default and client.can_sign)
         ):
             signed = RequestObjectSpec()
-        certificate = options.pop("certificate", CLIENT_CERTIFICATE)
+        certificate = options.pop("certificate", _no_certificate_without_auth(auth))
         request = build_backchannel_request(
             client, self.metadata, params, auth=auth, signed=signed, **options
         )
@@ -458,7 +466,7 @@ class CibaClient:
         label: str = "token",
         **options: Any,
     ) -> Exchange:
-        certificate = options.pop("certificate", CLIENT_CERTIFICATE)
+        certificate = options.pop("certificate", _no_certificate_without_auth(auth))
         request = build_token_request(client, self.metadata, auth_req_id, auth=auth, **options)
         return self.send(request, label=label, client=client, certificate=certificate)
 

@@ -109,6 +109,16 @@ class ClientConfig:
     def can_sign(self) -> bool:
         return self.private_key is not None
 
+    @property
+    def fapi_fit(self) -> bool:
+        """Usable under FAPI-CIBA: private_key_jwt with PS256 / ES256 or mTLS, a key to sign
+        request objects, a certificate for certificate-bound tokens."""
+        if self.auth_method == "private_key_jwt":
+            method_ok = self.signing_alg in {"PS256", "ES256"}
+        else:
+            method_ok = self.auth_method in {"tls_client_auth", "self_signed_tls_client_auth"}
+        return method_ok and self.can_sign and self.certificate_path is not None
+
 
 @dataclass(frozen=True)
 class UsersConfig:
@@ -209,9 +219,16 @@ class ProviderConfig:
         ciba_allowed: bool = True,
         exclude: tuple[str, ...] = (),
     ) -> ClientConfig | None:
-        """First client matching every criterion; the plain ones come first."""
-        for client in self.clients:
+        """First client matching every criterion; the plain ones come first. Under the
+        FAPI-CIBA profile, unless an auth_method is asked for, only clients FAPI allows
+        (`fapi_fit`)."""
+        candidates = self.clients
+        if self.fapi:  # FAPI-fit clients first (stable), the others only on explicit request
+            candidates = tuple(sorted(self.clients, key=lambda c: not c.fapi_fit))
+        for client in candidates:
             if client.name in exclude or client.ciba_allowed != ciba_allowed:
+                continue
+            if self.fapi and not auth_method and not client.fapi_fit:
                 continue
             if mode and client.delivery_mode != mode:
                 continue

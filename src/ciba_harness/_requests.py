@@ -11,7 +11,7 @@ import json
 import secrets as random_source
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields as dataclass_fields
+from dataclasses import dataclass, field, fields as dataclass_fields, replace
 from typing import Any, Literal
 
 from ._clientauth import ClientAuthentication, apply_client_auth, sign_jwt
@@ -222,10 +222,19 @@ def build_backchannel_request(
     parts = apply_client_auth(client, audience=metadata.issuer, auth=auth, now=now)
     secrets = parts.secrets | params.secrets
     if signed is not None:
-        request_object = build_request_object(client, metadata.issuer, params, signed, now=now)
+        # A JSON object cannot repeat a member: an `extra` field repeating a parameter (or
+        # another extra) travels beside the request object, as a repeated form field would.
+        seen = {k for k, _ in params.as_fields()[: len(params.as_fields()) - len(params.extra)]}
+        repeated: list[tuple[str, str]] = []
+        kept: list[tuple[str, str]] = []
+        for name, value in params.extra:
+            (repeated if name in seen else kept).append((name, value))
+            seen.add(name)
+        inner = replace(params, extra=tuple(kept))
+        request_object = build_request_object(client, metadata.issuer, inner, signed, now=now)
         secrets.add(request_object)
-        outside = [(k, v) for k, v in params.as_fields() if k in signed.also_outside]
-        fields = [("request", request_object), *outside, *parts.fields]
+        outside = [(k, v) for k, v in inner.as_fields() if k in signed.also_outside]
+        fields = [("request", request_object), *outside, *repeated, *parts.fields]
     else:
         fields = params.as_fields() + parts.fields
     omitted = set(omit)

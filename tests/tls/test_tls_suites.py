@@ -26,6 +26,26 @@ def test_whole_suite_passes_against_the_tls_reference_provider(tmp_path: Path) -
     assert results["summary"]["tests"]["passed"] > 200
 
 
+def test_whole_suite_passes_against_the_tls_reference_provider_in_fapi_mode(
+    tmp_path: Path,
+) -> None:
+    """Under --ciba-profile fapi-ciba the embedded provider runs its FAPI-CIBA mode; the plain
+    CIBA suites pick FAPI-fit clients (signed requests, certificates) and pass alongside the
+    TLS / mTLS / FAPI-CIBA tests."""
+    process, results = run_conformance(
+        tmp_path, "--ciba-config", str(TLS_PROFILE), "--ciba-profile", "fapi-ciba",
+        "-m", "not fuzz", "-n", "2",
+    )
+    assert results is not None, process.stdout[-3000:] + process.stderr[-3000:]
+    assert not failed(results), describe(failed(results)) + "\n" + process.stdout[-3000:]
+    assert results["session"]["profile"] == "fapi-ciba"
+    verdicts = {r["id"]: r["verdict"] for r in results["requirements"]}
+    for requirement in ("FAPI-CIBA-06", "FAPI-CIBA-07", "FAPI-CIBA-17", "FAPI-CIBA-18",
+                        "FAPI-CIBA-20", "FAPI-CIBA-21", "CIBA-IDT-03"):
+        assert verdicts[requirement] == "pass", (requirement, verdicts[requirement])
+    assert results["summary"]["tests"]["passed"] > 250
+
+
 def test_tls_and_fapi_tests_skip_against_the_plain_http_default(tmp_path: Path) -> None:
     process, results = run_conformance(tmp_path, files=FAPI_SUBSET)
     assert results is not None, process.stdout[-3000:] + process.stderr[-3000:]

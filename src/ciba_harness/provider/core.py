@@ -1712,8 +1712,6 @@ class Provider:
         method = meta.get("token_endpoint_auth_method", "client_secret_basic")
         if method not in AUTH_METHODS:
             raise bad("token_endpoint_auth_method not supported")
-        if self.fapi and method not in ("private_key_jwt", *MTLS_METHODS):
-            raise bad("FAPI-CIBA: token_endpoint_auth_method must be private_key_jwt or mTLS")
         subject: frozenset[tuple[str, str]] | None = None
         if method == "self_signed_tls_client_auth":
             raise bad("self_signed_tls_client_auth cannot be registered dynamically here "
