@@ -199,10 +199,12 @@ class HttpxTransport:
         expired = threading.Event()
         watchdog: threading.Timer | None = None
         _deadlines.at = time.monotonic() + self.timeout
+        headers_received = False
         try:
             with client.stream(
                 request.method, request.url, headers=list(request.headers), content=request.body
             ) as response:
+                headers_received = True
 
                 def stop_reading(response: httpx.Response = response) -> None:
                     expired.set()
@@ -228,7 +230,8 @@ class HttpxTransport:
                     bytes(body[:MAX_RESPONSE_BYTES]),
                 )
         except httpx.TimeoutException:
-            exchange.error = f"no answer within {self.timeout:g} s (budgets.request_timeout)"
+            what = "no complete answer" if headers_received else "no answer"
+            exchange.error = f"{what} within {self.timeout:g} s (budgets.request_timeout)"
         except httpx.ConnectError as exc:
             # Without the query: a GET request may carry credentials there (the error text
             # travels into exception messages, which are not redacted).
