@@ -53,7 +53,7 @@ def verdict(run: SuiteRun) -> str:
             title = title.replace(str(run.results["session"].get("issuer", "")), "")
         actual = failure.get("actual")
         if requirement and isinstance(actual, str) and actual and len(actual) < 200:
-            title = f"{title}: {actual.split(' (budgets.')[0]}".replace("|", "/")
+            title = f"{title}: {actual.split(' (budgets.')[0][:60]}".replace("|", "/")
         counts[f"{'[' + requirement + '] ' if requirement else ''}{title[:100]}"] += 1
     shown = [f"{text} ({n}×)" if n > 1 else text for text, n in counts.most_common(2)]
     more = len(counts) - len(shown)
