@@ -7,9 +7,11 @@ and from time (interval, expiry), and the invariants hold across all steps: one 
 per auth_req_id, no tokens before approval, none after denial or expiry, and the interval
 only grows. A failure is shrunk to the shortest sequence of steps that still breaks it.
 
-Time: a program either is "patient" (it may sleep for the interval or until expiry, within
-the profile's machine budget) or not (it never sleeps; polls may then be too fast, and the
-model allows slow_down for them). Hypothesis shrinks toward impatient programs.
+Time: `let_expire` waits until the transaction has surely expired, and a "patient" program
+waits for the interval before polling again; both within the profile's slept-time budget.
+Otherwise polls go out at once, and the model allows slow_down for those that are too fast.
+Hypothesis shrinks toward impatient programs; when shrinking, programs sleep only if the
+failing program had slept, for at most the profile's machine_shrink_sleep seconds.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from hypothesis.stateful import (
     consumes,
     initialize,
     invariant,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -59,6 +62,7 @@ pytestmark = pytest.mark.fuzz
 
 RATE_MARGIN = 0.25  # s: a poll this much later than the interval is surely not too fast
 EXPIRY_MARGIN = 0.5  # s: around expires_in both pending and expired_token are right
+MAX_TRANSACTIONS = 3  # per program: steps go to what happens to them, not to starting more
 DEFAULT_INTERVAL = 5.0  # CIBA-ACK-10
 
 
@@ -101,14 +105,16 @@ def make_machine(
     """The state machine bound to this session's client, clients and budgets."""
     by_name = {c.name: c for c in clients}
     names = st.sampled_from([c.name for c in clients])
+    # Short transactions: poll clients (expiry is observed by polling; ping ones are pinged).
+    poll_names = st.sampled_from([c.name for c in clients if c.delivery_mode == "poll"])
     issued: set[str] = set()  # across programs: the provider keeps its state between them
     counter = iter(range(1, 10**9))
     # Whether the first failing program had slept. Shrinking replays sleep only then: a
     # failure found without sleeping is shrunk without sleeping (fast, and as it was found).
     first_failure: dict[str, bool] = {}
-    # Seconds slept by all programs while generating: patient programs start while it is
-    # below the budget (slept time, not wall time: a slow machine still gets its share).
-    sleeping = {"total": 0.0}
+    # Seconds slept by all programs while generating, against the profile's budget (slept
+    # time, not wall time: a slow machine gets the same sleeps).
+    sleeping = {"interval": 0.0, "expiry": 0.0}
 
     class CibaTransactions(RuleBasedStateMachine):
         pending = Bundle("pending")
@@ -141,18 +147,25 @@ def make_machine(
             with self.watch():
                 self.runner(function, *args, **kwargs)
 
-        def sleep_until(self, moment: float) -> None:
-            """Sleep until `moment` if this program may (patient, within its budget)."""
+        def sleep_until(self, moment: float, *, expiry: bool = False) -> None:
+            """Sleep until `moment` if this program may: for expiry always, for the interval
+            only in a patient program; within the slept-time budget while generating; while
+            shrinking, only if the failure being shrunk had slept (and not for too long)."""
             wait = moment - time.monotonic()
-            if wait <= 0 or not self.patient or self.slept + wait > max_wait:
+            if wait <= 0 or self.slept + wait > max_wait:
                 return
-            if not budget.may_sleep():
-                return  # shrinking has slept long enough: report the smallest failure seen
+            if first_failure:
+                if not first_failure["slept"] or not budget.may_sleep():
+                    return
+            elif expiry and sleeping["expiry"] + wait > budget.seconds:
+                return
+            elif not expiry and (not self.patient or sleeping["interval"] > budget.seconds / 4):
+                return  # interval waits get a quarter of the budget on top
             time.sleep(wait)
             note(f"slept {wait:.2f} s")
             self.slept += wait
             if not first_failure:
-                sleeping["total"] += wait
+                sleeping["expiry" if expiry else "interval"] += wait
 
         def other(self, client: ClientConfig) -> ClientConfig:
             return next(c for c in clients if c.client_id != client.client_id)
@@ -196,7 +209,7 @@ def make_machine(
                 return "expired"
             return "maybe"
 
-        def poll(self, tx: Tx) -> Exchange | None:
+        def poll_owner(self, tx: Tx) -> Exchange | None:
             """The owner polls; the model predicts the answer and follows it."""
             if tx.state == "abandoned":
                 return None  # CIBA-TOKEN-07: nothing more after invalid_request
@@ -300,42 +313,31 @@ def make_machine(
         @initialize(target=pending, client=names, patient=st.booleans())
         @_step
         def begin(self, client: str, patient: bool) -> Tx:
-            # A patient program sleeps (interval, expiry) while the budget lasts, and when
-            # shrinking a failure that needed sleep. (Not an assume(): a rejection that
-            # depends on the clock confuses Hypothesis' replay.)
-            if first_failure:
-                self.patient = patient and first_failure["slept"]
-            else:
-                self.patient = patient and sleeping["total"] < budget.seconds
-            note(f"patient program: {self.patient}")
+            # A patient program waits for the interval before polling again (within the
+            # budget); an impatient one polls at once and may get slow_down.
+            self.patient = patient
             return self.start_flow(client, short=False)
 
+        @precondition(lambda self: len(self.txs) < MAX_TRANSACTIONS)
         @rule(target=pending, client=names)
         @_step
         def start(self, client: str) -> Tx:
             return self.start_flow(client, short=False)
 
-        @rule(target=expiring, client=names)
+        @precondition(lambda self: len(self.txs) < MAX_TRANSACTIONS)
+        @rule(target=expiring, client=poll_names)
         @_step
         def start_short(self, client: str) -> Tx:
             return self.start_flow(client, short=True)
 
         @rule(tx=pending)
         @_step
-        def poll_early(self, tx: Tx) -> None:
-            self.poll(tx)
-
-        @rule(tx=pending)
-        @_step
-        def poll_after_interval(self, tx: Tx) -> None:
+        def poll(self, tx: Tx) -> None:
+            """Poll early (before any decision): a patient program waits for the interval
+            first, an impatient one polls at once, maybe too fast."""
             if tx.last_received is not None:
                 self.sleep_until(tx.last_received + tx.interval + RATE_MARGIN)
-            self.poll(tx)
-
-        @rule(tx=expiring)
-        @_step
-        def poll_expiring(self, tx: Tx) -> None:
-            self.poll(tx)
+            self.poll_owner(tx)
 
         @rule(target=finished, tx=consumes(expiring))
         @_step
@@ -344,8 +346,8 @@ def make_machine(
                 moment = tx.acked_at + tx.expires_in + EXPIRY_MARGIN
                 if tx.last_received is not None:
                     moment = max(moment, tx.last_received + tx.interval + RATE_MARGIN)
-                self.sleep_until(moment)
-            self.poll(tx)
+                self.sleep_until(moment, expiry=True)
+            self.poll_owner(tx)
             return tx
 
         @rule(target=approved, tx=consumes(pending))
@@ -373,7 +375,7 @@ def make_machine(
         @rule(target=redeemed, tx=consumes(approved))
         @_step
         def redeem(self, tx: Tx) -> Tx:
-            exchange = self.poll(tx)
+            exchange = self.poll_owner(tx)
             if tx.state == "approved" and error_code(exchange.response if exchange else None) in {
                 "slow_down",
                 None,
@@ -381,13 +383,13 @@ def make_machine(
                 # Polled too fast, or shed: wait the interval (if this program may) and retry.
                 if tx.last_received is not None:
                     self.sleep_until(tx.last_received + tx.interval + RATE_MARGIN)
-                self.poll(tx)
+                self.poll_owner(tx)
             return tx
 
         @rule(tx=redeemed)
         @_step
         def redeem_again(self, tx: Tx) -> None:
-            self.poll(tx)
+            self.poll_owner(tx)
 
         @rule(tx=redeemed)
         @_step
@@ -408,7 +410,7 @@ def make_machine(
         @rule(tx=finished)
         @_step
         def poll_finished(self, tx: Tx) -> None:
-            self.poll(tx)
+            self.poll_owner(tx)
 
         # --- invariants ----------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ class FuzzProfile:
     seconds: float  # stateless: stop generating new examples after this long, per property
     machine_examples: int  # stateful: programs (sequences of steps)
     machine_steps: int  # stateful: at most this many steps per program
-    machine_seconds: float  # stateful: wall time during which steps may sleep (expiry, interval)
+    machine_seconds: float  # stateful: seconds programs may sleep for expiry (+ 1/4 for intervals)
     machine_shrink_sleep: float  # stateful: seconds replays may sleep while shrinking a failure
     derandomize: bool
     database: bool  # keep failing examples in .hypothesis/ (never in git)
@@ -62,8 +62,8 @@ PROFILES: Mapping[str, FuzzProfile] = {
             seconds=8.0,
             machine_examples=50,
             machine_steps=10,
-            machine_seconds=8.0,
-            machine_shrink_sleep=20.0,
+            machine_seconds=7.0,
+            machine_shrink_sleep=30.0,
             derandomize=True,
             database=False,
         ),

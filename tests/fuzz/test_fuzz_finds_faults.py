@@ -129,12 +129,14 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
         provider.stop()
 
 
-def _fails_for(outcome: Outcome, fault: str, test: str) -> dict[str, Any]:
+def _fails_for(
+    outcome: Outcome, fault: str, test: str, *, reproducer: bool = True
+) -> dict[str, Any]:
     failure = outcome.only_failure()
     assert outcome.failures[0]["nodeid"].endswith(test), outcome.output[-3000:]
     assert failure["requirement"] == FAULTS[fault].requirement, outcome.output[-3000:]
-    # The report ends with the reproducer of the minimal example, secrets masked.
-    assert "Reproduce with:" in outcome.output and "curl -i -X" in outcome.output
+    if reproducer:  # the report ends with the minimal example's curl command
+        assert "Reproduce with:" in outcome.output and "curl -i -X" in outcome.output
     assert not any(secret in outcome.output for secret in SECRETS)
     return failure
 
@@ -192,7 +194,8 @@ def test_a_repeated_parameter_shrinks_to_one_repeat(outcomes: dict[str, Outcome]
 def test_response_faults_are_found(outcomes: dict[str, Outcome], name: str, test: str) -> None:
     scenario = SCENARIOS[name]
     assert scenario.fault is not None
-    _fails_for(outcomes[name], scenario.fault, test)
+    # Entropy is judged over all issued ids together: no single request to reproduce.
+    _fails_for(outcomes[name], scenario.fault, test, reproducer=name != "low_entropy")
 
 
 @pytest.mark.parametrize(
@@ -201,7 +204,7 @@ def test_response_faults_are_found(outcomes: dict[str, Outcome], name: str, test
         ("reusable", ["begin", "approve", "redeem", "redeem_again"]),
         ("cross_client", None),
         ("denial", ["begin", "deny", "poll_finished"]),
-        ("never_expires", ["begin", "start_short", "let_expire"]),
+        ("never_expires", None),
     ],
 )
 def test_the_state_machine_shrinks_to_the_shortest_sequence(
@@ -212,7 +215,12 @@ def test_the_state_machine_shrinks_to_the_shortest_sequence(
     assert scenario.fault is not None
     _fails_for(outcome, scenario.fault, "test_transaction_state_machine")
     found = outcome.steps()
-    if steps is None:  # another client polls a pending or approved transaction
+    if name == "cross_client":  # another client polls a pending or approved transaction
         assert found[0] == "begin" and found[-1].startswith("poll_") and len(found) <= 3, found
+    elif name == "never_expires":
+        # Every replay sleeps until expiry, so shrinking is time-boxed (machine_shrink_sleep):
+        # the program may keep a few extra steps, but it ends by letting a short one expire.
+        assert found[0] == "begin" and "start_short" in found and found[-1] == "let_expire"
+        assert len(found) <= 10, found
     else:
         assert found == steps, outcome.output[-3000:]
