@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tls_suite_helpers import run_conformance
+from tls_suite_helpers import TLS_PROFILE, run_conformance
 
-from ciba_harness import Severity, default_profile_path
+from ciba_harness import Severity
 from ciba_harness._checks import CheckRunner
 from ciba_harness._checks_delivery import acr_present
 from ciba_harness._errors import CheckFailure
@@ -29,10 +29,12 @@ def test_runner_escalates_listed_requirements() -> None:
 def test_missing_acr_warns_under_ciba_and_fails_under_fapi(
     tmp_path: Path, profile: str, verdict: str
 ) -> None:
-    with start_provider(default_profile_path(), faults={"id_token_missing_acr"}) as provider:
+    # a plain-mode provider with the fault; the harness judges it under either profile
+    with start_provider(TLS_PROFILE, faults={"id_token_missing_acr"}) as provider:
         process, results = run_conformance(
-            tmp_path, "--ciba-issuer", provider.issuer, "--ciba-profile", profile,
-            "-k", "acr_when_acr_values_requested", files=("test_id_token.py",),
+            tmp_path, "--ciba-config", str(TLS_PROFILE), "--ciba-issuer", provider.issuer,
+            "--ciba-profile", profile, "-k", "acr_when_acr_values_requested",
+            files=("test_id_token.py",),
         )
     assert results is not None, process.stdout[-3000:] + process.stderr[-3000:]
     verdicts = {r["id"]: r["verdict"] for r in results["requirements"]}

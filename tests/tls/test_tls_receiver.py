@@ -73,7 +73,7 @@ def test_ping_and_push_reach_the_https_receiver(
             flow = client.start(ciba_client)
             client.approve(flow)
             notes = inbox.wait_for_flow(token=flow.notification_token,
-                                        auth_req_id=flow.auth_req_id, timeout=10)
+                                        auth_req_id=flow.auth_req_id, timeout=30)
             assert notes, f"no {ciba_client.delivery_mode} arrived over https"
             note = notes[0]
             assert note.bearer == flow.notification_token and not note.violations
