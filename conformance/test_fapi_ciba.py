@@ -54,6 +54,7 @@ from ciba_harness._fapi import (
     fapi_clients,
     fapi_severity,
     handshake_refused,
+    member_echoed,
     metadata_algs_fapi,
     no_rsa1_5,
     poll_advertised,
@@ -826,3 +827,61 @@ def test_harness_client_provisions(ciba, poll_client):
     claims = decode_unverified(form["request"])[1]
     assert claims.get("binding_message"), "the harness sent no binding message (FAPI-CIBA-13)"
     assert not names & {"x-fapi-customer-ip-address", "x-fapi-auth-date"}, "FAPI-CIBA-27"
+
+
+# --- dynamic registration (where an open registration endpoint is advertised) ------------------
+
+
+def register(ciba, ciba_metadata, document):
+    import json
+
+    from ciba_harness import HttpRequest
+
+    if not ciba_metadata.registration_endpoint:
+        pytest.skip("not applicable: the provider advertises no registration_endpoint")
+    request = HttpRequest(
+        "POST", str(ciba_metadata.registration_endpoint),
+        (("Content-Type", "application/json"), ("Accept", "application/json")),
+        json.dumps(document).encode(),
+    )
+    exchange = ciba.send(request, label="registration")
+    if exchange.response is not None and exchange.response.status in {401, 403}:
+        pytest.skip("not covered: the registration endpoint requires an initial access token")
+    return exchange
+
+
+def fapi_registration(**members):
+    return {
+        "client_name": "ciba-harness FAPI-CIBA registration probe",
+        "grant_types": ["urn:openid:params:grant-type:ciba"],
+        "backchannel_token_delivery_mode": "poll",
+        "token_endpoint_auth_method": "tls_client_auth",
+        "tls_client_auth_subject_dn": "CN=ciba-harness-probe,O=ciba-harness test",
+        **members,
+    }
+
+
+@pytest.mark.requirement("FAPI-CIBA-03")
+def test_push_registration_refused(ciba, ciba_metadata):
+    """A push-mode registration is refused (400 invalid_client_metadata)."""
+    exchange = register(ciba, ciba_metadata, fapi_registration(
+        backchannel_token_delivery_mode="push",
+        backchannel_client_notification_endpoint="https://client.example.org/ciba/notify",
+    ))
+    ciba.check(refused, exchange, requirement="FAPI-CIBA-03")
+    ciba.check(status_is, exchange, {400}, requirement="FAPI-CIBA-03")
+
+
+@pytest.mark.requirement("FAPI-CIBA-15")
+def test_login_hint_token_types_echoed(ciba, ciba_config, ciba_metadata):
+    """Client metadata backchannel_endpoint_login_hint_token_types (an array of strings) is
+    accepted and echoed by dynamic registration (OPTIONAL: a warning when it is not)."""
+    types = ["urn:ciba-harness:login-hint-token:jwt"]
+    exchange = register(ciba, ciba_metadata, fapi_registration(
+        backchannel_endpoint_login_hint_token_types=types))
+    ciba.check(accepted, exchange, requirement="FAPI-CIBA-15")
+    body = exchange.response.json_object() if exchange.response else None
+    ciba.check(string_array_if_present, body or {}, "backchannel_endpoint_login_hint_token_types",
+               requirement="FAPI-CIBA-15", exchange=exchange)
+    ciba.check(member_echoed, body or {}, "backchannel_endpoint_login_hint_token_types", types,
+               requirement="FAPI-CIBA-15", exchange=exchange, severity=Severity.WARNING)

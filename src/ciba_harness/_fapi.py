@@ -218,6 +218,21 @@ def string_array_if_present(
         )
 
 
+@check(title="A registered metadata member is echoed by the registration response")
+def member_echoed(
+    document: Mapping[str, Any], name: str, value: Any, *, requirement: str,
+    exchange: Exchange | None = None,
+) -> None:
+    if document.get(name) != value:
+        raise InvalidMember(
+            requirement=requirement,
+            title=f"The registration response does not echo {name}",
+            expected=repr(value),
+            actual=repr(document.get(name)),
+            exchanges=[exchange] if exchange else [],
+        )
+
+
 def shannon_bits(text: str) -> float:
     counts = Counter(text)
     total = len(text)
