@@ -145,10 +145,12 @@ class CibaSession:
 
     def close(self) -> None:
         self.client.close()
-        if self.receiver is not None:
-            self.receiver.stop()
+        # The provider first: it closes its keep-alive connections to the receiver, which
+        # then stops without waiting for them.
         if self.provider is not None:
             self.provider.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
 
 
 def _start_session(pytest_config: pytest.Config) -> CibaSession:
