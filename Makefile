@@ -22,7 +22,7 @@ conformance: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests conformance load bench
 	$(BIN)/mypy
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n 3 --dist loadfile $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
