@@ -6,6 +6,7 @@ transport error (timeout, refused, reset) as text, so checks can turn it into a 
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import secrets as random_source
 import threading
@@ -154,6 +155,52 @@ def _with_deadlines(client: httpx.Client) -> httpx.Client:
     return client
 
 
+class _Watchdog:
+    """One thread that runs each exchange's deadline action (a Timer per request would start
+    a thread per request: a third of the client's cost per exchange, measured)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cancelled: set[int] = set()
+        self._keys = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, at: float, action: Callable[[], None]) -> int:
+        with self._condition:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ciba-watchdog", daemon=True)
+                self._thread.start()
+            key = next(self._keys)
+            heapq.heappush(self._heap, (at, key, action))
+            self._condition.notify()
+            return key
+
+    def disarm(self, key: int) -> None:
+        with self._condition:
+            self._cancelled.add(key)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._heap:
+                    self._condition.wait()
+                at, key, action = self._heap[0]
+                if key in self._cancelled:
+                    heapq.heappop(self._heap)
+                    self._cancelled.discard(key)
+                    continue
+                remaining = at - time.monotonic()
+                if remaining > 0:
+                    self._condition.wait(remaining)
+                    continue
+                heapq.heappop(self._heap)
+            action()  # outside the lock: closing a response may take a moment
+
+
+_WATCHDOG = _Watchdog()
+
+
 class HttpxTransport:
     """Sends HttpRequest values with one pooled httpx.Client; bounded by `timeout`.
 
@@ -197,7 +244,7 @@ class HttpxTransport:
         started = time.perf_counter()
         client = self._cert_client(cert) if cert is not None else self.client
         expired = threading.Event()
-        watchdog: threading.Timer | None = None
+        watch: int | None = None
         _deadlines.at = time.monotonic() + self.timeout
         headers_received = False
         try:
@@ -210,11 +257,9 @@ class HttpxTransport:
                     expired.set()
                     response.close()
 
-                watchdog = threading.Timer(
-                    max(0.0, self.timeout - (time.perf_counter() - started)), stop_reading
+                watch = _WATCHDOG.arm(
+                    time.monotonic() + self.timeout - (time.perf_counter() - started), stop_reading
                 )
-                watchdog.daemon = True
-                watchdog.start()
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
@@ -249,8 +294,8 @@ class HttpxTransport:
                 exchange.error = f"{type(exc).__name__}: {exc}"
         finally:
             _deadlines.at = None
-            if watchdog is not None:
-                watchdog.cancel()
+            if watch is not None:
+                _WATCHDOG.disarm(watch)
         if expired.is_set() and exchange.error is None:
             exchange.response = None
             exchange.error = (
@@ -487,7 +532,9 @@ class CibaClient:
         request = build_userinfo_request(self.metadata, access_token, client=client, url=url)
         return self.send(request, label=label, client=client, certificate=certificate)
 
-    def introspect(self, client: ClientConfig, token: str, *, label: str = "introspect") -> Exchange:
+    def introspect(
+        self, client: ClientConfig, token: str, *, label: str = "introspect"
+    ) -> Exchange:
         """RFC 7662 introspection of `token` (needs introspection_endpoint in the metadata)."""
         request = build_introspection_request(client, self.metadata, token)
         return self.send(request, label=label, client=client)
