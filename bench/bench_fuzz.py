@@ -9,6 +9,7 @@ The ratio fuzz / loop is the share of throughput left once Hypothesis generates 
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import warnings
@@ -85,6 +86,7 @@ def _timed(function: Callable[[], object]) -> float:
 def main(examples: int = DEFAULT_EXAMPLES) -> list[dict[str, Any]]:
     """Rows {name, value, unit, note} for the fuzz throughput of both endpoints."""
     warnings.simplefilter("ignore")  # PyJWT warns about the deliberately short HMAC keys
+    logging.getLogger("ciba_harness.provider").setLevel(logging.ERROR)  # dropped pushes
     config = load_config(default_profile_path())
     provider = start_provider(config.source)
     rows: list[dict[str, Any]] = []

@@ -973,7 +973,7 @@ def backchannel_cases(
             mutate(draw, draft, ctx)
         if draft.signed is not None and not _signable(draft.client, draft.signed):
             draft.signed = replace(draft.signed, alg="none")
-        if draft.method != "POST" and len(urlencode(draft.params.as_fields())) > _MAX_QUERY:
+        if draft.method != "POST" and _query_size(draft) > _MAX_QUERY:
             draft.method, draft.body_format = "POST", "json"  # no client sends such a URL
         case = BackchannelCase(
             client=draft.client,
@@ -990,6 +990,16 @@ def backchannel_cases(
         return replace(case, all_breaks=classify(case, config, metadata))
 
     return cases()
+
+
+def _query_size(d: _Draft) -> int:
+    """A generous estimate of the query string of a GET / PUT case (percent-encoding, a
+    signed request object and client authentication values included)."""
+    size = len(urlencode(d.params.as_fields())) * (2 if d.signed is not None else 1)
+    if d.auth is not None:
+        values = (d.auth.assertion, d.auth.secret, d.auth.client_id, d.auth.audience)
+        size += 3 * sum(len(v) for v in values if v)
+    return size
 
 
 def _signable(client: ClientConfig, spec: RequestObjectSpec) -> bool:

@@ -158,3 +158,14 @@ def test_guessed_auth_req_ids_are_well_formed(value: str) -> None:
     from ciba_harness import AUTH_REQ_ID_PATTERN
 
     assert AUTH_REQ_ID_PATTERN.match(value) and len(value) >= 22
+
+
+@OFFLINE
+@given(backchannel_cases(CONFIG, METADATA))
+def test_query_string_cases_stay_sendable(c: BackchannelCase) -> None:
+    if c.method == "POST":
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        request = c.build(METADATA)
+    assert len(request.url) < 65_536  # httpx refuses longer URLs before sending
