@@ -19,13 +19,14 @@ mutation, so a minimal failing case carries the offending part and little else.
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlsplit
 
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy, composite
@@ -34,6 +35,7 @@ from ._clientauth import ClientAuthentication, sign_jwt
 from ._config import ClientConfig, ProviderConfig
 from ._discovery import CIBA_GRANT, ProviderMetadata
 from ._http import HttpRequest, redact
+from ._idtoken import decode_unverified
 from ._requests import (
     AUTH_PARAMETERS,
     BackchannelParams,
@@ -258,13 +260,15 @@ class BackchannelCase:
     all_breaks: tuple[str, ...] = ()
     auth_label: str | None = field(default=None, repr=False)
     token_facts: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: the request as built when the case was drawn (what was classified); send it at once
+    request: HttpRequest | None = field(default=None, repr=False, compare=False)
 
     @property
     def breaks(self) -> str | None:
         return self.all_breaks[0] if self.all_breaks else None
 
     def build(self, metadata: ProviderMetadata, *, now: float | None = None) -> HttpRequest:
-        """The request, built by the core (`build_backchannel_request`)."""
+        """The request, built (again) by the core (`build_backchannel_request`)."""
         return build_backchannel_request(
             self.client,
             metadata,
@@ -801,7 +805,7 @@ class _Draft:
 
 Mutation = Callable[[DrawFn, _Draft, _Context], None]
 _EMPTY = st.sampled_from((None, ""))
-_MAX_QUERY = 8000  # longer URLs are refused by HTTP clients (httpx: 64 KiB) before sending
+_MAX_URL = 8000  # longer URLs: refused by HTTP clients (httpx: 64 KiB) or servers (414, reset)
 _BODIES: tuple[tuple[str, BodyFormat], ...] = (("POST", "json"), ("GET", "form"), ("PUT", "form"))
 _HINT_KINDS = st.sampled_from(("id_token_hint", "login_hint_token", "login_hint"))
 _NOTIFICATION_TOKENS = st.sampled_from((None, "", "A" * 1024, "A" * 1025, "a b", "tok=="))
@@ -958,6 +962,7 @@ def backchannel_cases(
     if not pool:
         raise ValueError("no CIBA client to fuzz with")
     ctx = _Context.build(config, metadata, pool)
+    target = metadata or _dummy_metadata(config)
     mutation = st.one_of([st.sampled_from(group) for group in _MUTATION_GROUPS])
     mutations = st.lists(mutation, min_size=1, max_size=max_mutations)
     client_choice = st.sampled_from(pool)
@@ -973,8 +978,6 @@ def backchannel_cases(
             mutate(draw, draft, ctx)
         if draft.signed is not None and not _signable(draft.client, draft.signed):
             draft.signed = replace(draft.signed, alg="none")
-        if draft.method != "POST" and _query_size(draft) > _MAX_QUERY:
-            draft.method, draft.body_format = "POST", "json"  # no client sends such a URL
         case = BackchannelCase(
             client=draft.client,
             params=draft.params,
@@ -987,19 +990,16 @@ def backchannel_cases(
             auth_label=draft.auth_label,
             token_facts=dict(draft.token_facts),
         )
+        # Built now, by the core, and classified as built: the label is about the request
+        # that goes on the wire (fresh: every replay draws, so builds, again).
+        request = case.build(target)
+        if len(request.url) > _MAX_URL:  # no client sends such a URL: the same as JSON
+            case = replace(case, method="POST", body_format="json")
+            request = case.build(target)
+        case = replace(case, request=request)
         return replace(case, all_breaks=classify(case, config, metadata))
 
     return cases()
-
-
-def _query_size(d: _Draft) -> int:
-    """A generous estimate of the query string of a GET / PUT case (percent-encoding, a
-    signed request object and client authentication values included)."""
-    size = len(urlencode(d.params.as_fields())) * (2 if d.signed is not None else 1)
-    if d.auth is not None:
-        values = (d.auth.assertion, d.auth.secret, d.auth.client_id, d.auth.audience)
-        size += 3 * sum(len(v) for v in values if v)
-    return size
 
 
 def _signable(client: ClientConfig, spec: RequestObjectSpec) -> bool:
@@ -1017,35 +1017,66 @@ def _auth_method(case: BackchannelCase) -> str:
     return (case.auth.method if case.auth and case.auth.method else None) or case.client.auth_method
 
 
-def _form_names(case: BackchannelCase) -> Counter[str]:
-    """Names of the form fields `build_backchannel_request` will send (repeats counted)."""
-    auth_names = list(_AUTH_FIELDS.get(_auth_method(case), ()))
-    if case.signed is None:
-        names = [n for n, _ in case.params.as_fields()] + auth_names
-    else:
-        outside = [n for n, _ in case.params.as_fields() if n in case.signed.also_outside]
-        names = ["request", *outside, *auth_names]
-    omitted = set(case.omit)
-    return Counter(n for n in names if n not in omitted)
+#: client-authentication form fields each method needs (the spec's, not the builder's)
+_REQUIRED_AUTH_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "client_secret_post": ("client_id", "client_secret"),
+    "client_secret_jwt": ("client_assertion_type", "client_assertion"),
+    "private_key_jwt": ("client_assertion_type", "client_assertion"),
+}
 
 
-def _effective_values(case: BackchannelCase) -> dict[str, Any]:
-    """The authentication parameters as the provider reads them (empty values count as
-    omitted, RFC 6749 §3.1; inside a request object, its claims)."""
-    if case.signed is None:
-        values: dict[str, Any] = {}
-        for name, value in case.params.as_fields():
-            values.setdefault(name, value)
-        for name in case.omit:
-            values.pop(name, None)
-    else:
-        values = dict(case.params.as_claims())
-        for name, value in case.signed.claims.items():
-            if value is None:
-                values.pop(name, None)
-            else:
-                values[name] = value
-    return {k: v for k, v in values.items() if k in AUTH_PARAMETERS and v != ""}
+@dataclass(frozen=True)
+class _Wire:
+    """What the provider receives: body fields (repeats kept) and, when a `request` JWT is
+    sent, the parameters inside it."""
+
+    fields: list[tuple[str, str]]
+    claims: dict[str, Any] | None
+
+    @property
+    def names(self) -> Counter[str]:
+        return Counter(name for name, _ in self.fields)
+
+    def parameters(self) -> dict[str, Any]:
+        """The authentication parameters as the provider reads them: the request object's
+        claims when there is one, else the first value of each field; empty values count as
+        omitted (RFC 6749 §3.1)."""
+        if self.claims is not None:
+            values = dict(self.claims)
+        else:
+            values = {}
+            for name, value in self.fields:
+                values.setdefault(name, value)
+        return {k: v for k, v in values.items() if k in AUTH_PARAMETERS and v != ""}
+
+
+def _wire(request: HttpRequest) -> _Wire:
+    fields = request.form_fields()
+    if not fields and request.body:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            body = {}
+        fields = [(str(k), str(v)) for k, v in body.items()] if isinstance(body, dict) else []
+    elif not fields:
+        fields = parse_qsl(urlsplit(request.url).query, keep_blank_values=True)
+    token = next((v for k, v in fields if k == "request"), None)
+    claims: dict[str, Any] | None = None
+    if token is not None:
+        try:
+            claims = decode_unverified(token)[1]
+        except ValueError:
+            claims = {}
+    return _Wire(fields, claims)
+
+
+def _dummy_metadata(config: ProviderConfig) -> ProviderMetadata:
+    issuer = config.issuer if config.issuer.startswith("http") else "https://issuer.invalid"
+    return ProviderMetadata(
+        issuer=issuer,
+        token_endpoint=f"{issuer}/token",
+        backchannel_authentication_endpoint=f"{issuer}/backchannel",
+    )
 
 
 def _login_hint_is_unknown(value: Any, config: ProviderConfig, known: Sequence[str]) -> bool:
@@ -1081,14 +1112,14 @@ def classify(
     if not client.ciba_allowed:
         add("CIBA-AERR-08")
     add(case.auth_label)
-    if any(count > 1 for count in _form_names(case).values()):
+    request = case.request or case.build(metadata or _dummy_metadata(config))
+    wire = _wire(request)
+    names = wire.names
+    if any(count > 1 for count in names.values()):
         add("CIBA-AUTH-23")
-    method = _auth_method(case)
-    for name in case.omit:
-        jwt_client_id = name == "client_id" and method in {"client_secret_jwt", "private_key_jwt"}
-        if name in _AUTH_FIELDS.get(method, ()) and not jwt_client_id:
-            add("CIBA-CAUTH-01")  # the authentication is incomplete
-    values = _effective_values(case)
+    if any(names[f] == 0 for f in _REQUIRED_AUTH_FIELDS.get(_auth_method(case), ())):
+        add("CIBA-CAUTH-01")  # the authentication is incomplete
+    values = wire.parameters()
     if "scope" not in values:
         add("CIBA-AUTH-03")
     hints = [h for h in HINTS if h in values]
@@ -1108,10 +1139,10 @@ def classify(
             add("CIBA-AUTH-26")
     if config.profile == "fapi-ciba" and "binding_message" not in values:
         add("FAPI-CIBA-02")
-    if case.signed is None:
+    if wire.claims is None:
         if client.sign_requests:
             add("CIBA-SREQ-16")
-    else:
+    elif case.signed is not None:
         for requirement in _request_object_requirements(case, metadata):
             add(requirement)
     return tuple(breaks)

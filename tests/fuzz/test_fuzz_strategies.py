@@ -125,9 +125,8 @@ def test_classification_of_hand_made_cases(made: BackchannelCase, expected: tupl
 @OFFLINE
 @given(backchannel_cases(CONFIG, METADATA))
 def test_every_backchannel_case_builds_and_shows_no_secret(c: BackchannelCase) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        request = c.build(METADATA)
+    request = c.request
+    assert request is not None and request.url.startswith(ISSUER)
     assert c.all_breaks == classify(c, CONFIG, METADATA)
     shown = repr(c)
     assert not any(secret in shown for secret in SECRETS)
@@ -168,4 +167,4 @@ def test_query_string_cases_stay_sendable(c: BackchannelCase) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         request = c.build(METADATA)
-    assert len(request.url) < 65_536  # httpx refuses longer URLs before sending
+    assert len(request.url) <= 8000  # longer ones go as JSON: no client sends them
