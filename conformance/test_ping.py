@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from _callbacks import flow_callbacks, notification_wait
 
 from ciba_harness import EndpointBehaviour, Severity
 from ciba_harness._checks import status_is
@@ -34,22 +35,6 @@ SLOW_ENDPOINT_DELAY = 2.0  # seconds the notification endpoint takes to answer
 @pytest.fixture
 def ping_client(ciba_config, ciba_metadata):
     return require_client(ciba_config, ciba_metadata, mode="ping")
-
-
-def notification_wait(ciba_config) -> float:
-    """How long an expected callback may take to arrive."""
-    return min(ciba_config.budgets.max_wait, 10.0)
-
-
-def flow_callbacks(inbox, flow, *, timeout, count=1):
-    """The flow's callbacks at the notification endpoint (not at the redirect target)."""
-    notes = inbox.wait_for_flow(
-        token=flow.notification_token,
-        auth_req_id=flow.auth_req_id,
-        timeout=timeout,
-        count=count,
-    )
-    return [n for n in notes if n.path != REDIRECT_TARGET_PATH]
 
 
 def expect_ping(ciba, ciba_config, inbox, flow):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from _callbacks import flow_callbacks, notification_wait
 
 from ciba_harness import EndpointBehaviour, Severity
 from ciba_harness._checks import ack_no_interval_for_push
@@ -38,24 +39,9 @@ def push_client(ciba_config, ciba_metadata):
     return require_client(ciba_config, ciba_metadata, mode="push")
 
 
-def notification_wait(ciba_config) -> float:
-    return min(ciba_config.budgets.max_wait, 10.0)
-
-
-def flow_deliveries(inbox, flow, *, timeout, count=1):
-    """The flow's deliveries at the notification endpoint (not at the redirect target)."""
-    notes = inbox.wait_for_flow(
-        token=flow.notification_token,
-        auth_req_id=flow.auth_req_id,
-        timeout=timeout,
-        count=count,
-    )
-    return [n for n in notes if n.path != REDIRECT_TARGET_PATH]
-
-
 def expect_delivery(ciba, ciba_config, inbox, flow, *, requirement, what):
     waited = notification_wait(ciba_config)
-    notes = flow_deliveries(inbox, flow, timeout=waited)
+    notes = flow_callbacks(inbox, flow, timeout=waited)
     ciba.check(callback_arrived, notes, requirement=requirement, what=what, waited=waited)
     return notes[0]
 
@@ -114,7 +100,7 @@ def test_expiry(ciba, ciba_config, ciba_inbox, push_client):
             f"more than budgets.max_wait={ciba_config.budgets.max_wait:g} s"
         )
     deadline = ack.received_at + expires_in + EXPIRY_MARGIN + EXPIRY_DELIVERY_WINDOW
-    notes = flow_deliveries(ciba_inbox, flow, timeout=max(0.0, deadline - time.monotonic()))
+    notes = flow_callbacks(ciba_inbox, flow, timeout=max(0.0, deadline - time.monotonic()))
     if not notes:
         return  # pushing expired_token is optional (CIBA §12)
     ciba.check(push_error_code_allowed, notes[0])
@@ -151,7 +137,7 @@ def test_exactly_one_delivery(ciba, ciba_config, ciba_inbox, push_client):
     expect_delivery(
         ciba, ciba_config, ciba_inbox, flow, requirement="CIBA-PUSH-01", what="token push"
     )
-    notes = flow_deliveries(ciba_inbox, flow, timeout=QUIET_WINDOW, count=2)
+    notes = flow_callbacks(ciba_inbox, flow, timeout=QUIET_WINDOW, count=2)
     ciba.check(
         callback_count_at_most,
         notes,

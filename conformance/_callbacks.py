@@ -1,0 +1,21 @@
+"""Waiting for ping and push callbacks (shared by the ping and push suites)."""
+
+from __future__ import annotations
+
+from ciba_harness._receiver import REDIRECT_TARGET_PATH
+
+
+def notification_wait(ciba_config) -> float:
+    """How long an expected callback may take to arrive."""
+    return min(ciba_config.budgets.max_wait, 10.0)
+
+
+def flow_callbacks(inbox, flow, *, timeout, count=1):
+    """The flow's callbacks at the notification endpoint (not at the redirect target)."""
+    notes = inbox.wait_for_flow(
+        token=flow.notification_token,
+        auth_req_id=flow.auth_req_id,
+        timeout=timeout,
+        count=count,
+    )
+    return [n for n in notes if n.path != REDIRECT_TARGET_PATH]
