@@ -83,14 +83,22 @@ class Outcome:
         return [(k, v) for k, v in fields if k not in AUTH_FIELDS], request["headers"]
 
     def steps(self) -> list[str]:
-        """The steps of the shrunk program Hypothesis printed (invariant checks left out)."""
-        if "Its steps:" in self.output:  # the smallest failure seen (not replayable)
-            program = self.output.split("Its steps:", 1)[1].split("\n\n", 1)[0]
-        else:
-            program = self.output.split("state = CibaTransactions()", 1)[-1]
-            program = program.split("state.teardown()", 1)[0]
-        found = re.findall(r"^E?\s*(?:\w+ = )?state\.(\w+)\(", program, re.MULTILINE)
-        return [s for s in found if s != "model_invariants"]
+        """The steps of the shrunk program printed last (invariant checks left out): Hypothesis'
+        own, or the smallest failing program seen when Hypothesis could not replay one."""
+        fallback = "Its steps:" in self.output
+        marker = "Its steps:" if fallback else "state = CibaTransactions()"
+        steps = []
+        for line in self.output.rsplit(marker, 1)[-1].splitlines()[1:]:
+            match = re.match(r"^[E|\s]*(?:\w+ = )?state\.(\w+)\(", line)
+            if match is None:
+                if fallback:
+                    break
+                continue  # notes of the program (tx: client, expires_in…) between steps
+            if match.group(1) == "teardown":
+                break
+            if match.group(1) != "model_invariants":
+                steps.append(match.group(1))
+        return steps
 
 
 def _run(provider: RunningProvider, name: str, scenario: Scenario, out: Path) -> Outcome:
