@@ -81,7 +81,15 @@ BACKCHANNEL_PROPERTIES = (
     "CIBA-ACK-05",
     "CIBA-ACK-06",
 )
-TOKEN_PROPERTIES = ("CIBA-TOKEN-20", "CIBA-TOKEN-21", "CIBA-SEC-05")
+TOKEN_PROPERTIES = (
+    "CIBA-TOKEN-20",
+    "CIBA-TOKEN-21",
+    "CIBA-SEC-05",
+    # the check after the run: a valid request is acknowledged, its first poll pending
+    "CIBA-ACK-01",
+    "CIBA-ACK-03",
+    "CIBA-TOKEN-05",
+)
 ENTROPY_SAMPLES = 8  # auth_req_id values judged together (topped up with valid requests)
 
 
