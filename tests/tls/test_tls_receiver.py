@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from ciba_harness import CibaClient, NotificationInbox, load_config
 from ciba_harness._config import ProviderConfig
@@ -84,7 +85,10 @@ def test_ping_and_push_reach_the_https_receiver(
                 assert note.kind == "ping"
                 exchange = client.token(ciba_client, flow.auth_req_id)
                 assert exchange.response is not None and exchange.response.status == 200
-            delivered = [d for d in provider.provider.deliveries if d.auth_req_id == flow.auth_req_id]
+            # The provider records its delivery after the receiver answered: wait for it.
+            delivered = wait_until(lambda: [
+                d for d in list(provider.provider.deliveries) if d.auth_req_id == flow.auth_req_id
+            ], timeout=10)
             assert delivered and delivered[0].url.startswith("https://")
             assert delivered[0].status in {200, 204}, delivered[0].error
         finally:
