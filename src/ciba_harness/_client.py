@@ -90,6 +90,14 @@ class Recorder:
 _deadlines = threading.local()  # the total deadline of the exchange this thread is sending
 
 
+@dataclass
+class _Trace:
+    """What the connection carrying the current exchange saw (set per thread by `send`)."""
+
+    reused: bool | None = None  # None: no request byte written yet
+    response_bytes: int = 0
+
+
 def _bounded(timeout: float | None) -> float | None:
     """A socket operation's timeout, cut to what is left of the exchange's total deadline."""
     deadline: float | None = getattr(_deadlines, "at", None)
@@ -104,11 +112,20 @@ class _DeadlineStream(httpcore.NetworkStream):
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        self._requests = 0  # exchanges that wrote to this connection
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _bounded(timeout))
+        data = self._stream.read(max_bytes, _bounded(timeout))
+        trace: _Trace | None = getattr(_deadlines, "trace", None)
+        if trace is not None:
+            trace.response_bytes += len(data)
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        trace: _Trace | None = getattr(_deadlines, "trace", None)
+        if trace is not None and trace.reused is None:
+            trace.reused = self._requests > 0
+            self._requests += 1
         self._stream.write(buffer, _bounded(timeout))
 
     def close(self) -> None:
@@ -222,10 +239,13 @@ class HttpxTransport:
         self.verify = verify
         self._transport = transport
         self._cert_clients: dict[Any, httpx.Client] = {}
+        self._ssl_context = client_ssl_context(verify, tuple(cert) if cert else None)
+        #: exchanges sent a second time because their pooled connection had gone stale
+        self.stale_retries = 0
         self.client = _with_deadlines(
             httpx.Client(
                 timeout=httpx.Timeout(timeout),
-                verify=client_ssl_context(verify, tuple(cert) if cert else None),
+                verify=self._ssl_context,
                 follow_redirects=False,
                 transport=transport,
                 limits=httpx.Limits(max_connections=32),
@@ -239,14 +259,41 @@ class HttpxTransport:
         could hold a test forever. Every socket operation is cut to the exchange's deadline
         (`_DeadlineBackend`) and a watchdog closes the response at the deadline; bodies
         beyond MAX_RESPONSE_BYTES are cut and reported, never held in memory.
+
+        A pooled keep-alive connection the provider closed while idle fails before any byte
+        of the answer (reset, EOF, broken pipe): the request is sent once more on a fresh
+        connection, within the same deadline, and `exchange.retried` says so. The same
+        failure on a fresh connection is the provider's.
         """
         exchange = Exchange(request, label=label)
         started = time.perf_counter()
+        deadline = time.monotonic() + self.timeout
         client = self._cert_client(cert) if cert is not None else self.client
+        stale = self._attempt(client, request, exchange, deadline)
+        if stale is not None:
+            self.stale_retries += 1
+            exchange.retried = (
+                f"the reused keep-alive connection failed before any response byte ({stale});"
+                " sent again on a fresh connection"
+            )
+            exchange.error = None
+            with self._fresh_client(cert) as fresh:
+                self._attempt(fresh, request, exchange, deadline)
+        exchange.elapsed = time.perf_counter() - started
+        return exchange
+
+    def _attempt(
+        self, client: httpx.Client, request: HttpRequest, exchange: Exchange, deadline: float
+    ) -> str | None:
+        """One sending of `request`; its outcome goes into `exchange`. Returns the error when
+        it was a stale pooled connection (reused, failed before any response byte)."""
         expired = threading.Event()
         watch: int | None = None
-        _deadlines.at = time.monotonic() + self.timeout
+        trace = _Trace()
+        _deadlines.at = deadline
+        _deadlines.trace = trace
         headers_received = False
+        stale_candidate = False
         try:
             with client.stream(
                 request.method, request.url, headers=list(request.headers), content=request.body
@@ -257,9 +304,7 @@ class HttpxTransport:
                     expired.set()
                     response.close()
 
-                watch = _WATCHDOG.arm(
-                    time.monotonic() + self.timeout - (time.perf_counter() - started), stop_reading
-                )
+                watch = _WATCHDOG.arm(deadline, stop_reading)
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
@@ -292,8 +337,12 @@ class HttpxTransport:
                 )
             else:
                 exchange.error = f"{type(exc).__name__}: {exc}"
+                stale_candidate = isinstance(
+                    exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError | OSError
+                )
         finally:
             _deadlines.at = None
+            _deadlines.trace = None
             if watch is not None:
                 _WATCHDOG.disarm(watch)
         if expired.is_set() and exchange.error is None:
@@ -301,8 +350,23 @@ class HttpxTransport:
             exchange.error = (
                 f"no complete answer within {self.timeout:g} s (budgets.request_timeout)"
             )
-        exchange.elapsed = time.perf_counter() - started
-        return exchange
+        if stale_candidate and trace.reused and trace.response_bytes == 0 and not headers_received:
+            return exchange.error
+        return None
+
+    def _fresh_client(self, cert: Any) -> httpx.Client:
+        """A one-request client: its connection is new by construction."""
+        from ._tls import client_ssl_context
+
+        context = self._ssl_context if cert is None else client_ssl_context(self.verify, tuple(cert))
+        return _with_deadlines(
+            httpx.Client(
+                timeout=httpx.Timeout(self.timeout),
+                verify=context,
+                follow_redirects=False,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
+        )
 
     def _cert_client(self, cert: Any) -> httpx.Client:
         # One pooled client per client certificate (mTLS clients each present their own).

@@ -155,6 +155,8 @@ class Exchange:
     started_at: float = field(default_factory=time.time)
     elapsed: float = 0.0
     label: str = ""
+    # Why the transport sent the request a second time (a stale keep-alive connection), if it did
+    retried: str | None = None
 
     def describe(self, extra_secrets: Iterable[str] = ()) -> str:
         """Redacted, human-readable evidence for a failure report."""
@@ -179,6 +181,8 @@ class Exchange:
             lines.append(f"< {_response_preview(self.response, secrets)}")
         if self.error is not None:
             lines.append(f"! {redact(self.error, secrets)} (after {self.elapsed:.2f} s)")
+        if self.retried is not None:
+            lines.append(f"! sent twice: {redact(self.retried, secrets)}")
         return "\n".join(lines)
 
     def to_dict(self, extra_secrets: Iterable[str] = ()) -> dict[str, Any]:
@@ -204,6 +208,7 @@ class Exchange:
             "started_at": self.started_at,
             "elapsed_ms": round(self.elapsed * 1000, 1),
             "curl": to_curl(self.request, secrets),
+            **({"retried": redact(self.retried, secrets)} if self.retried is not None else {}),
         }
 
 

@@ -480,3 +480,131 @@ def test_discovery_of_another_issuer_names_the_requirement(config: ProviderConfi
             ciba.metadata  # noqa: B018
         ciba.close()
     assert info.value.requirement == "CIBA-DISC-09"
+
+
+# --- stale keep-alive connections --------------------------------------------------------------
+
+
+class KeepAliveServer:
+    """A raw HTTP/1.1 server on loopback that keeps connections open between requests.
+
+    `idle_close`: a request arriving on a connection idle for longer than this many seconds
+    is met with a TCP reset instead of an answer: the server's idle timer fired while the
+    request was on its way (the race a Node.js provider's 5 s keep-alive timeout causes, made
+    deterministic). `reset_fresh`: every connection is reset at its first request."""
+
+    def __init__(self, *, idle_close: float | None = None, reset_fresh: bool = False) -> None:
+        import socket
+        import threading
+
+        self.idle_close = idle_close
+        self.reset_fresh = reset_fresh
+        self.connections = 0
+        self.answered = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/x"
+        self._threads: list[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, connection: Any) -> None:
+        import socket
+        import struct
+        import time
+
+        last_answer: float | None = None
+        buffer = b""
+        with connection:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip())
+                while len(buffer) < length:
+                    buffer += connection.recv(65536)
+                buffer = buffer[length:]
+                stale = (
+                    last_answer is not None
+                    and self.idle_close is not None
+                    and time.monotonic() - last_answer > self.idle_close
+                )
+                if stale or (self.reset_fresh and last_answer is None):
+                    # SO_LINGER 0: close() sends a TCP RST
+                    connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    return
+                body = b'{"ok": true}'
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+                self.answered += 1
+                last_answer = time.monotonic()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture
+def idle_closing_server() -> Iterator[KeepAliveServer]:
+    server = KeepAliveServer(idle_close=0.3)
+    yield server
+    server.close()
+
+
+def test_a_stale_keep_alive_connection_is_retried_once_on_a_fresh_one(
+    idle_closing_server: KeepAliveServer,
+) -> None:
+    import time
+
+    transport = HttpxTransport(timeout=2.0)
+    try:
+        first = transport.send(HttpRequest("POST", idle_closing_server.url, body=b"a=1"))
+        assert first.response is not None and first.retried is None
+        time.sleep(0.6)  # past the server's idle timeout: the pooled connection is now stale
+        second = transport.send(HttpRequest("POST", idle_closing_server.url, body=b"a=2"))
+    finally:
+        transport.close()
+    assert second.error is None, second.error
+    assert second.response is not None and second.response.status == 200
+    assert second.retried is not None and "reused keep-alive connection" in second.retried
+    assert transport.stale_retries == 1
+    assert idle_closing_server.connections == 2 and idle_closing_server.answered == 2
+    assert "sent twice" in second.describe()
+    assert second.to_dict()["retried"] == second.retried
+
+
+def test_a_reset_on_a_fresh_connection_is_the_providers_failure() -> None:
+    server = KeepAliveServer(reset_fresh=True)
+    transport = HttpxTransport(timeout=2.0)
+    try:
+        exchange = transport.send(HttpRequest("POST", server.url, body=b"a=1"))
+    finally:
+        transport.close()
+        server.close()
+    assert exchange.response is None
+    assert exchange.error is not None and "reset" in exchange.error.lower()
+    assert exchange.retried is None
+    assert transport.stale_retries == 0
+    assert server.connections == 1  # never sent again
