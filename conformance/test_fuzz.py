@@ -39,6 +39,8 @@ from ciba_harness._checks import (
     refused,
     status_is,
 )
+from ciba_harness._checks_backchannel import describe_refusal, no_acknowledgement
+from ciba_harness._choices import record_choice
 from ciba_harness.pytest_plugin import require_client
 from ciba_harness.strategies import (
     BACKCHANNEL_REQUIREMENTS,
@@ -167,11 +169,22 @@ def judge_error(
     runner(status_is, exchange, allowed, requirement=row)
 
 
+def judge_transport(runner: CheckRunner, exchange: Exchange) -> None:
+    """A wrong HTTP method or a non-form body (CIBA §7.1 defines only form POSTs): any
+    refusal in any form passes and is recorded; only an auth_req_id is wrong (CIBA-AUTH-02)."""
+    runner(no_acknowledgement, exchange)
+    record_choice("wrong_method_answer", describe_refusal(exchange),
+                  f"{exchange.request.method} {exchange.request.header('content-type') or 'no body'}")
+
+
 def judge_backchannel(runner: CheckRunner, exchange: Exchange, case: BackchannelCase) -> str | None:
     """Check one backchannel exchange; returns the auth_req_id it issued, if any."""
     runner(fuzz_answered, exchange, requirement="CIBA-AERR-01")
     assert exchange.response is not None
     status = exchange.response.status
+    if case.method != "POST" or case.body_format != "form":
+        judge_transport(runner, exchange)
+        return None
     if 200 <= status < 300:
         if case.breaks is not None:
             runner(refused, exchange, requirement=case.breaks)
@@ -196,6 +209,10 @@ def judge_token(runner: CheckRunner, exchange: Exchange, case: TokenCase) -> Non
     assert exchange.response is not None
     status = exchange.response.status
     runner(refused, exchange, requirement=case.breaks)
+    if case.body_format != "form" and status < 500:
+        # RFC 6749 §3.2 defines only form POSTs: any refusal in any form (CIBA-TOKEN-22).
+        record_choice("wrong_method_answer", describe_refusal(exchange), "token endpoint, JSON body")
+        return
     if status in HTTP_LEVEL or status == 503:
         return
     judge_error(

@@ -31,6 +31,7 @@ from ._errors import (
     NotificationViolation,
     Severity,
     UnexpectedStatus,
+    UnexpectedSuccess,
 )
 from ._http import Exchange
 from ._requests import Acknowledgement, BackchannelParams, error_code, parse_acknowledgement
@@ -55,7 +56,9 @@ __all__ = [
     "expect_error_status",
     "issuer_matches",
     "login_hint_token",
+    "describe_refusal",
     "metadata_document",
+    "no_acknowledgement",
     "mtls_alias_valid",
     "no_notifications",
     "request_signing_algs_asymmetric",
@@ -104,6 +107,34 @@ def accepted(exchange: Exchange, *, requirement: str) -> None:
             actual=f"HTTP {status}: {body}" if status is not None else body,
             exchanges=[exchange],
         )
+
+
+@check("CIBA-AUTH-02", title="No auth_req_id for a request the endpoint does not define")
+def no_acknowledgement(exchange: Exchange, *, requirement: str = "CIBA-AUTH-02") -> None:
+    """CIBA §7.1: the client sends the authentication request as an HTTP POST with a form
+    body; nothing else is defined for the endpoint, so a wrong method or body format may get
+    any refusal in any form (a gateway's plain-text 404/405 included). Only an answer
+    that starts a transaction (an acknowledgement with an auth_req_id) is wrong."""
+    response = exchange.response
+    if response is not None and 200 <= response.status < 300:
+        if parse_acknowledgement(response) is not None:
+            raise UnexpectedSuccess(
+                requirement=requirement,
+                title="auth_req_id issued for a request that is not a form POST",
+                expected="any refusal",
+                actual=f"HTTP {response.status} with an auth_req_id",
+                exchanges=[exchange],
+            )
+
+
+def describe_refusal(exchange: Exchange) -> str:
+    """A short description of how a request was refused (for provider choices)."""
+    response = exchange.response
+    if response is None:
+        return f"no answer ({exchange.error})"
+    code = error_code(response)
+    shape = f"JSON error {code}" if code else (response.content_type or "no content type")
+    return f"HTTP {response.status}, {shape}"
 
 
 @check("CIBA-AERR-02")

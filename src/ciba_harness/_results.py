@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from ._choices import collect_provider_choices
 from ._requirements import catalogue
 
 __all__ = ["RESULT_FORMAT", "VERDICTS", "build_results"]
@@ -97,6 +98,8 @@ def build_results(
             "requirements": {k: verdict_counts.get(k, 0) for k in VERDICTS},
         },
         "warnings": warnings,
+        # Which option the provider took where the specs leave it free (no verdict).
+        "provider_choices": collect_provider_choices(tests),
         "requirements": requirements,
         "tests": sorted(tests, key=lambda t: t["nodeid"]),
     }

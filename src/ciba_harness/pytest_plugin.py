@@ -278,12 +278,24 @@ def ciba_metadata(ciba_session: CibaSession) -> ProviderMetadata:
 @pytest.fixture
 def ciba(ciba_session: CibaSession, request: pytest.FixtureRequest) -> Iterator[CibaClient]:
     """The client for this test: fresh check runner and recorder; results go to the report."""
+    from ._choices import reset_choices
+
     client = ciba_session.client
     client.runner = client.new_runner()
     client.recorder.reset()
+    reset_choices()
     yield client
     request.node.stash[_methods_key] = sorted(client.recorder.auth_methods)
+    request.node.stash[_choices_key] = reset_choices()
     request.node.stash[_outcomes_key] = (list(client.runner.outcomes), client.recorder.reset())
+
+
+@pytest.fixture
+def ciba_choices(ciba: CibaClient) -> Any:
+    """`record_choice(latitude, choice, evidence)`: note a provider's choice (no verdict)."""
+    from ._choices import record_choice
+
+    return record_choice
 
 
 @pytest.fixture(scope="session")
@@ -299,6 +311,7 @@ def ciba_receiver(ciba_session: CibaSession) -> NotificationReceiver:
 
 _outcomes_key = pytest.StashKey[tuple[list[Any], list[Any]]]()
 _methods_key = pytest.StashKey[list[str]]()
+_choices_key = pytest.StashKey[list[dict[str, str]]]()
 
 
 def require_client(
@@ -395,6 +408,7 @@ def _test_record(
         "failure": failure,
         "skip_reason": skip_reason,
         "auth_methods": item.stash.get(_methods_key, []),
+        "choices": item.stash.get(_choices_key, []) if report.when == "teardown" else [],
         "checks": [
             {
                 "check": o.check,
@@ -428,6 +442,7 @@ class ResultCollector:
     def describe_session(self, session: CibaSession) -> None:
         self.session_info = session_description(self.config, session)
 
+    @pytest.hookimpl(optionalhook=True)  # without pytest-xdist (-p no:xdist) the hook is unknown
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """pytest-xdist: the session ran in the workers; take the first one's description."""
         info = getattr(node, "workeroutput", {}).get("ciba_session")
@@ -527,6 +542,7 @@ def _merge(record: dict[str, Any], value: dict[str, Any], report: pytest.TestRep
             record[key] = value[key]
     record.setdefault("checks", []).extend(value.get("checks", []))
     record.setdefault("exchanges", []).extend(value.get("exchanges", []))
+    record.setdefault("choices", []).extend(value.get("choices", []))
     if report.failed:
         record["outcome"] = "failed" if report.when == "call" else "error"
         record["failure"] = value.get("failure")

@@ -1035,18 +1035,21 @@ class _Wire:
 
     @property
     def names(self) -> Counter[str]:
-        return Counter(name for name, _ in self.fields)
+        """How often each field carries a value: one sent without a value is treated as
+        omitted (RFC 6749 §3.1), so an empty repeat is no repeat (CIBA-AUTH-23)."""
+        return Counter(name for name, value in self.fields if value != "")
 
     def parameters(self) -> dict[str, Any]:
         """The authentication parameters as the provider reads them: the request object's
-        claims when there is one, else the first value of each field; empty values count as
-        omitted (RFC 6749 §3.1)."""
+        claims when there is one, else the first non-empty value of each field; empty values
+        count as omitted (RFC 6749 §3.1)."""
         if self.claims is not None:
             values = dict(self.claims)
         else:
             values = {}
             for name, value in self.fields:
-                values.setdefault(name, value)
+                if value != "":
+                    values.setdefault(name, value)
         return {k: v for k, v in values.items() if k in AUTH_PARAMETERS and v != ""}
 
 

@@ -79,6 +79,28 @@ def breaks(c: BackchannelCase) -> tuple[str, ...]:
             case(params=BackchannelParams(login_hint="alice", extra=(("scope", "openid"),))),
             ("CIBA-AUTH-23",),
         ),
+        # RFC 6749 §3.1: a parameter sent without a value is treated as omitted, so an empty
+        # repeat is no repeat and an empty first value does not hide a later one (issue 12).
+        (
+            case(params=BackchannelParams(scope="openid", login_hint="alice",
+                                          extra=(("scope", ""),))),
+            (),
+        ),
+        (
+            case(params=BackchannelParams(scope="", login_hint="alice",
+                                          extra=(("scope", "openid"),))),
+            (),
+        ),
+        (
+            case(params=BackchannelParams(scope="openid", login_hint="alice",
+                                          extra=(("login_hint", ""),))),
+            (),
+        ),
+        (
+            case(params=BackchannelParams(scope="openid", login_hint="alice",
+                                          extra=(("scope", "profile"),))),
+            ("CIBA-AUTH-23",),
+        ),
         (case(params=BackchannelParams(login_hint="no-such-user-7f3a")), ("CIBA-AUTH-09",)),
         (case(params=BackchannelParams(login_hint="carol")), ()),  # may be a real user
         (case(body_format="json"), ("CIBA-AUTH-02",)),

@@ -72,6 +72,7 @@ def render_html_report(results: dict[str, Any]) -> str:
         ("by-auth", "By client authentication", _by_auth),
         ("failures", f"Failures ({len(ctx.failed)})", _failures),
         ("warnings", f"Warnings ({len(ctx.warnings)})", _warnings),
+        ("choices", f"Provider choices ({len(ctx.choices)})", _provider_choices),
         ("skipped", "Skipped", _skipped),
         ("not-tested", f"Not tested ({ctx.verdicts.get('not_tested', 0)})", _not_tested),
         ("tests", f"All tests ({len(tests)})", _all_tests),
@@ -112,6 +113,7 @@ class _Context:
             t for t in tests if t.get("outcome") == "error"
         ]
         self.warnings = [w for w in _list(results.get("warnings")) if isinstance(w, dict)]
+        self.choices = [c for c in _list(results.get("provider_choices")) if isinstance(c, dict)]
         counts = _dict(_dict(results.get("summary")).get("requirements"))
         if not counts:
             counts = dict(Counter(str(r.get("verdict", "")) for r in requirements))
@@ -525,6 +527,29 @@ def _warnings(ctx: _Context) -> str:
             + "</article>"
         )
     return "".join(out)
+
+
+def _provider_choices(ctx: _Context) -> str:
+    """Which option the provider took where the specs leave it free: facts, not verdicts."""
+    if not ctx.choices:
+        return "<p>No provider choices were observed.</p>"
+    rows = []
+    for c in ctx.choices:
+        tests = ", ".join(ctx.test_link(str(n)) for n in _list(c.get("tests"))[:5])
+        more = len(_list(c.get("tests"))) - 5
+        rows.append(
+            f"<tr><td><b>{esc(c.get('title', c.get('latitude', '')))}</b><br>"
+            f"<small>{esc(c.get('basis', ''))}</small></td><td>{esc(c.get('choice', ''))}</td>"
+            f"<td>{esc(c.get('evidence', ''))}</td>"
+            f"<td>{tests}{f' and {more} more' if more > 0 else ''}</td></tr>"
+        )
+    return (
+        "<p>Each of these is allowed by the specifications; the report shows what this "
+        "provider does, without a verdict.</p><table><thead><tr><th>Latitude</th>"
+        "<th>Observed choice</th><th>Evidence</th><th>Seen by</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _skipped(ctx: _Context) -> str:
