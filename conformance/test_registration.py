@@ -15,15 +15,19 @@ import pytest
 from ciba_harness import CIBA_GRANT, ClientConfig, Exchange, HttpRequest, Severity
 from ciba_harness._checks import error_body_well_formed, error_code_is, fail, refused, status_is
 from ciba_harness._checks_backchannel import accepted, expect_backchannel_error
+from ciba_harness._choices import record_choice
+from ciba_harness._requests import error_code
 
 NOTIFICATION_URL = "https://client.example.org/ciba/notify"
 
 
 @pytest.fixture
-def registration_endpoint(ciba_metadata) -> str:
+def registration_endpoint(ciba, ciba_metadata) -> str:
     if not ciba_metadata.registration_endpoint:
         pytest.skip("not applicable: the provider advertises no registration_endpoint")
-    return str(ciba_metadata.registration_endpoint)
+    endpoint = str(ciba_metadata.registration_endpoint)
+    baseline(ciba, endpoint)
+    return endpoint
 
 
 def register(ciba, endpoint: str, metadata: dict[str, Any]) -> Exchange:
@@ -44,10 +48,14 @@ def register(ciba, endpoint: str, metadata: dict[str, Any]) -> Exchange:
 
 
 def client_metadata(**changes: Any) -> dict[str, Any]:
-    """A valid poll-mode registration with client_secret_basic; None removes a member."""
+    """A valid poll-mode registration with client_secret_basic; None removes a member.
+
+    A CIBA-only client uses no redirect-based flow, so it registers `response_types: []`
+    (RFC 7591 §2: the default is ["code"], which would call for redirect_uris)."""
     document: dict[str, Any] = {
         "client_name": "ciba-harness registration probe",
         "grant_types": [CIBA_GRANT],
+        "response_types": [],
         "backchannel_token_delivery_mode": "poll",
         "token_endpoint_auth_method": "client_secret_basic",
     }
@@ -59,9 +67,55 @@ def client_metadata(**changes: Any) -> dict[str, Any]:
     return document
 
 
+#: RFC 7591 §3.2.2 codes that name another metadata problem than the one under test
+UNRELATED_CODES = frozenset({"invalid_redirect_uri", "invalid_software_statement",
+                             "unapproved_software_statement"})
+_BASELINE: dict[str, str | None] = {}  # registration endpoint -> why a valid one is refused
+
+
+def refusal_reason(exchange: Exchange) -> str:
+    response = exchange.response
+    if response is None:
+        return f"no answer ({exchange.error})"
+    body = response.json_object() or {}
+    described = body.get("error_description")
+    return f"HTTP {response.status} {body.get('error') or response.content_type}" + (
+        f": {str(described)[:160]}" if described else ""
+    )
+
+
+def baseline(ciba, endpoint: str) -> None:
+    """A valid CIBA-only registration must be accepted before a refusal can mean anything:
+    if the provider demands more (redirect_uris, jwks, a software statement), every refusal
+    is inconclusive, with the provider's reason (recorded as a provider choice)."""
+    if endpoint not in _BASELINE:
+        exchange = register(ciba, endpoint, client_metadata())
+        response = exchange.response
+        ok = response is not None and 200 <= response.status < 300
+        _BASELINE[endpoint] = None if ok else refusal_reason(exchange)
+        record_choice("registration_demands",
+                      "none beyond CIBA metadata" if ok else "refuses a CIBA-only client",
+                      "valid poll registration with response_types []: "
+                      + ("accepted" if ok else str(_BASELINE[endpoint])))
+    if _BASELINE[endpoint] is not None:
+        pytest.skip(
+            "inconclusive: the provider refuses a valid CIBA-only registration "
+            f"({_BASELINE[endpoint]}), so no refusal shows the CIBA rule"
+        )
+
+
+def inconclusive_if_unrelated(ciba, exchange: Exchange) -> None:
+    """A refusal for another reason (e.g. invalid_redirect_uri) says nothing about the rule."""
+    code = error_code(exchange.response)
+    if code in UNRELATED_CODES:
+        record_choice("registration_demands", f"refuses with {code}", refusal_reason(exchange))
+        pytest.skip(f"inconclusive: refused for an unrelated reason ({refusal_reason(exchange)})")
+
+
 def expect_refused(ciba, exchange: Exchange, requirement: str) -> None:
     """400 invalid_client_metadata (RFC 7591 §3.2.2)."""
     ciba.check(refused, exchange, requirement=requirement)
+    inconclusive_if_unrelated(ciba, exchange)
     ciba.check(error_body_well_formed, exchange, requirement=requirement, allow_extra_members=True)
     ciba.check(error_code_is, exchange, {"invalid_client_metadata"}, requirement=requirement)
     ciba.check(status_is, exchange, {400}, requirement=requirement)
@@ -102,7 +156,12 @@ def test_client_without_ciba_grant_cannot_use_ciba(ciba, registration_endpoint):
     response = exchange.response
     if response is None or not 200 <= response.status < 300:
         ciba.check(refused, exchange, requirement="CIBA-REG-03")
+        inconclusive_if_unrelated(ciba, exchange)
+        record_choice("registration_without_grant", "refused at registration",
+                      refusal_reason(exchange))
         return
+    record_choice("registration_without_grant", "registered; checked at use", "HTTP "
+                  f"{response.status}")
     body = response.json_object() or {}
     client_id, secret = body.get("client_id"), body.get("client_secret")
     if not isinstance(client_id, str) or not isinstance(secret, str):
@@ -158,6 +217,7 @@ def test_user_code_parameter_echoed(ciba, ciba_metadata, registration_endpoint):
     exchange = register(
         ciba, registration_endpoint, client_metadata(backchannel_user_code_parameter=True)
     )
+    inconclusive_if_unrelated(ciba, exchange)
     ciba.check(accepted, exchange, requirement="CIBA-REG-06")
     ciba.check(status_is, exchange, {201}, requirement="CIBA-REG-06", severity=Severity.WARNING)
     assert exchange.response is not None
