@@ -8,6 +8,7 @@ and forwards everything else to the real reference provider.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -66,7 +67,12 @@ def _inner_runs_without_locust(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:locust -p no:cacheprovider")
 
 
-def test_a_crash_is_found_and_shrunk_to_one_non_ascii_character(pytester: pytest.Pytester) -> None:
+def test_a_crash_is_found_and_shrunk_to_one_non_ascii_character(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another test of this process may have imported conformance/test_fuzz.py as `test_fuzz`:
+    # the in-process run would refuse its own copy of that name ("import file mismatch").
+    monkeypatch.delitem(sys.modules, "test_fuzz", raising=False)
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_fuzz=FUZZ_SUITE.read_text())
     report = pytester.path / "out"

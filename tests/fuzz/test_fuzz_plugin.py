@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from ciba_harness import _fuzz_plugin
 from ciba_harness._fuzz_plugin import PROFILES, Budget, CibaFuzz, default_profile_name
 
 pytest_plugins = ["pytester"]
@@ -56,16 +57,29 @@ def test_budget_runs_out_but_never_while_a_failure_shrinks() -> None:
     assert isinstance(budget.fallback, AssertionError)
 
 
-def test_a_flaky_failure_is_reported_as_the_smallest_seen() -> None:
+class _Clock:
+    """Stands in for the plugin's `time` module: a loaded machine cannot move it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_flaky_failure_is_reported_as_the_smallest_seen(monkeypatch: pytest.MonkeyPatch) -> None:
     from hypothesis.errors import FlakyFailure
 
+    clock = _Clock()
+    monkeypatch.setattr(_fuzz_plugin, "time", clock)
     budget = Budget(10, shrink_sleep=0.05)
     first, smaller, larger = (AssertionError(f"[CIBA-TOKEN-12] {n}") for n in (1, 2, 3))
     budget.offer(first, 5, "\nIts steps: five")
+    clock.now += 0.05
     budget.offer(smaller, 3, "\nIts steps: three")
     budget.offer(larger, 4)
-    assert budget.may_sleep()
-    time.sleep(0.06)
+    assert budget.may_sleep()  # shrink_sleep counts from the first failure
+    clock.now += 0.01
     assert not budget.may_sleep()
 
     def flaky() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from waiting import wait_until
 
 from ciba_harness import HttpRequest, HttpxTransport, load_config
 from ciba_harness.hostile import (
@@ -183,7 +184,8 @@ def test_stop_is_prompt_with_hanging_connections() -> None:
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         sockets.append(sock)
-    time.sleep(0.5)
+    # Stop only once all three requests are being served (hanging or trickling).
+    assert wait_until(lambda: len(hostile.hits) == 3, timeout=30), hostile.hits
     started = time.monotonic()
     hostile.stop()
     assert time.monotonic() - started < 5

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from provider_helpers import DEVICE_TOKEN, PROFILE, REPO
+from waiting import wait_until
 
 from ciba_harness.provider import (
     FAULTS,
@@ -36,14 +36,12 @@ class Receiver:
 
     def __init__(self) -> None:
         self.hits: list[tuple[str, dict[str, str], bytes]] = []
-        self.event = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 receiver.hits.append((self.path, dict(self.headers), body))
-                receiver.event.set()
                 if self.path == "/redirect":
                     self.send_response(301)
                     self.send_header("Location", "/target")
@@ -54,7 +52,6 @@ class Receiver:
 
             def do_GET(self) -> None:  # noqa: N802 - a followed 301 turns POST into GET
                 receiver.hits.append((self.path, dict(self.headers), b""))
-                receiver.event.set()
                 self.send_response(204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -67,11 +64,8 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def wait(self, count: int, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.hits) < count and time.monotonic() < deadline:
-            self.event.wait(0.05)
-            self.event.clear()
+    def wait(self, count: int, timeout: float = 30.0) -> None:
+        wait_until(lambda: len(self.hits) >= count, timeout=timeout)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -156,7 +150,10 @@ def test_ping_over_the_network(running: RunningProvider, receiver: Receiver) -> 
         rid = _flow(http, running.issuer, PING, client_notification_token="net-token")
         http.post(f"{running.issuer}/device/requests/{rid}/deny", headers=admin)
         receiver.wait(2)
-        time.sleep(0.2)
+        # The provider records the delivery once its POST ended (a followed redirect would
+        # have been sent before): then the receiver's hits are final.
+        assert wait_until(lambda: [d for d in list(running.provider.deliveries)
+                                   if d.auth_req_id == rid], timeout=30)
         assert [h[0] for h in receiver.hits] == ["/cb", "/redirect"]
 
 
