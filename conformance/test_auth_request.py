@@ -542,6 +542,22 @@ def test_repeated_parameter(ciba, ciba_config, poll_client, name):
     expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-23")
 
 
+@pytest.mark.requirement("CIBA-AUTH-23")
+def test_empty_repeated_parameter_recorded(ciba, poll_client):
+    """scope sent a second time without a value: RFC 6749 §3.1 treats it as omitted, so the
+    request carries one scope and may be accepted; a refusal as a repeat (invalid_request)
+    is also seen. Which one is recorded; no auth_req_id is wrong either way."""
+    params = ciba.default_params(poll_client, extra=(("scope", ""),))
+    exchange = send(ciba, poll_client, params)
+    response = exchange.response
+    if response is not None and 200 <= response.status < 300:
+        expect_accepted(ciba, exchange, requirement="CIBA-AUTH-23")
+        record_choice("empty_parameter", "treated as omitted", "scope=openid&...&scope= accepted")
+        return
+    expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-23")
+    record_choice("empty_parameter", "counted as a repeat", describe_refusal(exchange))
+
+
 # --- user code (§7.1.2) --------------------------------------------------------------------------
 
 

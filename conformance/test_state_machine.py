@@ -56,6 +56,7 @@ from ciba_harness._checks import (
     status_is,
     token_response_complete,
 )
+from ciba_harness._choices import record_choice
 from ciba_harness.pytest_plugin import require_client
 
 pytestmark = pytest.mark.fuzz
@@ -84,7 +85,8 @@ class Tx:
     approved_at: float | None = None
     intervals: list[float] = field(default_factory=list)
     token_times: list[float] = field(default_factory=list)
-    refresh_token: str | None = None
+    refresh_token: str | None = None  # the newest one: the client follows rotation
+    replayed: bool = False  # its auth_req_id was presented again after redemption
 
     @property
     def auth_req_id(self) -> str:
@@ -243,6 +245,7 @@ def make_machine(
             else:  # redeemed
                 codes = {"invalid_grant"}
                 requirement = "CIBA-TOKEN-16"
+                tx.replayed = True  # the OP may now revoke the tokens issued (A-11)
             response = exchange.response
             if response is not None and response.status == 200:
                 tx.token_times.append(received)
@@ -251,7 +254,9 @@ def make_machine(
                 self.check(token_response_complete, exchange)
                 body = response.json_object() or {}
                 refresh = body.get("refresh_token")
-                tx.refresh_token = refresh if isinstance(refresh, str) else None
+                tx.refresh_token = refresh if isinstance(refresh, str) and refresh else None
+                record_choice("refresh_token_issued", "yes" if tx.refresh_token else "no",
+                              f"CIBA grant, scope {body.get('scope', '(as requested)')!r}")
                 tx.state = "redeemed"
                 return exchange
             if response is not None and response.status == 503 and response.header("retry-after"):
@@ -262,6 +267,14 @@ def make_machine(
                 allow_extra_members=True,
             )
             code = error_code(response)
+            if state in {"expired", "denied"} and tx.reported and code in codes:
+                # CIBA §11 says nothing of polls after the terminal error (A-12).
+                record_choice("after_expiry" if state == "expired" else "after_denial",
+                              f"{code} again" if code != "invalid_grant" else "invalid_grant",
+                              "poll after the terminal error was answered once")
+            if too_fast and state == "pending" and code in {"slow_down", "authorization_pending"}:
+                record_choice("slow_down", f"{code} for a fast poll",
+                              "poll sooner than the interval")
             allowed = codes | ({"slow_down", "invalid_request"} if too_fast else set())
             if too_fast and state == "pending" and code not in codes:
                 requirement = "CIBA-TOKEN-06"
@@ -283,6 +296,8 @@ def make_machine(
         def poll_as_other(self, tx: Tx) -> None:
             """Another client presents this auth_req_id: invalid_grant, nothing changes."""
             other = self.other(tx.client)
+            if tx.state == "redeemed":
+                tx.replayed = True
             exchange = ciba.token(other, tx.auth_req_id, label=f"poll {tx.label} as {other.name}")
             _trim(ciba)
             if exchange.response is not None and exchange.response.status == 200:
@@ -404,8 +419,27 @@ def make_machine(
             request = build_refresh_request(tx.client, ciba.metadata, tx.refresh_token)
             exchange = ciba.send(request, label=f"refresh {tx.label}", client=tx.client)
             _trim(ciba)
+            response = exchange.response
+            if tx.replayed and error_code(response) == "invalid_grant":
+                # A-11: replaying a redeemed auth_req_id may revoke the tokens issued from it
+                # (RFC 6749 §4.1.2 for codes): a choice, not a failure.
+                record_choice("token_revocation_on_reuse", "revoked", "refresh refused after "
+                              "the auth_req_id was replayed")
+                tx.refresh_token = None
+                return
             # The refresh_token of CIBA-TOKEN-14 works: a new access token, no ID token needed.
             self.check(token_response_complete, exchange, openid=False)
+            body = (response.json_object() if response is not None else None) or {}
+            rotated = body.get("refresh_token")
+            if isinstance(rotated, str) and rotated and rotated != tx.refresh_token:
+                # RFC 6749 §6: a new refresh token MAY be issued; the client then MUST discard
+                # the old one (which the OP may revoke): follow the new one.
+                tx.refresh_token = rotated
+                record_choice("refresh_token_rotation", "rotated",
+                              "refresh grant returned a new refresh token")
+            else:
+                record_choice("refresh_token_rotation", "not rotated",
+                              "refresh grant returned no new refresh token")
 
         @rule(tx=finished)
         @_step

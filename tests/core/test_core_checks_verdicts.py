@@ -1,0 +1,77 @@
+"""Verdicts on providers that make choices the specs allow (issue 12): the reference provider
+under one policy variant runs the conformance tests that met that choice; none fails, and the
+choice shows in results.json `provider_choices` and in the HTML report's "Provider choices".
+
+Each scenario is one small suite run in a subprocess (a few seconds; the state machine ~20 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from suite_runner import CONFORMANCE, REPO, failed_tests
+
+from ciba_harness import default_profile_path
+from ciba_harness.provider import start_provider
+
+
+@dataclass(frozen=True)
+class Scenario:
+    policy: str
+    files: tuple[str, ...]
+    select: str  # -k expression ("" = the whole files)
+    latitude: str  # the provider choice the run must record
+    choice: str  # a part of the recorded option
+
+
+SCENARIOS = {
+    "rotation": Scenario("refresh_token_rotation", ("test_state_machine.py",), "",
+                         "refresh_token_rotation", "rotated"),
+    "unknown_scope_kept": Scenario("unknown_scope_kept", ("test_auth_request.py",),
+                                   "unknown_scope", "unknown_scope", "granted"),
+    "empty_params": Scenario("empty_params_omitted", ("test_auth_request.py",),
+                             "empty_repeated", "empty_parameter", "treated as omitted"),
+    "registration": Scenario("registration_requires_redirect_uris", ("test_registration.py",),
+                             "", "registration_demands", "none beyond CIBA metadata"),
+    "plain_text_method": Scenario("plain_text_wrong_method", ("test_auth_request.py",),
+                                  "get_request or json_body", "wrong_method_answer",
+                                  "text/plain"),
+}
+
+
+def run_files(report: Path, files: tuple[str, ...], select: str, issuer: str) -> tuple[
+    subprocess.CompletedProcess[str], dict[str, Any] | None
+]:
+    command = [sys.executable, "-m", "pytest", *(str(CONFORMANCE / f) for f in files),
+               "-p", "no:cacheprovider", "-q", "--ciba-report", str(report),
+               "--ciba-issuer", issuer, *(["-k", select] if select else [])]
+    process = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO,
+                             env=dict(os.environ))
+    path = report / "results.json"
+    return process, json.loads(path.read_text()) if path.exists() else None
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_allowed_choice_passes_and_is_recorded(name: str, tmp_path: Path) -> None:
+    scenario = SCENARIOS[name]
+    with start_provider(default_profile_path(), policies=[scenario.policy]) as provider:
+        process, results = run_files(tmp_path, scenario.files, scenario.select, provider.issuer)
+    output = process.stdout[-3000:] + process.stderr[-2000:]
+    assert results is not None, output
+    failures = failed_tests(results)
+    assert not failures, "\n".join(
+        f"{t['nodeid']}: {(t.get('failure') or {}).get('title')}" for t in failures
+    ) + output
+    assert results["summary"]["tests"]["passed"] >= 1, output
+    seen = [c for c in results["provider_choices"] if c["latitude"] == scenario.latitude]
+    assert any(scenario.choice in c["choice"] for c in seen), seen
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'id="choices"' in html and "Provider choices" in html
+    assert seen[0]["title"] in html
