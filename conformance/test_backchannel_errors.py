@@ -242,7 +242,8 @@ def test_invalid_binding_message_status(ciba, ciba_config, ciba_metadata):
 @pytest.mark.requirement("CIBA-AERR-12")
 @pytest.mark.parametrize("cause", ["wrong_secret_basic", "unknown_client", "assertion_audience"])
 def test_invalid_client_status(ciba, ciba_config, ciba_metadata, cause):
-    """invalid_client comes with 401 (400 tolerated with a warning, A-01)."""
+    """invalid_client comes with 401 (§13); 400 without HTTP Basic is the provider's choice
+    (RFC 6749 §5.2 "MAY return 401", A-01) and recorded, 400 after Basic is warned."""
     if cause == "wrong_secret_basic":
         exchange, requirement = _wrong_secret(ciba, ciba_config, ciba_metadata), "CIBA-CAUTH-02"
     elif cause == "unknown_client":

@@ -24,6 +24,7 @@ from ._checks import (
     refused,
     status_is,
 )
+from ._choices import record_choice
 from ._clientauth import sign_jwt
 from ._errors import (
     InvalidMember,
@@ -69,7 +70,7 @@ __all__ = [
 ]
 
 #: error code -> (requirement that fixes its status, allowed statuses) (CIBA §13).
-#: invalid_client: 401 per §13, 400 tolerated (ambiguity A-01, reported as a warning).
+#: invalid_client: 401 per §13; 400 allowed without HTTP Basic (RFC 6749 §5.2, A-01).
 ERROR_STATUS: Mapping[str, tuple[str, frozenset[int]]] = {
     "invalid_request": ("CIBA-AERR-04", frozenset({400})),
     "invalid_scope": ("CIBA-AERR-05", frozenset({400})),
@@ -453,14 +454,23 @@ def expect_error_status(
         status_requirement, statuses = ERROR_STATUS[code]
         ciba.check(status_is, exchange, statuses, requirement=status_requirement)
         if code == "invalid_client":
-            # A-01: 400 is tolerated, reported as a deviation from §13's 401.
-            ciba.check(
-                status_is,
-                exchange,
-                {401},
-                requirement=status_requirement,
-                severity=Severity.WARNING,
-            )
+            # A-01: §13 pairs invalid_client with 401; RFC 6749 §5.2 makes 401 a MUST only
+            # when the client used the Authorization header ("MAY return 401" otherwise), so
+            # 400 without Basic is the provider's choice; with Basic it is warned (the
+            # CIBA-CAUTH-02 test fails it).
+            status = exchange.response.status if exchange.response is not None else None
+            basic = (exchange.request.header("authorization") or "").lower().startswith("basic")
+            record_choice("invalid_client_status",
+                          f"{status} {'after HTTP Basic' if basic else 'without HTTP Basic'}",
+                          "backchannel endpoint")
+            if basic:
+                ciba.check(
+                    status_is,
+                    exchange,
+                    {401},
+                    requirement=status_requirement,
+                    severity=Severity.WARNING,
+                )
     else:
         ciba.check(status_is, exchange, {400}, requirement=requirement)
 
