@@ -5,9 +5,13 @@
 * starts the reference provider in its own process (loopback) when the profile's issuer is
   "embedded" and no --ciba-issuer was given, and stops it afterwards;
 * adds short headless defaults unless given: -f load/locustfile.py --headless -u 20 -r 10
-  -t 20s --csv reports/out/load/locust --html reports/out/load/locust.html;
+  -t 20s --csv reports/out/load/locust --html reports/out/load/locust.html (with
+  --ciba-find-capacity, -t covers every step of the search, within the run budget);
 * runs `python -m locust` as a child process (this process never imports Locust) and exits
-  with its exit code (3 when an SLO threshold was broken).
+  with its exit code (3 when an SLO threshold was broken, or no capacity step passed);
+* stops Locust at the run budget (--ciba-run-timeout, else [budgets] run_timeout);
+* writes the CIBA load report beside the CSV files, unless the setup failed (exit 2): a
+  failed run never replaces the last report.
 
 `--ui` keeps Locust's web UI instead of --headless; `--provider-fault` (repeatable) injects
 a fault into the embedded provider, to see what the load scenarios report.
@@ -15,6 +19,7 @@ a fault into the embedded provider, to see what the load scenarios report.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -25,11 +30,11 @@ from pathlib import Path
 
 from .._config import default_profile_path, load_config
 from .._errors import CibaHarnessError
+from .._packages import locustfile_path
 from ._embedded import EmbeddedProvider
 
 __all__ = ["main", "build_command", "run_time_seconds"]
 
-REPO = Path(__file__).resolve().parents[3]
 DEFAULTS = {
     "users": ("-u", "--users", "20"),
     "spawn_rate": ("-r", "--spawn-rate", "10"),
@@ -63,17 +68,27 @@ def run_time_seconds(text: str) -> float:
     return sum(float(n) * scale[u] for n, u in parts)
 
 
+def capacity_run_time(args: Sequence[str]) -> str:
+    """-t for a capacity search: every step (--ciba-capacity-max-steps x step time) plus
+    start-up."""
+    steps = float(_value(args, "--ciba-capacity-max-steps") or 10)
+    step = float(_value(args, "--ciba-capacity-step-time") or 30)
+    return f"{int(steps * step + 15)}s"
+
+
 def build_command(args: Sequence[str], *, issuer: str | None, ui: bool) -> list[str]:
     """The locust command line: the user's arguments plus whatever default they left out."""
     command = [sys.executable, "-m", "locust"]
     extra: list[str] = []
+    if _has(args, "--ciba-find-capacity") and not _has(args, "-t", "--run-time"):
+        extra += ["-t", capacity_run_time(args)]
     if not _has(args, "-f", "--locustfile"):
-        extra += ["-f", str(REPO / "load" / "locustfile.py")]
+        extra += ["-f", str(locustfile_path())]
     if not ui and not _has(args, "--headless", "--headful", "--autostart", "--worker"):
         extra.append("--headless")
     if not ui and not _has(args, "--worker"):
         for short, long, default in DEFAULTS.values():
-            if not _has(args, short, long):
+            if not _has([*args, *extra], short, long):
                 extra += [short, default]
         if not _has(args, "--csv"):
             # Full history: the load report's charts over time need per-request rows.
@@ -125,9 +140,11 @@ def _stop_child(child: subprocess.Popen[bytes], signum: int) -> None:
         child.wait(5)
 
 
-def _write_load_report(csv_prefix: str | None) -> None:
-    """The CIBA load report (charts) beside Locust's CSV, when the run wrote one."""
-    if not csv_prefix or not Path(f"{csv_prefix}_stats.csv").exists():
+def _write_load_report(csv_prefix: str | None, code: int) -> None:
+    """The CIBA load report (charts) beside Locust's CSV, when the run wrote one. Not after a
+    failed setup (exit 2): Locust has emptied the CSV files by then, and the report of the
+    last real run must stay."""
+    if code == 2 or not csv_prefix or not Path(f"{csv_prefix}_stats.csv").exists():
         return
     from ..reports import write_load_report
 
@@ -171,6 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_time = _value(command, "-t", "--run-time")
         if not ui and run_time and not _has(args, "--worker", "--master"):
             limit = run_time_seconds(run_time) + 120.0  # start-up, stop timeout, reports
+        budget = _value(args, "--ciba-run-timeout")
+        budget_seconds = float(budget) if budget else getattr(config.budgets, "run_timeout", None)
+        if not ui and budget_seconds and not _has(args, "--worker"):
+            # the run budget bounds the whole child (Locust caps -t at it; this is the backstop)
+            limit = min(limit or math.inf, float(budget_seconds) + 60.0)
         child = subprocess.Popen(command, env=os.environ.copy())
 
         def forward(signum: int, frame: object) -> None:
@@ -179,11 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, forward)
         try:
             code = child.wait(timeout=limit)
-            _write_load_report(_value(command, "--csv"))
+            _write_load_report(_value(command, "--csv"), code)
             return code
         except subprocess.TimeoutExpired:
             print("ciba-harness load: locust did not stop in time; stopping it", file=sys.stderr)
             _stop_child(child, signal.SIGTERM)
+            _write_load_report(_value(command, "--csv"), 1)
             return 1
         except KeyboardInterrupt:
             _stop_child(child, signal.SIGINT)

@@ -117,6 +117,7 @@ class LoadContext:
         processes: int = 1,
         distributed: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        event_factory: Callable[[], Any] | None = None,
     ) -> LoadContext:
         config = load_config(settings.config_path)
         issuer = settings.issuer or (None if config.embedded else config.issuer)
@@ -165,7 +166,7 @@ class LoadContext:
         )
 
         context.refresh_jwks(force=True)
-        context.apply(settings, processes=processes, sleep=sleep)
+        context.apply(settings, processes=processes, sleep=sleep, event_factory=event_factory)
         if "ping" in clients or "push" in clients or isinstance(driver, WebhookDriver):
             context.start_receiver()
         return context
@@ -173,6 +174,7 @@ class LoadContext:
     def apply(
         self, settings: LoadSettings, *, processes: int = 1,
         sleep: Callable[[float], None] = time.sleep,
+        event_factory: Callable[[], Any] | None = None,
     ) -> None:
         """Take (new) options: at the first test start, and at each restart from the web UI."""
         if not self.all_storm_clients:
@@ -191,12 +193,15 @@ class LoadContext:
         ]
         self.settings = settings
         self.scheduler = None
-        if settings.arrival_rate > 0:
+        # the capacity search starts at its first step's rate and retargets at every step
+        rate = settings.capacity.start_rate if settings.capacity else settings.arrival_rate
+        if rate > 0:
             self.scheduler = ArrivalScheduler(
-                settings.arrival_rate / max(1, processes),
+                rate / max(1, processes),
                 settings.arrival_process,
                 clock=time.monotonic,
                 sleep=sleep,
+                event_factory=event_factory,
             )
         self.generic_profile = FlowProfile(
             name="flows",

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["ArrivalScheduler", "Slot"]
 
@@ -33,8 +34,13 @@ class ArrivalScheduler:
     clock: Callable[[], float] = time.perf_counter
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
+    # makes an event-like object (`wait(timeout)`, `set()`): lets `retarget` wake the users
+    # sleeping on slots of the old rate (gevent's Event under Locust); None: plain sleeps
+    event_factory: Callable[[], Any] | None = None
     _next: float | None = None
     taken: int = 0
+    generation: int = 0
+    _changed: Any = None
 
     def __post_init__(self) -> None:
         if self.rate <= 0:
@@ -57,13 +63,33 @@ class ArrivalScheduler:
         self.taken += 1
         return slot
 
+    def retarget(self, rate: float) -> None:
+        """A new rate from now on (the capacity search's next step): the schedule restarts at
+        the current time, and users waiting for a slot of the old rate take a new one."""
+        if rate <= 0:
+            raise ValueError("arrival rate must be positive")
+        self.rate = rate
+        self._next = None
+        self.generation += 1
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
     def acquire(self) -> Slot:
         """Claim the next slot and sleep until it is due (cooperatively, under gevent)."""
-        slot = self.reserve()
-        wait = slot - self.clock()
-        if wait > 0:
-            self.sleep(wait)
-        return Slot(slot, max(0.0, self.clock() - slot))
+        while True:
+            generation = self.generation
+            slot = self.reserve()
+            wait = slot - self.clock()
+            if wait > 0:
+                if self.event_factory is None:
+                    self.sleep(wait)
+                else:
+                    if self._changed is None:
+                        self._changed = self.event_factory()
+                    self._changed.wait(wait)
+            if generation == self.generation:
+                return Slot(slot, max(0.0, self.clock() - slot))
 
     def backlog(self) -> float:
         """Seconds by which the schedule is ahead of the clock's past (>0: slots overdue)."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .._config import default_profile_path
 from .._errors import ConfigError
+from ._capacity import CapacityPlan
 from ._profiles import DelaySpec, parse_delay
 from ._shapes import SHAPES
 from ._slo import Thresholds
@@ -97,6 +98,39 @@ def add_arguments(parser: Any) -> None:
         help="SLO: highest p95 of each 'backchannel*' row")
     add("--ciba-min-flows", type=int, default=None, metavar="N",
         help="SLO: at least N flows ended with tokens")
+    add("--ciba-p99-time-to-token-ms", type=float, default=None, metavar="MS",
+        help="SLO: highest p99 of each 'time_to_tokens <mode>' row")
+    add("--ciba-p95-notification-ms", type=float, default=None, metavar="MS",
+        help="SLO: highest p95 of each 'notification_latency <mode>' row")
+    add("--ciba-max-error-ratio", type=float, default=None, metavar="F",
+        help="SLO: highest share of ended flows failing with any one CIBA error code")
+    add("--ciba-max-slow-down-ratio", type=float, default=None, metavar="F",
+        help="SLO: highest share of token requests answered slow_down")
+    add("--ciba-find-capacity", action="store_true", default=False,
+        help="capacity search: step the open arrival rate of whole flows, judge each step by "
+             "the SLO gate, bisect to the knee (docs/capacity.md)")
+    add("--ciba-capacity-start", type=float, default=2.0, metavar="R",
+        help="capacity search: flows/s of the first step")
+    add("--ciba-capacity-max-rate", type=float, default=500.0, metavar="R",
+        help="capacity search: highest rate tried")
+    add("--ciba-capacity-growth", type=float, default=2.0, metavar="F",
+        help="capacity search: factor between climbing steps")
+    add("--ciba-capacity-step-time", type=float, default=30.0, metavar="S",
+        help="capacity search: seconds per step")
+    add("--ciba-capacity-settle", type=float, default=None, metavar="S",
+        help="capacity search: first seconds of each step left out of its judgement "
+             "(default a third of the step)")
+    add("--ciba-capacity-max-steps", type=int, default=10, metavar="N",
+        help="capacity search: most steps")
+    add("--ciba-capacity-resolution", type=float, default=0.1, metavar="F",
+        help="capacity search: bisect until (fail - pass) / pass <= F")
+    add("--ciba-capacity-max-generator-cpu", type=float, default=0.85, metavar="F",
+        help="capacity search: stop when a load process uses this share of a core")
+    add("--ciba-capacity-max-users", type=int, default=1000, metavar="N",
+        help="capacity search: most users (the open model's pool) over all load processes")
+    add("--ciba-run-timeout", type=float, default=None, metavar="S",
+        help="wall-clock budget of the whole run; -t is capped at it (default: the profile's "
+             "[budgets] run_timeout)")
     add("--ciba-slo-file", default=None, metavar="FILE",
         help="write the SLO verdicts as JSON (default: beside --csv as <prefix>_slo.json)")
     add("--ciba-shape", default="step", choices=list(SHAPES),
@@ -145,6 +179,8 @@ class LoadSettings:
     arrival_process: str
     thresholds: Thresholds
     slo_file: Path | None
+    csv_prefix: str | None = None
+    capacity: CapacityPlan | None = None  # --ciba-find-capacity
 
     @classmethod
     def from_options(cls, options: Any) -> LoadSettings:
@@ -160,6 +196,24 @@ class LoadSettings:
         if slo_file is None and csv_prefix:
             slo_file = f"{csv_prefix}_slo.json"
         min_flows = _number(options, "ciba_min_flows", None)
+        thresholds = Thresholds(
+            max_fail_ratio=_number(options, "ciba_max_fail_ratio", None, high=1.0),
+            p95_time_to_token_ms=_number(options, "ciba_p95_time_to_token_ms", None),
+            p95_backchannel_ms=_number(options, "ciba_p95_backchannel_ms", None),
+            min_flows=int(min_flows) if min_flows is not None else None,
+            p99_time_to_token_ms=_number(options, "ciba_p99_time_to_token_ms", None),
+            p95_notification_ms=_number(options, "ciba_p95_notification_ms", None),
+            max_error_ratio=_number(options, "ciba_max_error_ratio", None, high=1.0),
+            max_slow_down_ratio=_number(options, "ciba_max_slow_down_ratio", None, high=1.0),
+        )
+        capacity = None
+        if _flag(options, "ciba_find_capacity"):
+            capacity = _capacity_plan(options)
+            if not (thresholds.p95_time_to_token_ms or thresholds.p99_time_to_token_ms):
+                # a capacity needs a latency objective: the documented default
+                thresholds = replace(thresholds, p95_time_to_token_ms=DEFAULT_CAPACITY_P95_MS)
+            if thresholds.max_fail_ratio is None and thresholds.max_error_ratio is None:
+                thresholds = replace(thresholds, max_error_ratio=DEFAULT_CAPACITY_ERROR_RATIO)
         return cls(
             config_path=Path(config) if config else default_profile_path(),
             issuer=issuer.rstrip("/") if issuer else None,
@@ -184,11 +238,42 @@ class LoadSettings:
             id_token_sample=_number(options, "ciba_id_token_sample", 0.1, high=1.0) or 0.0,
             arrival_rate=_number(options, "ciba_arrival_rate", 0.0) or 0.0,
             arrival_process=str(_opt(options, "ciba_arrival_process") or "constant"),
-            thresholds=Thresholds(
-                max_fail_ratio=_number(options, "ciba_max_fail_ratio", None, high=1.0),
-                p95_time_to_token_ms=_number(options, "ciba_p95_time_to_token_ms", None),
-                p95_backchannel_ms=_number(options, "ciba_p95_backchannel_ms", None),
-                min_flows=int(min_flows) if min_flows is not None else None,
-            ),
+            thresholds=thresholds,
             slo_file=Path(slo_file) if slo_file else None,
+            csv_prefix=str(csv_prefix) if csv_prefix else None,
+            capacity=capacity,
         )
+
+
+DEFAULT_CAPACITY_P95_MS = 5000.0
+DEFAULT_CAPACITY_ERROR_RATIO = 0.01
+
+
+def _flag(options: Any, name: str) -> bool:
+    value = getattr(options, name, False)
+    if isinstance(value, str):  # web UI and environment variables
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def _capacity_plan(options: Any) -> CapacityPlan:
+    step = _number(options, "ciba_capacity_step_time", 30.0, low=1.0) or 30.0
+    settle = _number(options, "ciba_capacity_settle", None)
+    run_time = getattr(options, "run_time", None)
+    try:
+        return CapacityPlan(
+            start_rate=_number(options, "ciba_capacity_start", 2.0, low=0.001) or 2.0,
+            max_rate=_number(options, "ciba_capacity_max_rate", 500.0, low=0.001) or 500.0,
+            growth=_number(options, "ciba_capacity_growth", 2.0, low=1.01) or 2.0,
+            step_seconds=step,
+            settle_seconds=step / 3 if settle is None else settle,
+            max_steps=int(_number(options, "ciba_capacity_max_steps", 10, low=1, high=100) or 10),
+            resolution=_number(options, "ciba_capacity_resolution", 0.1, low=0.001) or 0.1,
+            max_generator_cpu=_number(options, "ciba_capacity_max_generator_cpu", 0.85,
+                                      low=0.05, high=1.0) or 0.85,
+            max_seconds=float(run_time) if run_time else None,
+            max_users=int(_number(options, "ciba_capacity_max_users", 1000, low=1) or 1000),
+            min_users=max(1, int(getattr(options, "num_users", None) or 1)),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--ciba-find-capacity: {exc}") from None

@@ -14,7 +14,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["SLO_EXIT_CODE", "Thresholds", "Verdict", "evaluate", "format_verdicts", "write_verdicts"]
+__all__ = [
+    "SLO_EXIT_CODE",
+    "Thresholds",
+    "Verdict",
+    "evaluate",
+    "flow_errors_by_code",
+    "format_verdicts",
+    "verdicts_document",
+    "write_verdicts",
+]
 
 SLO_EXIT_CODE = 3  # same as locust-plugins' --check-* options
 
@@ -34,6 +43,10 @@ class Thresholds:
     p95_time_to_token_ms: float | None = None
     p95_backchannel_ms: float | None = None
     min_flows: int | None = None
+    p99_time_to_token_ms: float | None = None
+    p95_notification_ms: float | None = None
+    max_error_ratio: float | None = None  # per CIBA error code, share of the flows that ended
+    max_slow_down_ratio: float | None = None  # slow_down answers per token request
 
     @property
     def any(self) -> bool:
@@ -62,9 +75,44 @@ def _is_time_to_tokens(entry: StatsEntryLike) -> bool:
     return entry.method == "CIBA" and entry.name.startswith("time_to_tokens")
 
 
-def evaluate(entries: Iterable[StatsEntryLike], thresholds: Thresholds) -> list[Verdict]:
+FLOW_ROWS = ("time_to_tokens", "denied", "expired")  # CIBA rows: one entry per ended flow
+
+
+def _is_flow_end(method: str, name: str) -> bool:
+    return method == "CIBA" and name.split(" ", 1)[0] in FLOW_ROWS
+
+
+def _is_notification(entry: StatsEntryLike) -> bool:
+    return entry.method == "CIBA" and entry.name.startswith("notification_latency")
+
+
+def _is_token_request(entry: StatsEntryLike) -> bool:
+    return entry.method != "CIBA" and (entry.name == "token" or entry.name.startswith("token "))
+
+
+def flow_errors_by_code(errors: Iterable[tuple[str, str, str, int]]) -> dict[str, int]:
+    """Failed flows per CIBA error code, from (method, name, error text, occurrences) of
+    Locust's error table. Only the flow-outcome rows count (time_to_tokens, denied, expired):
+    the HTTP row of the same failure would count it twice."""
+    from ._metrics import parse_failure
+
+    counts: dict[str, int] = {}
+    for method, name, text, occurrences in errors:
+        if not _is_flow_end(method, name):
+            continue
+        code = parse_failure(text) or (text.split(" ", 1)[0] if text else "other")
+        counts[code] = counts.get(code, 0) + int(occurrences)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def evaluate(
+    entries: Iterable[StatsEntryLike],
+    thresholds: Thresholds,
+    errors: dict[str, int] | None = None,
+) -> list[Verdict]:
     """One verdict per (row, threshold) that applies; a threshold that applies to no row
-    fails as well, so an empty run cannot pass a latency gate."""
+    fails as well, so an empty run cannot pass a latency gate. `errors` are the failed
+    flows per CIBA error code (`flow_errors_by_code`), for `max_error_ratio`."""
     rows = [e for e in entries if e.num_requests > 0 or e.num_failures > 0]
     verdicts: list[Verdict] = []
     if thresholds.max_fail_ratio is not None:
@@ -79,18 +127,39 @@ def evaluate(entries: Iterable[StatsEntryLike], thresholds: Thresholds) -> list[
                     ratio <= thresholds.max_fail_ratio,
                 )
             )
-    for limit, selector, label in (
-        (thresholds.p95_time_to_token_ms, _is_time_to_tokens, "time_to_tokens *"),
-        (thresholds.p95_backchannel_ms, _is_backchannel, "backchannel *"),
+    for limit, selector, label, percent in (
+        (thresholds.p95_time_to_token_ms, _is_time_to_tokens, "time_to_tokens *", 0.95),
+        (thresholds.p99_time_to_token_ms, _is_time_to_tokens, "time_to_tokens *", 0.99),
+        (thresholds.p95_notification_ms, _is_notification, "notification_latency *", 0.95),
+        (thresholds.p95_backchannel_ms, _is_backchannel, "backchannel *", 0.95),
     ):
         if limit is None:
             continue
+        measure = f"p{round(percent * 100)} ms"
         selected = [e for e in rows if selector(e) and e.num_requests > 0]
         if not selected:
-            verdicts.append(Verdict(f"(no {label} row)", "p95 ms", 0.0, limit, False))
+            verdicts.append(Verdict(f"(no {label} row)", measure, 0.0, limit, False))
         for entry in selected:
-            p95 = float(entry.get_response_time_percentile(0.95) or 0.0)
-            verdicts.append(Verdict(f"{entry.method} {entry.name}", "p95 ms", p95, limit, p95 <= limit))
+            value = float(entry.get_response_time_percentile(percent) or 0.0)
+            verdicts.append(Verdict(f"{entry.method} {entry.name}", measure, value, limit, value <= limit))
+    if thresholds.max_error_ratio is not None:
+        ended = sum(e.num_requests for e in rows if _is_flow_end(e.method, e.name))
+        for code, count in (errors or {}).items():
+            ratio = count / max(ended, 1)
+            verdicts.append(
+                Verdict(f"errors {code}", "flow share", ratio, thresholds.max_error_ratio,
+                        ratio <= thresholds.max_error_ratio)
+            )
+        if not ended:
+            verdicts.append(Verdict("(no ended flow)", "flow share", 0.0, thresholds.max_error_ratio, False))
+    if thresholds.max_slow_down_ratio is not None:
+        token_requests = sum(e.num_requests for e in rows if _is_token_request(e))
+        slow = sum(e.num_requests for e in rows if e.method != "CIBA" and e.name == "token slow_down")
+        ratio = slow / token_requests if token_requests else 0.0
+        verdicts.append(
+            Verdict("token slow_down", "per token request", ratio, thresholds.max_slow_down_ratio,
+                    token_requests > 0 and ratio <= thresholds.max_slow_down_ratio)
+        )
     if thresholds.min_flows is not None:
         flows = sum(
             e.num_requests - e.num_failures for e in rows if _is_time_to_tokens(e)
@@ -107,11 +176,15 @@ def format_verdicts(verdicts: list[Verdict]) -> str:
     return "\n".join([head, *(v.line() for v in verdicts)])
 
 
-def write_verdicts(path: Path, verdicts: list[Verdict], thresholds: Thresholds) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document = {
+def verdicts_document(verdicts: list[Verdict], thresholds: Thresholds) -> dict[str, Any]:
+    return {
         "thresholds": asdict(thresholds),
         "passed": all(v.passed for v in verdicts),
         "verdicts": [asdict(v) for v in verdicts],
     }
+
+
+def write_verdicts(path: Path, verdicts: list[Verdict], thresholds: Thresholds) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = verdicts_document(verdicts, thresholds)
     path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")

@@ -7,26 +7,40 @@ it only in a Locust process (the locustfile), never in pytest or the wrapper.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
+import math
 import random
+import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gevent
+import gevent.event
 from gevent.lock import BoundedSemaphore
-from locust import FastHttpUser, events
+from locust import FastHttpUser, LoadTestShape, events
 from locust.exception import StopUser
-from locust.runners import MasterRunner, WorkerRunner
+from locust.rpc import Message
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from .._errors import CibaHarnessError, ConfigError
+from ._capacity import CapacityPlan, CapacitySearch, StatsSnapshot, StatsWindow, judge_step
 from ._context import LoadContext, tls_factory
 from ._embedded import EmbeddedProvider
 from ._flows import FlowRunner
 from ._metrics import AuthReqIdTracker, CibaError, EventSink
 from ._profiles import PROFILES, FlowProfile, parse_mix
 from ._settings import MIX_PRESETS, LoadSettings, add_arguments
-from ._slo import SLO_EXIT_CODE, evaluate, format_verdicts, write_verdicts
+from ._slo import (
+    SLO_EXIT_CODE,
+    evaluate,
+    flow_errors_by_code,
+    format_verdicts,
+    verdicts_document,
+    write_verdicts,
+)
 from ._transport import LocustTransport
 
 __all__ = [
@@ -34,14 +48,35 @@ __all__ = [
     "CibaFlowUser",
     "CibaStormUser",
     "CibaPollingUser",
+    "CapacityShape",
     "install",
     "current_context",
 ]
 
 log = logging.getLogger("ciba_harness.load")
 
-_state: dict[str, Any] = {"context": None, "provider": None, "master_tracker": None, "classes": None}
+_state: dict[str, Any] = {
+    "context": None, "provider": None, "master_tracker": None, "classes": None,
+    "pending_rate": None, "cpu_start": None, "worker_cpu": {}, "shape": None, "finalised": False,
+}
 IDS_KEY = "ciba_auth_req_ids"
+CPU_KEY = "ciba_generator_cpu"  # a worker's (CPU seconds, wall seconds) since its test start
+RATE_MESSAGE = "ciba_capacity_rate"
+GENERATOR_CPU_LIMIT = 0.85  # share of one core above which the generator is the limit
+FINAL_REPORT_WAIT = 10.0  # seconds the master waits for the workers' last stats
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _own_cpu() -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of this process since its test start."""
+    start = _state["cpu_start"]
+    if start is None:
+        return 0.0, 0.0
+    return cpu_seconds() - start[0], time.monotonic() - start[1]
 
 
 _setup_lock = BoundedSemaphore()
@@ -75,6 +110,7 @@ def _ensure_context(environment: Any, *, from_user: bool = False) -> LoadContext
                 processes=processes,
                 distributed=isinstance(runner, WorkerRunner),
                 sleep=gevent.sleep,
+                event_factory=gevent.event.Event,
             )
         except Exception as exc:  # any setup error ends the run with exit code 2, not a user crash
             if not isinstance(exc, CibaHarnessError):
@@ -83,6 +119,7 @@ def _ensure_context(environment: Any, *, from_user: bool = False) -> LoadContext
             _fail_setup(environment, exc)
             return None
         _state["context"] = context
+        _apply_pending_rate(environment)
         CibaUser.host = context.config.issuer
         CibaUser.network_timeout = context.config.budgets.request_timeout
         CibaUser.connection_timeout = context.config.budgets.request_timeout
@@ -212,16 +249,112 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         sys.stderr.write(f"ciba-harness load: {exc}\n")
         raise SystemExit(2) from None
     if isinstance(runner, WorkerRunner):
+        runner.register_message(RATE_MESSAGE, _on_rate_message)
         return
+    _cap_run_time(environment, settings)
+    if settings.csv_prefix:  # a stale final document must not describe this run's CSV files
+        Path(f"{settings.csv_prefix}_final.json").unlink(missing_ok=True)
     try:
-        _apply_mix(environment, settings.mix)
+        _apply_mix(environment, _effective_mix(settings))
     except ConfigError as exc:
         sys.stderr.write(f"ciba-harness load: {exc}\n")
         raise SystemExit(2) from None
     if isinstance(runner, MasterRunner):
         _state["master_tracker"] = AuthReqIdTracker()
+        _patient_quit(runner)
+    if settings.capacity is not None and runner is not None:
+        shape = CapacityShape()
+        shape.runner = runner
+        environment.shape_class = shape
+        _state["shape"] = shape
     if settings.issuer is None:
         _maybe_start_provider(environment, settings)
+
+
+def run_budget(environment: Any, settings: LoadSettings) -> float | None:
+    """--ciba-run-timeout, else the profile's `[budgets] run_timeout` (seconds)."""
+    given = getattr(environment.parsed_options, "ciba_run_timeout", None)
+    if given not in (None, ""):
+        return float(given)
+    from .._config import load_config
+
+    try:
+        budget = getattr(load_config(settings.config_path).budgets, "run_timeout", None)
+    except ConfigError:
+        return None
+    return float(budget) if budget else None
+
+
+def _cap_run_time(environment: Any, settings: LoadSettings) -> None:
+    """A load run never outlives its run budget: Locust's -t is capped at it."""
+    options = environment.parsed_options
+    budget = run_budget(environment, settings)
+    if budget is None or not getattr(options, "headless", False):
+        return
+    run_time = getattr(options, "run_time", None)
+    if not run_time or float(run_time) > budget:
+        if run_time:
+            log.warning("-t %ss exceeds the run budget (%gs, [budgets] run_timeout or "
+                        "--ciba-run-timeout): the run stops at %gs", run_time, budget, budget)
+        options.run_time = max(1, int(budget))
+
+
+def _effective_mix(settings: LoadSettings) -> str:
+    """The capacity search runs whole flows: the default mix becomes `flows` (the storm and
+    polling users are stressors with no arrival rate)."""
+    if settings.capacity is not None and settings.mix.strip().lower() == "mixed":
+        return "flows"
+    return settings.mix
+
+
+def _patient_quit(runner: Any) -> None:
+    """Make the master wait for every worker's last stats before it stops listening.
+
+    Locust's MasterRunner.quit sends `quit` and waits a fixed 0.5 s; on a loaded machine the
+    workers' final reports (each worker sends one, then its `quit`) come later and are lost,
+    so the master's totals, the SLO gate and the report would miss the last requests. Here
+    it waits until every worker has said `quit` (its final report came before), at most
+    FINAL_REPORT_WAIT seconds."""
+    original = runner.quit
+
+    def quit_after_final_reports() -> None:
+        if not _state.get("quit_sent"):
+            _state["quit_sent"] = True
+            runner.stop(send_stop_to_client=False)
+            for client in list(runner.clients.all):
+                runner.server.send_to_client(Message("quit", None, client.id))  # type: ignore[no-untyped-call]
+            deadline = time.monotonic() + FINAL_REPORT_WAIT
+            while len(list(runner.clients.all)) and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+        original()
+
+    runner.quit = quit_after_final_reports
+
+
+def _apply_pending_rate(environment: Any) -> None:
+    context = _state["context"]
+    rate = _state["pending_rate"]
+    if not isinstance(context, LoadContext) or rate is None or context.scheduler is None:
+        return
+    processes = 1
+    if isinstance(environment.runner, WorkerRunner):
+        processes = int(getattr(environment.parsed_options, "expect_workers", 1) or 1)
+    context.scheduler.retarget(float(rate) / max(1, processes))
+
+
+def set_arrival_rate(environment: Any, rate: float) -> None:
+    """The open model's total rate, from now on: here, or on every worker (capacity search)."""
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        runner.send_message(RATE_MESSAGE, {"rate": rate})
+        return
+    _state["pending_rate"] = rate
+    _apply_pending_rate(environment)
+
+
+def _on_rate_message(environment: Any, msg: Any, **_: Any) -> None:
+    _state["pending_rate"] = float(msg.data["rate"])
+    _apply_pending_rate(environment)
 
 
 def _apply_mix(environment: Any, mix: str) -> None:
@@ -274,19 +407,23 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     try:
         settings = _settings(environment)
         if not isinstance(runner, WorkerRunner):
-            _apply_mix(environment, settings.mix)  # options may have changed in the web UI
+            _apply_mix(environment, _effective_mix(settings))  # options may change in the web UI
     except ConfigError as exc:
         _fail_setup(environment, exc)
         return
     if isinstance(runner, MasterRunner):
         return
+    if _state["cpu_start"] is None:
+        _state["cpu_start"] = (cpu_seconds(), time.monotonic())
     processes = 1
     if isinstance(runner, WorkerRunner):
         processes = int(getattr(environment.parsed_options, "expect_workers", 1) or 1)
     existing = _state["context"]
     if isinstance(existing, LoadContext):  # a restart from the web UI: keep the receiver
         try:
-            existing.apply(settings, processes=processes, sleep=gevent.sleep)
+            existing.apply(settings, processes=processes, sleep=gevent.sleep,
+                           event_factory=gevent.event.Event)
+            _apply_pending_rate(environment)
         except CibaHarnessError as exc:
             _fail_setup(environment, exc)
         return
@@ -308,9 +445,13 @@ def _on_report_to_master(client_id: str, data: dict[str, Any], **_: Any) -> None
     context = _state["context"]
     if isinstance(context, LoadContext):
         data[IDS_KEY] = context.tracker.drain()
+    data[CPU_KEY] = list(_own_cpu())
 
 
 def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    cpu = data.get(CPU_KEY)
+    if isinstance(cpu, list) and len(cpu) == 2:
+        _state["worker_cpu"][client_id] = (float(cpu[0]), float(cpu[1]))
     tracker = _state["master_tracker"]
     digests = data.get(IDS_KEY)
     if not isinstance(tracker, AuthReqIdTracker) or not digests:
@@ -323,6 +464,9 @@ def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
 
 
 def _on_quitting(environment: Any, **_: Any) -> None:
+    runner = environment.runner
+    if not isinstance(runner, WorkerRunner) and environment.parsed_options is not None:
+        _stop_before_counting(runner)
     context = _state["context"]
     if isinstance(context, LoadContext):
         context.stop()
@@ -330,28 +474,264 @@ def _on_quitting(environment: Any, **_: Any) -> None:
     if isinstance(provider, EmbeddedProvider):
         provider.stop()
         _state["provider"] = None
-    if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
+    if isinstance(runner, WorkerRunner) or environment.parsed_options is None:
         return
-    _slo_gate(environment)
-
-
-def _slo_gate(environment: Any) -> None:
+    if _state["finalised"]:
+        return
+    _state["finalised"] = True
     try:
         settings = _settings(environment)
     except ConfigError:
         return
+    if environment.process_exit_code == 2 or _state.get("failed"):
+        return  # a failed setup: no verdicts, no final document (the last report stays)
+    capacity = _capacity_result(environment, settings)
+    slo = None if capacity is not None else _slo_gate(environment, settings)
+    _write_final(environment, settings, slo=slo, capacity=capacity)
+
+
+def _stop_before_counting(runner: Any) -> None:
+    """Stop the users before the gate counts: Locust fires `quitting` before it stops a
+    still-running test (SIGTERM, Ctrl-C), and flows ending meanwhile would be missed."""
+    if runner is None or runner.state not in (STATE_RUNNING, STATE_SPAWNING):
+        return
+    try:
+        if isinstance(runner, MasterRunner):
+            runner.quit()  # the patient quit: waits for the workers' final reports
+        else:
+            runner.stop()
+    except Exception:  # stopping is best effort; the figures are then what was counted
+        log.exception("stopping the users before the final count failed")
+
+
+def _stats_errors(environment: Any) -> list[tuple[str, str, str, int]]:
+    out = []
+    for error in environment.runner.stats.errors.values():
+        raw = error.error
+        text = repr(raw) if isinstance(raw, BaseException) else str(raw)
+        out.append((str(error.method), str(error.name), text, int(error.occurrences)))
+    return out
+
+
+def _slo_gate(environment: Any, settings: LoadSettings) -> dict[str, Any] | None:
     thresholds = settings.thresholds
     if not thresholds.any:
-        return
+        return None
     entries = list(environment.runner.stats.entries.values())
-    verdicts = evaluate(entries, thresholds)
+    verdicts = evaluate(entries, thresholds, flow_errors_by_code(_stats_errors(environment)))
     report = format_verdicts(verdicts)
     sys.stderr.write(report + "\n")
     if settings.slo_file is not None:
         write_verdicts(settings.slo_file, verdicts, thresholds)
-    if environment.process_exit_code not in (None, 0):
-        return  # a setup error already decided
-    environment.process_exit_code = 0 if all(v.passed for v in verdicts) else SLO_EXIT_CODE
+    if environment.process_exit_code in (None, 0):
+        environment.process_exit_code = 0 if all(v.passed for v in verdicts) else SLO_EXIT_CODE
+    return verdicts_document(verdicts, thresholds)
+
+
+def generator_figures(environment: Any, flows: int) -> dict[str, Any]:
+    """The load generator's own CPU: per process, in total, per ended flow, and whether it
+    (not the provider) was the limit."""
+    if isinstance(environment.runner, MasterRunner):
+        processes = {client: cpu for client, cpu in _state["worker_cpu"].items()}
+    else:
+        processes = {"local": _own_cpu()}
+    rows = []
+    for name, (cpu, wall) in sorted(processes.items()):
+        rows.append({"process": name, "cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
+                     "cpu_share": round(cpu / wall, 4) if wall > 0 else None})
+    total = sum(cpu for cpu, _ in processes.values())
+    shares = [r["cpu_share"] for r in rows if r["cpu_share"] is not None]
+    peak = max(shares) if shares else None
+    limited = peak is not None and peak >= GENERATOR_CPU_LIMIT
+    return {
+        "processes": rows,
+        "cpu_s": round(total, 3),
+        "flows": flows,
+        "cpu_ms_per_flow": round(1000 * total / flows, 4) if flows else None,
+        "flows_per_cpu_s": round(flows / total, 3) if total > 0 and flows else None,
+        "peak_cpu_share": peak,
+        "cpu_limit": GENERATOR_CPU_LIMIT,
+        "generator_limited": limited,
+        "warning": (
+            f"a load process used {100 * peak:.0f} % of a core: the generator, not the provider, "
+            "may be the limit of this run (add --processes or machines)"
+        ) if limited and peak is not None else None,
+    }
+
+
+def _final_rows(environment: Any) -> list[dict[str, Any]]:
+    rows = []
+    stats = environment.runner.stats
+    for entry in [*stats.entries.values(), stats.total]:
+        if entry.num_requests == 0 and entry.num_failures == 0:
+            continue
+        rows.append({
+            "type": "" if entry is stats.total else str(entry.method),
+            "name": "Aggregated" if entry is stats.total else str(entry.name),
+            "count": int(entry.num_requests),
+            "failures": int(entry.num_failures),
+            "average": entry.avg_response_time if entry.num_requests else None,
+            "max": entry.max_response_time if entry.num_requests else None,
+            "rps": entry.total_rps,
+            "p50": entry.get_response_time_percentile(0.5) if entry.num_requests else None,
+            "p95": entry.get_response_time_percentile(0.95) if entry.num_requests else None,
+            "p99": entry.get_response_time_percentile(0.99) if entry.num_requests else None,
+        })
+    return rows
+
+
+def _write_final(environment: Any, settings: LoadSettings, *, slo: dict[str, Any] | None,
+                 capacity: dict[str, Any] | None) -> None:
+    """`<csv prefix>_final.json`: Locust's final figures (after the last request), the SLO
+    verdicts, the capacity search and the generator's CPU, for the CIBA load report."""
+    stats = environment.runner.stats
+    flows = sum(
+        e.num_requests for e in stats.entries.values()
+        if e.method == "CIBA" and e.name.split(" ", 1)[0] in ("time_to_tokens", "denied", "expired")
+    )
+    generator = generator_figures(environment, flows)
+    if generator["warning"]:
+        log.warning("ciba-harness load: %s", generator["warning"])
+    if settings.csv_prefix is None:
+        return
+    document = {
+        "format": "ciba-harness-load-final/1",
+        "stats": _final_rows(environment),
+        "errors": [
+            {"Method": method, "Name": name, "Error": text, "Occurrences": count}
+            for method, name, text, count in _stats_errors(environment)
+        ],
+        "slo": slo,
+        "capacity": capacity,
+        "generator": generator,
+        "workload": {
+            "model": "open" if (settings.arrival_rate > 0 or capacity is not None) else "closed",
+            "arrival_rate": settings.arrival_rate or None,
+            "mix": _effective_mix(settings),
+            "approval_delay": str(settings.approval_delay),
+            "deny_share": settings.deny_share,
+            "expire_share": settings.expire_share,
+        },
+    }
+    path = Path(f"{settings.csv_prefix}_final.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def _capacity_result(environment: Any, settings: LoadSettings) -> dict[str, Any] | None:
+    shape = _state["shape"]
+    if settings.capacity is None or not isinstance(shape, CapacityShape):
+        return None
+    result = shape.result()
+    sys.stderr.write(f"ciba-harness load: capacity search: {result['verdict']} "
+                     f"({len(result['steps'])} steps, {result['elapsed_s']:.0f} s; "
+                     f"stop: {result['stop_reason']})\n")
+    for step in result["steps"]:
+        sys.stderr.write(
+            f"  step {step['index']:2} {step['phase']:8} {step['rate']:9.4g} flows/s  "
+            f"p95 {step['p95_ms'] or 0:8.0f} ms  errors {100 * step['error_ratio']:5.1f} %  "
+            f"cpu {100 * (step['generator_cpu'] or 0):4.0f} %  "
+            f"{'pass' if step['passed'] else 'FAIL'}"
+            f"{'  (generator limit)' if step['generator_limited'] else ''}\n"
+        )
+    if environment.process_exit_code in (None, 0):
+        environment.process_exit_code = 0 if result["capacity_flows_per_s"] is not None else SLO_EXIT_CODE
+    return result
+
+
+class CapacityShape(LoadTestShape):
+    """The capacity search as a LoadTestShape (installed by --ciba-find-capacity; works
+    with `locust -f load/locustfile.py`, local or --master with workers).
+
+    Each step sets the open model's arrival rate (sent to the workers), sizes the user pool
+    for it, lets the flows in flight settle, then judges the step's window by the SLO gate.
+    """
+
+    use_common_options = True
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.search: CapacitySearch | None = None
+        self.plan: CapacityPlan | None = None
+        self.step_index = 0
+        self.step_rate = 0.0
+        self.step_phase = "climb"
+        self.step_started = 0.0
+        self.window_start: StatsSnapshot | None = None
+        self.users = 0
+        self.flow_seconds = 2.0
+        self.done = False
+
+    def _settings(self) -> LoadSettings:
+        assert self.runner is not None
+        return _settings(self.runner.environment)
+
+    def _snapshot(self) -> StatsSnapshot:
+        assert self.runner is not None
+        if isinstance(self.runner, MasterRunner):
+            cpu = dict(_state["worker_cpu"])
+        else:
+            cpu = {"local": _own_cpu()}
+        stats = self.runner.stats
+        return StatsSnapshot.take(time.monotonic(), list(stats.entries.values()),
+                                  list(stats.errors.values()), cpu)
+
+    def _start_step(self, rate: float, phase: str, now: float) -> None:
+        assert self.plan is not None and self.runner is not None
+        self.step_index += 1
+        self.step_rate, self.step_phase, self.step_started = rate, phase, now
+        self.window_start = None
+        wanted = math.ceil(rate * self.flow_seconds * 1.5) + 2
+        self.users = max(self.users, min(self.plan.max_users, max(self.plan.min_users, wanted)))
+        set_arrival_rate(self.runner.environment, rate)
+        log.info("capacity search: step %d (%s) at %g flows/s, %d users", self.step_index,
+                 phase, rate, self.users)
+
+    def tick(self) -> tuple[int, float] | None:
+        if self.done:
+            return None
+        now = float(self.get_run_time())  # type: ignore[no-untyped-call]
+        if self.search is None:
+            settings = self._settings()
+            assert settings.capacity is not None
+            self.plan = settings.capacity
+            self.search = CapacitySearch(self.plan)
+            self.flow_seconds = max(1.0, settings.approval_delay.mean + 1.5)
+            first = self.search.next_step(now)
+            assert first is not None
+            self._start_step(*first, now)
+        assert self.plan is not None
+        if self.window_start is None and now >= self.step_started + self.plan.settle_seconds:
+            self.window_start = self._snapshot()
+        if now >= self.step_started + self.plan.step_seconds and self.window_start is not None:
+            window = StatsWindow(self.window_start, self._snapshot())
+            step, _ = judge_step(
+                window, self._settings().thresholds, index=self.step_index, phase=self.step_phase,
+                rate=self.step_rate, users=self.users, started_at=self.step_started,
+                max_generator_cpu=self.plan.max_generator_cpu,
+                users_exhausted=self.users >= self.plan.max_users,
+            )
+            self.search.record(step)
+            if step.p95_ms:
+                self.flow_seconds = max(self.flow_seconds, step.p95_ms / 1000.0)
+            following = self.search.next_step(now)
+            if following is None:
+                self.done = True
+                return None
+            self._start_step(*following, now)
+        return self.users, float(max(20, self.users))
+
+    def result(self) -> dict[str, Any]:
+        assert self.runner is not None
+        settings = self._settings()
+        search = self.search or CapacitySearch(settings.capacity or CapacityPlan())
+        processes = len(list(self.runner.clients.all)) if isinstance(self.runner, MasterRunner) else 1
+        if search.stop_reason is None:
+            search.stop_reason = "stopped"
+        return search.result(settings.thresholds, elapsed=float(self.get_run_time()),  # type: ignore[no-untyped-call]
+                             mix=_effective_mix(settings), processes=max(1, processes))
 
 
 def install(event_hooks: Any = events) -> None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._load import LoadData, StatsRow
 
 __all__ = [
+    "capacity",
     "errors",
     "events_scatter",
     "metric_over_time",
@@ -290,3 +291,50 @@ def _sum_series(data: LoadData, keys: list[str]) -> dict[float, float]:
         for point in data.history.get(key, []):
             out[point.timestamp] = out.get(point.timestamp, 0.0) + point.rps
     return out
+
+
+def capacity(result: dict[str, Any]) -> str:
+    """Offered rate against p95 / p99 time to tokens (left) and the flow error share (right),
+    one point per step (hollow when the step failed), the knee marked."""
+    steps = sorted(
+        (s for s in result.get("steps") or [] if isinstance(s, dict) and s.get("rate")),
+        key=lambda s: float(s["rate"]),
+    )
+    if not steps:
+        return _no_data("the capacity search (no step was judged)")
+    rates = [float(s["rate"]) for s in steps]
+    with _figure(height=3.6) as fig:
+        ax = fig.add_subplot()
+        for key, color, label in (("p95_ms", "#0969da", "p95 time to tokens"),
+                                  ("p99_ms", "#0a3069", "p99 time to tokens")):
+            values = [float(s[key]) if s.get(key) is not None else float("nan") for s in steps]
+            ax.plot(rates, values, color=color, lw=1.4, label=label)
+            ax.scatter(
+                rates, values, s=28, zorder=3, color=color,
+                facecolors=[color if s.get("passed") else "white" for s in steps],
+            )
+        ax.set_xlabel("offered flows/s")
+        ax.set_ylabel("ms")
+        ax.set_ylim(bottom=0)
+        errors_axis = ax.twinx()
+        errors_axis.plot(rates, [100 * float(s.get("error_ratio") or 0) for s in steps],
+                         color=FAIL, lw=1.2, ls="--", label="failed flows %")
+        errors_axis.set_ylabel("failed flows %", color=FAIL)
+        errors_axis.set_ylim(bottom=0)
+        errors_axis.grid(False)
+        errors_axis.spines["right"].set_visible(True)
+        knee = result.get("knee_flows_per_s")
+        capacity_rate = result.get("capacity_flows_per_s")
+        if isinstance(capacity_rate, int | float):
+            ax.axvline(float(capacity_rate), color="#1a7f37", lw=1.2,
+                       label=f"capacity {capacity_rate:g}/s")
+        if isinstance(knee, int | float):
+            ax.axvline(float(knee), color=FAIL, lw=1.2, ls=":", label=f"knee {knee:g}/s")
+        limited = [float(s["rate"]) for s in steps if s.get("generator_limited")]
+        if limited:
+            ax.axvline(limited[0], color="#bf8700", lw=1.2, ls="-.", label="generator limit")
+        ax.set_title("Capacity search: rate against latency and errors")
+        lines = ax.get_legend_handles_labels()
+        more = errors_axis.get_legend_handles_labels()
+        fig.legend(lines[0] + more[0], lines[1] + more[1], loc="outside lower center", ncols=3)
+        return _embed(fig, "capacity search: offered rate against latency and errors")

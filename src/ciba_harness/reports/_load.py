@@ -5,7 +5,12 @@ Inputs (Locust 2.x, `--csv PREFIX [--csv-full-history]`):
 * `PREFIX_stats.csv`: one row per request type and name, plus `Aggregated` (required);
 * `PREFIX_stats_history.csv`: one row per second for `Aggregated`, and with
   `--csv-full-history` for every name too (optional: no over-time charts without it);
-* `PREFIX_failures.csv`: `Method,Name,Error,Occurrences,...` (optional).
+* `PREFIX_failures.csv`: `Method,Name,Error,Occurrences,...` (optional);
+* `PREFIX_final.json` (written by the harness's load users when Locust quits, after the last
+  request was counted): Locust's final figures per row and its error table, the SLO
+  verdicts, the capacity search and the generator's CPU. When present its counts replace
+  the CSV's: Locust rewrites `_stats.csv` once a second, so the CSV misses the last second
+  (and, distributed, the workers' last reports).
 
 The harness's load users report CIBA figures as custom request events of type `CIBA`:
 `time_to_tokens <mode>`, `notification_latency <mode>` and `slow_down`. Failures carry the
@@ -54,7 +59,7 @@ _HTTP_STATUS = re.compile(
     r"\b(?:HTTP|status)\D{0,3}([1-5]\d\d)\b|\b([45]\d\d) (?:Client|Server) Error"
 )
 _CIBA_ERROR = re.compile(r"""CibaError\(\s*['"]([A-Za-z0-9_.-]{1,64})['"]""")
-_CIBA_METRIC = re.compile(r"^(time_to_tokens|notification_latency)(?:\W+(\w+))?")
+_CIBA_METRIC = re.compile(r"^(time_to_tokens|notification_latency)(?: (.+))?$")
 
 
 def error_code_of(text: str) -> str:
@@ -105,17 +110,19 @@ class LoadData:
     history: dict[str, list[HistoryPoint]] = field(default_factory=dict)  # by row key
     failures: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    final: dict[str, Any] | None = None  # PREFIX_final.json, when the run wrote one
 
     @property
     def aggregated(self) -> StatsRow | None:
         return next((r for r in self.stats if r.name == "Aggregated" and not r.type), None)
 
     def metric(self, metric: str) -> dict[str, StatsRow]:
-        """CIBA rows of one metric by mode (`all` when the name has no mode)."""
+        """CIBA rows of one metric keyed by the rest of their name (`ping`, `ping pos`;
+        `all` when the name has nothing more): every row keeps its own figures."""
         out: dict[str, StatsRow] = {}
         for row in self.stats:
             match = _CIBA_METRIC.match(row.name)
-            if match and match.group(1) == metric:
+            if match and match.group(1) == metric and row.type in ("CIBA", ""):
                 out[match.group(2) or "all"] = row
         return dict(sorted(out.items(), key=lambda kv: _mode_order(kv[0])))
 
@@ -154,7 +161,8 @@ class LoadData:
 
 
 def _mode_order(mode: str) -> tuple[int, str]:
-    return (MODES.index(mode) if mode in MODES else len(MODES), mode)
+    first = mode.split(" ", 1)[0]
+    return (MODES.index(first) if first in MODES else len(MODES), mode)
 
 
 def read_load_data(
@@ -184,7 +192,36 @@ def read_load_data(
     failures_path = Path(f"{prefix}_failures.csv")
     if failures_path.exists():
         data.failures = list(_read_csv(failures_path))
+    final = _read_final(prefix)
+    if final is not None:
+        data.final = final
+        data.stats = [_final_row(r) for r in final.get("stats") or [] if isinstance(r, dict)]
+        data.failures = [f for f in final.get("errors") or [] if isinstance(f, dict)]
     return data
+
+
+def _read_final(prefix: Path) -> dict[str, Any] | None:
+    path = Path(f"{prefix}_final.json")
+    if not path.exists():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) and isinstance(document.get("stats"), list) else None
+
+
+def _final_row(row: dict[str, Any]) -> StatsRow:
+    return StatsRow(
+        type=str(row.get("type") or "").strip(),
+        name=scrub(str(row.get("name") or "").strip()),
+        count=_int(row.get("count")),
+        failures=_int(row.get("failures")),
+        rps=_float(row.get("rps")) or 0.0,
+        average=_float(row.get("average")),
+        max=_float(row.get("max")),
+        percentiles={k: _float(row.get(k)) for k in PERCENTILES},
+    )
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -294,7 +331,20 @@ def summarize(data: LoadData) -> dict[str, Any]:
     if data.events:
         summary["events"] = event_stats(data.events)
         summary["ciba"]["event_errors"] = dict(data.event_error_counts().most_common())
+    final = data.final or {}
+    summary["counts_from"] = "locust final stats" if data.final else "stats csv"
+    summary["slo"] = final.get("slo") if data.final else _read_json(Path(f"{data.prefix}_slo.json"))
+    summary["capacity"] = final.get("capacity")
+    summary["generator"] = final.get("generator")
+    summary["workload"] = final.get("workload")
     return summary
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    except (OSError, ValueError):
+        return None
 
 
 def load_summary(
@@ -329,16 +379,26 @@ def render_load_report(data: LoadData, summary: dict[str, Any]) -> str:
     total = aggregated.count if aggregated else sum(r.count for r in data.stats)
     failed = aggregated.failures if aggregated else sum(r.failures for r in data.stats)
     peak = data.peak_users()
+    workload = summary.get("workload") or {}
+    if workload.get("model") == "open":
+        model = (
+            "open: capacity search, arrival rate stepped"
+            if summary.get("capacity")
+            else f"open: {workload.get('arrival_rate')} flow starts/s"
+        )
+    else:
+        model = f"closed: {peak} Locust users at peak" if peak else "closed (Locust users)"
+    generator = summary.get("generator") or {}
     meta = [
         ("Started", fmt_time(summary["started_at"])),
         ("Duration", f"{summary['duration_s']:.0f} s" if summary["duration_s"] else "unknown"),
-        (
-            "Workload model",
-            f"closed: {peak} Locust users at peak" if peak else "closed (Locust users)",
-        ),
+        ("Workload model", model),
         ("Requests", f"{total:,}"),
         ("Failures", f"{failed:,} ({100 * failed / total:.2f} %)" if total else "0"),
+        ("Counts from", summary.get("counts_from", "stats csv")),
     ]
+    if generator.get("cpu_ms_per_flow") is not None:
+        meta.append(("Generator CPU per flow", f"{generator['cpu_ms_per_flow']:.2f} ms"))
     items = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in meta)
     full_history = any(k != "Aggregated" for k in data.history)
     history_note = (
@@ -347,6 +407,15 @@ def render_load_report(data: LoadData, summary: dict[str, Any]) -> str:
         else '<p class="banner warn">No per-request history (run Locust with '
         "<code>--csv-full-history</code>): charts over time show the aggregate only.</p>"
     )
+    if generator.get("warning"):
+        history_note += f'<p class="banner warn">{esc(generator["warning"])}</p>'
+    slo = summary.get("slo")
+    if isinstance(slo, dict) and "passed" in slo:
+        kind = "ok" if slo["passed"] else "warn"
+        history_note += (
+            f'<p class="banner {kind}">SLO gate: '
+            f"{'every threshold held' if slo['passed'] else 'broken'}</p>"
+        )
     body = [
         '<header class="top"><h1>CIBA load report</h1>'
         f'<div class="sub">Locust run {esc(data.prefix.name)}</div><dl class="meta">{items}</dl>'
@@ -354,7 +423,9 @@ def render_load_report(data: LoadData, summary: dict[str, Any]) -> str:
         '<nav class="toc"><a href="#throughput">Throughput</a><a href="#time-to-tokens">'
         'Time to tokens</a><a href="#notification">Notification latency</a><a href="#errors">'
         'Errors</a><a href="#slow-down">slow_down</a><a href="#requests">All requests</a>'
+        '<a href="#slo">SLO</a><a href="#capacity">Capacity</a><a href="#generator">Generator</a>'
         "</nav></header>",
+        *_capacity_section(summary),
         _section(
             "throughput",
             "Throughput over time",
@@ -395,6 +466,8 @@ def render_load_report(data: LoadData, summary: dict[str, Any]) -> str:
             _slow_down_text(summary),
         ),
         _section("requests", "All requests", "", "", _requests_table(data)),
+        _section("slo", "SLO verdicts", "", "", _slo_table(summary.get("slo"))),
+        _section("generator", "Load generator", "", _GENERATOR_CAPTION, _generator_table(generator)),
     ]
     if data.events:
         body.append(_section("events", "CIBA flow events (exact)", "", "", _events_table(summary)))
@@ -404,6 +477,98 @@ def render_load_report(data: LoadData, summary: dict[str, Any]) -> str:
         "p99 can exceed the maximum; flow events, when given, are exact.</footer>"
     )
     return page(f"CIBA load report: {data.prefix.name}", body)
+
+
+_GENERATOR_CAPTION = (
+    "CPU the load processes spent, per process and per ended flow. A process near a full "
+    "core limits the run itself: the figures then describe the generator, not the provider."
+)
+
+
+def _slo_table(slo: Any) -> str:
+    if not isinstance(slo, dict) or not slo.get("verdicts"):
+        return "<p>No SLO threshold was configured for this run.</p>"
+    body = "".join(
+        f"<tr><td>{'ok' if v.get('passed') else '<strong>FAIL</strong>'}</td>"
+        f"<td>{esc(v.get('row', ''))}</td><td>{esc(v.get('measure', ''))}</td>"
+        f"<td class=num>{_num(v.get('value'))}</td><td class=num>{_num(v.get('limit'))}</td></tr>"
+        for v in slo["verdicts"]
+        if isinstance(v, dict)
+    )
+    return (
+        "<table><thead><tr><th>Verdict</th><th>Row</th><th>Measure</th>"
+        f'<th class="num">Value</th><th class="num">Limit</th></tr></thead><tbody>{body}</tbody></table>'
+    )
+
+
+def _num(value: Any) -> str:
+    number = _float(value)
+    if number is None:
+        return ""
+    return f"{number:,.0f}" if abs(number) >= 100 else f"{number:.4g}"
+
+
+def _generator_table(generator: dict[str, Any]) -> str:
+    rows = generator.get("processes") or []
+    if not rows:
+        return "<p>No generator figures (the run did not write its final document).</p>"
+    body = "".join(
+        f"<tr><td>{esc(r.get('process'))}</td><td class=num>{_num(r.get('cpu_s'))}</td>"
+        f"<td class=num>{_num(r.get('wall_s'))}</td>"
+        f"<td class=num>{_num(100 * (r.get('cpu_share') or 0))} %</td></tr>"
+        for r in rows
+        if isinstance(r, dict)
+    )
+    per_flow = generator.get("cpu_ms_per_flow")
+    text = (
+        f"<p>{generator.get('flows', 0):,} flows ended; {_num(per_flow)} ms of generator CPU per "
+        f"flow ({_num(generator.get('flows_per_cpu_s'))} flows per generator CPU-second).</p>"
+        if per_flow is not None
+        else ""
+    )
+    return (
+        f"{text}<table><thead><tr><th>Process</th><th class=num>CPU s</th><th class=num>Wall s</th>"
+        f"<th class=num>CPU share of a core</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _capacity_section(summary: dict[str, Any]) -> list[str]:
+    from . import _charts
+
+    capacity = summary.get("capacity")
+    if not isinstance(capacity, dict):
+        return []
+    steps = [s for s in capacity.get("steps") or [] if isinstance(s, dict)]
+    kind = "warn" if capacity.get("limited_by") == "generator" else "ok"
+    head = "".join(
+        f"<th{' class=num' if i > 1 else ''}>{h}</th>"
+        for i, h in enumerate(
+            ("#", "Phase", "Offered flows/s", "Achieved flows/s", "Users", "p95 ms", "p99 ms",
+             "Notification p95 ms", "Errors %", "slow_down %", "Generator CPU %", "Verdict")
+        )
+    )
+    body = "".join(
+        f"<tr><td>{s.get('index')}</td><td>{esc(s.get('phase'))}</td>"
+        f"<td class=num>{_num(s.get('rate'))}</td><td class=num>{_num(s.get('achieved_rate'))}</td>"
+        f"<td class=num>{_num(s.get('users'))}</td><td class=num>{_num(s.get('p95_ms'))}</td>"
+        f"<td class=num>{_num(s.get('p99_ms'))}</td>"
+        f"<td class=num>{_num(s.get('notification_p95_ms'))}</td>"
+        f"<td class=num>{_num(100 * (s.get('error_ratio') or 0))}</td>"
+        f"<td class=num>{_num(None if s.get('slow_down_ratio') is None else 100 * s['slow_down_ratio'])}</td>"
+        f"<td class=num>{_num(None if s.get('generator_cpu') is None else 100 * s['generator_cpu'])}</td>"
+        f"<td>{'generator limit' if s.get('generator_limited') else ('pass' if s.get('passed') else 'FAIL')}"
+        f"{''.join('<br><small>' + esc(b) + '</small>' for b in (s.get('broken') or [])[:3])}</td></tr>"
+        for s in steps
+    )
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    banner = f'<p class="banner {kind}">{esc(capacity.get("verdict", ""))}</p>'
+    caption = (
+        f"Stopped: {capacity.get('stop_reason_text', '')} ({len(steps)} steps in "
+        f"{_num(capacity.get('elapsed_s'))} s, mix {capacity.get('mix')}). Each step holds an "
+        "open arrival rate of whole flows; its first seconds are left out, the rest is judged "
+        "by the SLO gate."
+    )
+    return [_section("capacity", "Capacity", banner + _charts.capacity(capacity), caption, table)]
 
 
 def _section(sid: str, title: str, chart: str, caption: str, extra: str = "") -> str:
