@@ -40,7 +40,7 @@ def ping_client(ciba_config, ciba_metadata):
 def expect_ping(ciba, ciba_config, inbox, flow):
     """The first ping of the flow; CIBA-PING-01 when none arrives."""
     waited = notification_wait(ciba_config)
-    notes = flow_callbacks(inbox, flow, timeout=waited)
+    notes = flow_callbacks(inbox, flow, timeout=waited, expected=True)
     ciba.check(callback_arrived, notes, requirement="CIBA-PING-01", what="ping", waited=waited)
     return notes[0]
 

@@ -41,7 +41,7 @@ def push_client(ciba_config, ciba_metadata):
 
 def expect_delivery(ciba, ciba_config, inbox, flow, *, requirement, what):
     waited = notification_wait(ciba_config)
-    notes = flow_callbacks(inbox, flow, timeout=waited)
+    notes = flow_callbacks(inbox, flow, timeout=waited, expected=True)
     ciba.check(callback_arrived, notes, requirement=requirement, what=what, waited=waited)
     return notes[0]
 

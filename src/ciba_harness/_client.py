@@ -37,6 +37,7 @@ from ._errors import (
     TransportError,
 )
 from ._flow import Poller, PollResult, PollStatus
+from ._health import SessionHealth
 from ._http import Exchange, HttpRequest, HttpResponse
 from ._idtoken import IdTokenExpectations, Jwks, validate_id_token
 from ._notifications import EndpointBehaviour, NotificationInbox
@@ -438,6 +439,8 @@ class CibaClient:
         self._metadata: ProviderMetadata | None = None
         self.jwks = Jwks()
         self._jwks_loaded = False
+        #: the session's endpoint breakers and run budget (set by the pytest plugin)
+        self.health: SessionHealth | None = None
 
     def new_runner(self) -> CheckRunner:
         """A fresh check runner with this configuration's strictness and profile rules."""
@@ -479,11 +482,44 @@ class CibaClient:
             cert = tuple(str(p) for p in certificate) if certificate else None
         elif client is not None and client.certificate_path and client.certificate_key_path:
             cert = (str(client.certificate_path), str(client.certificate_key_path))
+        endpoint = self._endpoint_of(request.url) if self.health is not None else None
+        if self.health is not None:
+            if endpoint is None:
+                self.health.check_budget()
+            else:
+                self.health.before(endpoint)
         exchange = self.transport.send(request, label=label, cert=cert)
+        if self.health is not None and endpoint is not None:
+            self.health.after(endpoint, exchange)
         if client is not None:
             self.recorder.auth_methods.add(client.auth_method)
         self.recorder.add(exchange)
         return exchange
+
+    def _endpoint_of(self, url: str) -> str | None:
+        """The breaker a request belongs to: the endpoint of the metadata it goes to."""
+        metadata = self._metadata
+        if metadata is None:
+            return None
+        base = url.partition("?")[0]
+        named = {
+            "backchannel": metadata.backchannel_authentication_endpoint,
+            "token": metadata.token_endpoint,
+            "userinfo": metadata.userinfo_endpoint,
+            "jwks": metadata.jwks_uri,
+        }
+        aliases = metadata.mtls_endpoint_aliases
+        for name, key in (
+            ("backchannel", "backchannel_authentication_endpoint"),
+            ("token", "token_endpoint"),
+            ("userinfo", "userinfo_endpoint"),
+        ):
+            if base == aliases.get(key):
+                return name
+        for name, endpoint in named.items():
+            if endpoint and base == endpoint:
+                return name
+        return None
 
     def close(self) -> None:
         self.transport.close()

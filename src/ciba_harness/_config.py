@@ -167,6 +167,7 @@ class Budgets:
     max_wait: float = 60.0
     requested_expiry: int = 10
     approve_timeout: float = 10.0
+    run_timeout: float = 300.0  # the whole run (every test still to run then fails at once)
 
 
 @dataclass(frozen=True)
@@ -415,6 +416,7 @@ def load_config(path: str | os.PathLike[str]) -> ProviderConfig:
         max_wait=budgets_reader.number("max_wait", 60.0),
         requested_expiry=budgets_reader.integer("requested_expiry", 10),
         approve_timeout=budgets_reader.number("approve_timeout", 10.0),
+        run_timeout=budgets_reader.number("run_timeout", 300.0),
     )
     clients = _load_clients(root)
     if not any(c.ciba_allowed and c.auth_method != "none" for c in clients):

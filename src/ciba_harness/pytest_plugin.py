@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._client import CibaClient
     from ._config import ClientConfig, ProviderConfig
     from ._discovery import ProviderMetadata
+    from ._health import SessionHealth
     from ._notifications import NotificationInbox
     from ._receiver import NotificationReceiver
 
@@ -81,11 +82,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="start the embedded provider with this fault (repeatable; self-tests)",
     )
+    group.addoption(
+        "--ciba-run-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="wall-clock budget of the whole run (default [budgets] run_timeout, 300 s)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
+    _configure_health(config)
     if _is_worker(config) or config.getoption("ciba_no_report", False):
         return
     collector = ResultCollector(config)
@@ -95,6 +104,62 @@ def pytest_configure(config: pytest.Config) -> None:
     if report_dir is not None and not getattr(config.option, "xmlpath", None):
         # JUnit XML for CI systems, next to our JSON, unless the user chose a path.
         config.option.xmlpath = str(report_dir / "junit.xml")
+
+
+_health_key: pytest.StashKey[SessionHealth] = pytest.StashKey()
+
+
+def _configure_health(config: pytest.Config) -> None:
+    """The session's endpoint breakers and run budget: made by the controller, shared with
+    the xdist workers through a state file whose path each worker gets in `workerinput`."""
+    from ._config import Budgets
+    from ._health import SessionHealth
+
+    workerinput = getattr(config, "workerinput", None)
+    shared = workerinput.get("ciba_health") if isinstance(workerinput, dict) else None
+    if shared:
+        config.stash[_health_key] = SessionHealth(Path(shared))
+        return
+    timeout = config.getoption("ciba_run_timeout", None)
+    if timeout is None:
+        loaded = _configured(config) if config.getoption("ciba_config", None) else None
+        timeout = (loaded.budgets if loaded is not None else Budgets()).run_timeout
+    config.stash[_health_key] = SessionHealth.in_new_directory(run_timeout=float(timeout))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist (controller): hand each worker the shared health state file."""
+    health = node.config.stash.get(_health_key, None)
+    if health is not None:
+        node.workerinput["ciba_health"] = str(health.path)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from ._health import set_active_health
+
+    health = config.stash.get(_health_key, None)
+    set_active_health(None)
+    if health is not None and not _is_worker(config):
+        health.remove()
+
+
+def _is_ciba_test(item: pytest.Item) -> bool:
+    return "ciba_session" in getattr(item, "fixturenames", ()) or bool(
+        item.get_closest_marker("requirement")
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Name the running test in breaker causes; once the run budget is out, stop each test."""
+    health = item.config.stash.get(_health_key, None)
+    if health is None or not _is_ciba_test(item):
+        return
+    health.test = item.nodeid
+    message = health.budget_message()
+    if message is not None:
+        pytest.fail(message, pytrace=False)
 
 
 FAPI_NOT_SELECTED = "FAPI-CIBA profile not selected"
@@ -200,6 +265,13 @@ def _start_session(pytest_config: pytest.Config) -> CibaSession:
         webhook=webhook,
     )
     client = CibaClient(config, inbox=inbox, notification_url=receiver.url, driver=webhook)
+    health = pytest_config.stash.get(_health_key, None)
+    if health is not None:
+        from ._health import set_active_health
+
+        client.health = health
+        health.receiver_url = receiver.url
+        set_active_health(health)
     session = CibaSession(config, client, inbox, receiver, provider)
     # `config.embedded` is already False here (the issuer was replaced by the started one):
     # an embedded provider is recognised by `provider`.
@@ -392,7 +464,8 @@ def _test_record(
             if str(excinfo.value)
             else excinfo.typename,
             "severity": "error",
-            "exchanges": [],
+            # an open breaker's first failing exchange (EndpointUnavailable)
+            "exchanges": list(getattr(excinfo.value, "evidence", [])),
         }
     skip_reason = None
     if report.skipped and isinstance(report.longrepr, tuple):
@@ -488,6 +561,9 @@ class ResultCollector:
             started=self.started,
             exitstatus=int(exitstatus),
         )
+        health = self.config.stash.get(_health_key, None)
+        if health is not None:
+            results["endpoint_health"] = health.report()
         stray = getattr(self, "stray_notifications", 0)
         if stray:
             # Callbacks no transaction of this session asked for (unknown or missing bearer):

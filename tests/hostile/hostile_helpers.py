@@ -47,7 +47,9 @@ def _subclasses(cls: type) -> set[type]:
 # cause (no usable answer, provider not testable, a setup step failed); anything else
 # (KeyError, ValueError, a bare AssertionError, a library's exception) is a harness bug.
 VERDICT_KINDS = {c.__name__ for c in _subclasses(CheckFailure)}
-HARNESS_KINDS = {"TransportError", "ProviderSetupError", "Failed"}
+HARNESS_KINDS = {
+    "TransportError", "ProviderSetupError", "Failed", "EndpointUnavailable", "RunBudgetExhausted",
+}
 
 
 def budget_profile(

@@ -73,6 +73,7 @@ def render_html_report(results: dict[str, Any]) -> str:
         ("failures", f"Failures ({len(ctx.failed)})", _failures),
         ("warnings", f"Warnings ({len(ctx.warnings)})", _warnings),
         ("choices", f"Provider choices ({len(ctx.choices)})", _provider_choices),
+        ("health", "Endpoint health", _endpoint_health),
         ("skipped", "Skipped", _skipped),
         ("not-tested", f"Not tested ({ctx.verdicts.get('not_tested', 0)})", _not_tested),
         ("tests", f"All tests ({len(tests)})", _all_tests),
@@ -550,6 +551,47 @@ def _provider_choices(ctx: _Context) -> str:
         + "".join(rows)
         + "</tbody></table>"
     )
+
+
+def _endpoint_health(ctx: _Context) -> str:
+    """Each endpoint breaker's state and the run budget (results.json `endpoint_health`)."""
+    health = _dict(ctx.results.get("endpoint_health"))
+    breakers = _dict(health.get("breakers"))
+    budget = health.get("run_timeout")
+    lines = []
+    if health.get("run_budget_exhausted"):
+        lines.append(
+            f'<p class="banner">Run budget exhausted ([budgets] run_timeout = {esc(budget)} s): '
+            "the tests still to run then were stopped.</p>"
+        )
+    if not breakers:
+        lines.append(
+            "<p>No endpoint failed at the transport level: every breaker stayed closed.</p>"
+        )
+        return "".join(lines)
+    rows = []
+    for endpoint, b in sorted(breakers.items()):
+        breaker = _dict(b)
+        state = str(breaker.get("state", ""))
+        rows.append(
+            f"<tr><td><b>{esc(endpoint)}</b></td><td>{badge('fail') if state == 'open' else ''}"
+            f" {esc(state)}</td><td class=num>{esc(breaker.get('consecutive', 0))}</td>"
+            f"<td class=num>{esc(breaker.get('failures', 0))}</td>"
+            f"<td class=num>{esc(breaker.get('short_circuited', 0))}</td>"
+            f"<td>{esc(breaker.get('message') or breaker.get('last_cause') or '')}</td></tr>"
+        )
+    lines.append(
+        f"<p>After {esc(health.get('threshold', ''))} consecutive transport failures of an "
+        "endpoint (no answer, refused, reset, no complete answer, a 5xx without a JSON body) "
+        "its breaker opens: later requests to it fail at once with the cause, one probe "
+        f"request every {esc(health.get('probe_after', ''))} s is let through, and a success "
+        "closes it.</p><table><thead><tr><th>Endpoint</th><th>State</th>"
+        "<th class=num>Consecutive</th><th class=num>Failures</th>"
+        "<th class=num>Failed at once</th><th>Cause</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+    return "".join(lines)
 
 
 def _skipped(ctx: _Context) -> str:
