@@ -1,5 +1,6 @@
 """CLI: ``python -m ciba_harness.provider --port N [--host H] [--config FILE] [--fault NAME ...]
-[--fault-tenants] [--tls] [--mtls-port N] [--profile ciba|fapi-ciba] [--list-faults]``."""
+[--fault-tenants] [--policy NAME ...] [--tls] [--mtls-port N] [--profile ciba|fapi-ciba]
+[--list-faults] [--list-policies]``."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
+from .._config import default_profile_path
 from .faults import FAULTS, faults_listing, faults_markdown
+from .policies import PolicyError, policies_listing, policies_markdown, resolve_policies
 from .server import ProviderStartError, start_provider
 from .settings import ProfileError, load_profile
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "fixtures/profiles/reference.toml"
+DEFAULT_CONFIG = default_profile_path()
 PROG = "python -m ciba_harness.provider"
 
 
@@ -33,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"profile TOML (default {DEFAULT_CONFIG})")
     p.add_argument("--fault", action="append", default=[], metavar="NAME",
                    help="inject a fault at the root provider (repeatable)")
+    p.add_argument("--policy", action="append", default=[], metavar="NAME",
+                   help="a provider policy or combination (repeatable; docs/policies.md)")
     p.add_argument("--fault-tenants", action="store_true",
                    help="also serve one provider per fault under /fault/NAME")
     p.add_argument("--webhook-url", default=None,
@@ -47,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--list-faults", action="store_true", help="list the fault catalogue and exit")
     p.add_argument("--faults-markdown", action="store_true",
                    help="print the fault table of docs/faults.md and exit")
+    p.add_argument("--list-policies", action="store_true",
+                   help="list the policies and their combinations and exit")
+    p.add_argument("--policies-markdown", action="store_true",
+                   help="print the policy table of docs/policies.md and exit")
     return p
 
 
@@ -61,10 +70,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.faults_markdown:
         sys.stdout.write(faults_markdown())
         return 0
+    if args.policies_markdown:
+        sys.stdout.write(policies_markdown())
+        return 0
     if args.list_faults:
         sys.stdout.write(faults_listing())
         sys.stdout.flush()
         return 0
+    if args.list_policies:
+        sys.stdout.write(policies_listing())
+        sys.stdout.flush()
+        return 0
+    try:
+        resolve_policies(args.policy)
+    except PolicyError as exc:
+        return _fail(str(exc))
     unknown = [f for f in args.fault if f not in FAULTS]
     if unknown:
         return _fail(f"unknown fault {unknown[0]!r} (see --list-faults)")
@@ -81,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings, host=args.host, port=args.port, faults=args.fault,
             fault_tenants=args.fault_tenants, device_webhook_url=args.webhook_url,
             tls=True if args.tls else None, mtls_port=args.mtls_port, profile=args.profile,
+            policies=args.policy,
         )
     except (ProviderStartError, ProfileError, ValueError) as exc:
         return _fail(str(exc))

@@ -28,6 +28,7 @@ from .core import (
 from .errors import OAuthError, invalid_request
 from .faults import FAULTS, unknown_faults
 from .forms import read_json_object
+from .policies import ProviderPolicy, resolve_policies
 from .settings import PROFILES, ProviderSettings
 
 log = logging.getLogger("ciba_harness.provider")
@@ -37,8 +38,14 @@ Handler = Callable[[Request], Awaitable[Response]]
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def _plain_error(err: OAuthError) -> Response:
-    return json_response({"error": err.error, "error_description": err.description}, err.status)
+def _plain_error(provider: Provider, err: OAuthError) -> Response:
+    return json_response(provider.error_body(err), err.status)
+
+
+def _text_error(status: int, headers: dict[str, str] | None = None) -> Response:
+    """Policy plain_text_wrong_method: what a gateway answers for a wrong method or path."""
+    text = {404: "Not Found", 405: "Method Not Allowed"}.get(status, "Error")
+    return Response(text, status, headers, media_type="text/plain")
 
 
 def _guard(provider: Provider, handler: Handler, kind: str, methods: Iterable[str]) -> Handler:
@@ -47,14 +54,18 @@ def _guard(provider: Provider, handler: Handler, kind: str, methods: Iterable[st
 
     async def endpoint(request: Request) -> Response:
         if request.method not in allowed:
+            if provider.policy.plain_text_method_errors:
+                return _text_error(405, {"Allow": allow_header})
             body = {"error": "invalid_request", "error_description": f"use {allow_header}"}
+            if not provider.policy.error_description:
+                del body["error_description"]
             return json_response(body, 405, {"Allow": allow_header, **NO_STORE})
         try:
             return await handler(request)
         except OAuthError as err:
             if kind in ("backchannel", "token"):
                 return provider.error_response(err, kind)
-            return _plain_error(err)
+            return _plain_error(provider, err)
         except Exception:
             provider.server_errors += 1
             log.exception("unexpected error in %s %s", request.method, request.url.path)
@@ -68,7 +79,7 @@ def _routes(p: Provider) -> list[Route]:
         return Response(p.discovery_body, 200, media_type="application/json")
 
     async def jwks(request: Request) -> Response:
-        return Response(p.keys.jwks_body, 200, media_type="application/json")
+        return Response(p.signer.jwks_body, 200, media_type="application/json")
 
     def device_only(fn: Handler) -> Handler:
         async def wrapped(request: Request) -> Response:
@@ -153,6 +164,9 @@ def _routes(p: Provider) -> list[Route]:
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    provider = getattr(request.app.state, "provider", None)
+    if provider is not None and provider.policy.plain_text_method_errors:
+        return _text_error(status)
     error = "not_found" if status == 404 else "invalid_request"
     return json_response({"error": error, "error_description": f"HTTP {status}"}, status)
 
@@ -204,6 +218,7 @@ def create_app(
     http_transport: httpx.AsyncBaseTransport | None = None,
     profile: str | None = None,
     mtls_base: str | None = None,
+    policies: Iterable[str] | ProviderPolicy | None = None,
 ) -> Starlette:
     """The reference provider as an ASGI app.
 
@@ -215,7 +230,11 @@ def create_app(
     profile``. ``mtls_base`` is the base URL of the mTLS endpoints (published as
     ``mtls_endpoint_aliases``); the client certificate of a request is read from the ASGI
     TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``).
+    ``policies``: policy names (policies.py; added to the profile's ``[reference_provider]
+    policies``) or a ProviderPolicy (replacing them); they apply to the root provider and
+    to every fault tenant. An unknown name raises PolicyError (a ValueError).
     """
+    policy = effective_policy(settings, policies)
     faults = frozenset(faults)
     unknown = unknown_faults(faults)
     if unknown:
@@ -229,7 +248,7 @@ def create_app(
         verify = ssl.create_default_context(cafile=str(settings.notification_ca_file))
     outbound = Outbound(http_transport, verify)
     root = Provider(settings, keys, issuer=issuer, faults=faults, outbound=outbound,
-                    device_webhook_url=device_webhook_url, mtls_base=mtls_base)
+                    device_webhook_url=device_webhook_url, mtls_base=mtls_base, policy=policy)
     routes: list[Any] = list(_routes(root))
     if fault_tenants:
         apps: dict[str, ASGIApp] = {}
@@ -238,7 +257,8 @@ def create_app(
                 continue
             tenant = Provider(settings, keys, issuer=f"{issuer}/fault/{name}",
                               faults=frozenset({name}), outbound=outbound,
-                              device_webhook_url=device_webhook_url, mtls_base=mtls_base)
+                              device_webhook_url=device_webhook_url, mtls_base=mtls_base,
+                              policy=policy)
             root.tenants[name] = tenant
             apps[name] = _starlette(tenant, _routes(tenant))
         routes.append(Mount("/fault", app=TenantDispatcher(apps)))
@@ -257,3 +277,14 @@ def create_app(
     app = _starlette(root, routes, lifespan)
     app.state.tenants = root.tenants
     return app
+
+
+def effective_policy(
+    settings: ProviderSettings, policies: Iterable[str] | ProviderPolicy | None
+) -> ProviderPolicy:
+    """The profile's policies plus ``policies`` (a ProviderPolicy replaces them)."""
+    if isinstance(policies, ProviderPolicy):
+        return policies
+    if isinstance(policies, str):
+        policies = [policies]
+    return resolve_policies([*settings.policies, *(policies or ())])

@@ -35,6 +35,7 @@ from starlette.responses import Response
 from . import jose
 from .errors import OAuthError, invalid_client, invalid_request
 from .forms import Form, read_form, read_json_object
+from .policies import EXTRA_ACK_MEMBERS, EXTRA_TOKEN_MEMBERS, ProviderPolicy
 from .settings import (
     AUTH_METHODS,
     DELIVERY_MODES,
@@ -77,10 +78,13 @@ SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jw
 ASSERTION_ALGS_SECRET = ("HS256", "HS384", "HS512")
 ASSERTION_ALGS_KEY = ("RS256", "PS256", "ES256")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE_ONLY = {"Cache-Control": "no-store"}
 MAX_NOTIFICATION_TOKEN = 1024
 MAX_REGISTERED_CLIENTS = 10_000
 MAX_DEVICE_DELAY = 3600.0
 MAX_REMEMBERED_ID_TOKENS = 10_000
+#: jwks_rotation: how many signing keys a provider remembers (for its own id_token_hint checks)
+MAX_SIGNING_KEYS = 50
 #: faults whose ID tokens the provider itself would not accept as id_token_hint: such a fault
 #: tenant remembers the ID tokens it issued, so that hint flows (CIBA-AUTH-10) still work there
 ID_TOKEN_FAULTS = frozenset(
@@ -280,6 +284,81 @@ class KeyMaterial:
         )
 
 
+class Signer:
+    """The ID token signing key of one provider instance: the profile's key and alg, or under
+    the id_token_alg policy a key of its own; under jwks_rotation a new key every few ID
+    tokens (the JWKS keeping the previous one or not). Every key ever used stays trusted for
+    id_token_hint (the provider knows its own keys)."""
+
+    def __init__(self, keys: KeyMaterial, policy: ProviderPolicy):
+        self.rotation = policy.jwks_rotation
+        private: jose.PrivateKey = keys.private
+        alg = keys.alg
+        if policy.id_token_alg == "PS256":
+            alg = "PS256"
+            if not isinstance(private, rsa.RSAPrivateKey):
+                private = rsa.generate_private_key(65537, 2048)
+        elif policy.id_token_alg == "ES256":
+            alg = "ES256"
+            if not isinstance(private, ec.EllipticCurvePrivateKey) or not jose.compatible(
+                "ES256", private.public_key()
+            ):
+                private = ec.generate_private_key(ec.SECP256R1())
+        self.alg = alg
+        self.private = private
+        self.kid = keys.kid if private is keys.private else self._kid(private)
+        #: (kid, public key) of every key used, newest last
+        self.used: list[tuple[str, jose.PublicKey]] = [(self.kid, private.public_key())]
+        self.signed = 0
+        self._jwks = self._build_jwks()
+
+    def _kid(self, private: jose.PrivateKey) -> str:
+        return jose.thumbprint(jose.public_jwk(private.public_key()))
+
+    def _build_jwks(self) -> bytes:
+        published = self.used[-2:] if self.rotation == "keep_old" else self.used[-1:]
+        jwks = []
+        for kid, public in reversed(published):
+            jwk = jose.public_jwk(public)
+            jwk.update({"kid": kid, "use": "sig", "alg": self.alg})
+            jwks.append(jwk)
+        return json.dumps({"keys": jwks}, separators=(",", ":")).encode()
+
+    @property
+    def jwks_body(self) -> bytes:
+        return self._jwks
+
+    def _rotate(self) -> None:
+        from .policies import ROTATE_EVERY_ID_TOKENS
+
+        if self.rotation == "off" or self.signed == 0 or self.signed % ROTATE_EVERY_ID_TOKENS:
+            return
+        if isinstance(self.private, rsa.RSAPrivateKey):
+            self.private = rsa.generate_private_key(65537, 2048)
+        else:
+            self.private = ec.generate_private_key(self.private.curve)
+        self.kid = self._kid(self.private)
+        self.used.append((self.kid, self.private.public_key()))
+        del self.used[:-MAX_SIGNING_KEYS]
+        self._jwks = self._build_jwks()
+
+    def sign_id_token(self, claims: dict[str, Any], alg: str) -> str:
+        """Sign with the current key (rotated first when due, so the newest ID token is
+        always signed with a published key)."""
+        self._rotate()
+        self.signed += 1
+        return jose.sign(claims, alg, self.private, self.kid)
+
+    def verify(self, jws: jose.Jws) -> bool:
+        """A JWS signed by one of this provider's keys with its ID token alg."""
+        if jws.alg != self.alg:
+            return False
+        kid = jws.header.get("kid")
+        return any(
+            jose.verify(jws, public) for k, public in self.used if kid is None or k == kid
+        )
+
+
 class Outbound:
     """The httpx client used for pings, pushes and webhook calls (one per event loop)."""
 
@@ -331,6 +410,10 @@ class Transaction:
     auth_time: float | None = None
     webhook_token: str | None = None
     timer: asyncio.TimerHandle | None = None
+    #: policy invalid_grant_after_denial: access_denied was answered once
+    denial_reported: bool = False
+    #: access and refresh token issued from it (policy replay_revokes_tokens)
+    issued: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -374,11 +457,16 @@ class Provider:
         outbound: Outbound | None = None,
         device_webhook_url: str | None = None,
         mtls_base: str | None = None,
+        policy: ProviderPolicy | None = None,
     ):
         self.settings = settings
         self.keys = keys
         self.issuer = issuer.rstrip("/")
         self.faults = frozenset(faults)
+        self.policy = policy or ProviderPolicy()
+        self.signer = Signer(keys, self.policy)
+        #: Cache-Control (and Pragma unless the policy no_pragma) of sensitive responses
+        self.no_store = NO_STORE if self.policy.pragma_no_cache else NO_STORE_ONLY
         self.outbound = outbound or Outbound()
         self.webhook_url = device_webhook_url or settings.device_webhook_url
         self.fapi = keys.profile == FAPI
@@ -487,7 +575,7 @@ class Provider:
             "token_endpoint_auth_signing_alg_values_supported": (
                 list(FAPI_ALGS) if self.fapi else ["HS256", "RS256", "PS256", "ES256"]
             ),
-            "id_token_signing_alg_values_supported": [self.keys.alg],
+            "id_token_signing_alg_values_supported": [self.signer.alg],
             "scopes_supported": list(SCOPES_SUPPORTED),
             "subject_types_supported": ["public"],
             "response_types_supported": ["none"],
@@ -528,9 +616,11 @@ class Provider:
     def error_response(self, err: OAuthError, endpoint: str) -> Response:
         f = self.faults
         status = err.status
-        headers = dict(NO_STORE)
-        body: dict[str, str] = {"error": err.error, "error_description": err.description}
+        headers = dict(self.no_store)
+        body = self.error_body(err)
         www = err.error == "invalid_client" and err.basic
+        if err.error == "invalid_client" and not err.basic:
+            status = self.policy.invalid_client_status_without_basic
         not_json = False
         if endpoint == "backchannel":
             override = _STATUS_FAULTS.get(err.error)
@@ -538,7 +628,7 @@ class Provider:
                 status = override[1]
             if www and "basic_401_without_www_authenticate" in f:
                 www = False
-            if "error_extra_chars" in f:
+            if "error_extra_chars" in f:  # the fault wins over the policy no_error_description
                 body["error_description"] = f'{err.description} ("{err.error}")\nsee log'
             if "error_uri_bad_chars" in f:
                 body["error_uri"] = f'https://errors.invalid/ciba "{err.error}"'
@@ -550,9 +640,17 @@ class Provider:
         if www:
             headers["WWW-Authenticate"] = 'Basic realm="ciba"'
         if not_json:
-            text = f"error={body['error']}&error_description={body['error_description']}"
+            text = f"error={body['error']}"
+            if "error_description" in body:
+                text += f"&error_description={body['error_description']}"
             return Response(text, status, headers, "text/plain")
         return json_response(body, status, headers)
+
+    def error_body(self, err: OAuthError) -> dict[str, str]:
+        """``{"error", "error_description"}`` (only ``error`` under no_error_description)."""
+        if not self.policy.error_description:
+            return {"error": err.error}
+        return {"error": err.error, "error_description": err.description}
 
     # ---------------------------------------------------------------- client authentication
 
@@ -779,7 +877,7 @@ class Provider:
         client: Client | None = None
         form: Form | None = None
         try:
-            form = await read_form(request)
+            form = await read_form(request, empty_is_absent=self.policy.empty_params_omitted)
             if form.repeated and "repeated_param_accepted" not in f:
                 raise invalid_request(f"parameter {form.repeated[0][:40]} repeated")
             client = self.authenticate(request, form, backchannel=True)
@@ -945,6 +1043,8 @@ class Provider:
                 raise self._unknown_user()
             return value
         if kind == "login_hint_token":
+            if self.policy.login_hint_token_format == "client_signed":
+                return self._user_from_client_signed_hint(value, client)
             return self._user_from_login_hint_token(value)
         return self._user_from_id_token_hint(value, client)
 
@@ -977,6 +1077,44 @@ class Provider:
             raise self._unknown_user()
         return sub
 
+    def _user_from_client_signed_hint(self, token: str, client: Client) -> str:
+        """Policy login_hint_token_client_signed: a JWS of the requesting client (HS* with its
+        secret, else one of its registered keys) naming the user in ``sub_id`` (RFC 9493
+        subject identifier, ``id`` member), ``login_hint`` or ``sub``."""
+        f = self.faults
+
+        def malformed(why: str) -> OAuthError:
+            if "malformed_login_hint_token_wrong_error" in f:
+                return self._unknown_user()
+            return invalid_request(f"login_hint_token {why}")
+
+        try:
+            jws = jose.parse_jws(token)
+        except jose.JoseError:
+            raise malformed("is not a JWT") from None
+        keys: tuple[jose.VerifyKey, ...] = (
+            (client.secret,) if jws.alg.startswith("HS") and client.secret else client.keys
+        )
+        if jws.alg == "none" or not any(jose.verify(jws, k) for k in keys):
+            raise malformed("is not signed by the requesting client")
+        claims = jws.claims
+        sub_id = claims.get("sub_id")
+        user: object = sub_id.get("id") if isinstance(sub_id, dict) else None
+        for name in ("login_hint", "sub"):
+            if user is None:
+                user = claims.get(name)
+        if not isinstance(user, str) or not user:
+            raise malformed("names no user (sub_id, login_hint or sub)")
+        exp = claims.get("exp")
+        if exp is not None:
+            if not _num(exp):
+                raise malformed("exp is not a number")
+            if exp <= time.time() and "expired_login_hint_token_accepted" not in f:
+                raise OAuthError("expired_login_hint_token", "login_hint_token has expired")
+        if user not in self.settings.users:
+            raise self._unknown_user()
+        return user
+
     def _user_from_id_token_hint(self, token: str, client: Client) -> str:
         if self.issued_id_tokens is not None and token in self.issued_id_tokens:
             issued_to, user_id = self.issued_id_tokens[token]
@@ -989,7 +1127,7 @@ class Provider:
             raise invalid_request("id_token_hint is not a JWT") from None
         claims = jws.claims
         if "id_token_hint_not_verified" not in self.faults:
-            if jws.alg != self.keys.alg or not jose.verify(jws, self.keys.public):
+            if not self.signer.verify(jws):
                 raise self._unknown_user()
             aud = claims.get("aud")
             auds = aud if isinstance(aud, list) else [aud]
@@ -1013,7 +1151,10 @@ class Provider:
         assert isinstance(scope, str)
         scopes = scope.split(" ")
         if "openid" not in scopes:
-            raise invalid_request("scope must contain openid")
+            raise OAuthError(self.policy.scope_without_openid, "scope must contain openid")
+        unknown_scopes = [x for x in scopes if x not in SCOPES_SUPPORTED]
+        if unknown_scopes and self.policy.unknown_scopes == "refuse":
+            raise OAuthError("invalid_scope", f"unknown scope value {unknown_scopes[0][:40]}")
         if "scope_order_sensitive" in f and scopes[0] != "openid":
             raise OAuthError("invalid_scope", "scope must start with openid")
         if "unknown_parameter_refused" in f:
@@ -1041,7 +1182,12 @@ class Provider:
             # FAPI-CIBA-02: a binding message (this provider knows no other unique
             # authorization context)
             raise invalid_request("FAPI-CIBA: binding_message is required")
-        if binding is not None and (
+        pattern = self.policy.binding_message_pattern
+        if binding is not None and pattern is not None:
+            if not re.fullmatch(pattern, binding):
+                raise OAuthError("invalid_binding_message",
+                                 f"binding_message must match {pattern}")
+        elif binding is not None and (
             len(binding) > s.binding_message_max or not _PRINTABLE.match(binding)
         ):
             raise OAuthError(
@@ -1049,7 +1195,9 @@ class Provider:
                 f"binding_message must be at most {s.binding_message_max} printable ASCII "
                 "characters",
             )
-        if client.user_code_required:
+        if client.user_code_required or (
+            self.policy.user_code_any_client and "user_code" in params
+        ):
             code = params.get("user_code")
             if code is None:
                 if "missing_user_code_accepted" not in f:
@@ -1075,7 +1223,8 @@ class Provider:
             expires_in = requested
         acr_values = params.get("acr_values")
         assert acr_values is None or isinstance(acr_values, str)
-        granted = " ".join(x for x in dict.fromkeys(scopes) if x in SCOPES_SUPPORTED)
+        keep = self.policy.unknown_scopes == "keep"
+        granted = " ".join(x for x in dict.fromkeys(scopes) if keep or x in SCOPES_SUPPORTED)
 
         now = time.monotonic()
         self._purge(now)
@@ -1131,12 +1280,17 @@ class Provider:
         if "ack_without_auth_req_id" not in f:
             body["auth_req_id"] = tx.auth_req_id
         body["expires_in"] = str(tx.expires_in) if "expires_in_as_string" in f else tx.expires_in
-        if tx.mode != "push" or "push_interval_in_ack" in f:
+        interval_faults = {"push_interval_in_ack", "interval_as_string"} & f
+        if (tx.mode != "push" and (self.policy.ack_interval or interval_faults)) or (
+            "push_interval_in_ack" in f
+        ):
             body["interval"] = str(tx.interval) if "interval_as_string" in f else tx.interval
+        if self.policy.extra_response_members:
+            body.update(EXTRA_ACK_MEMBERS)
         return json_response(
             body,
             201 if "ack_status_201" in f else 200,
-            NO_STORE,
+            self.no_store,
             "text/plain" if "ack_content_type_text" in f else "application/json",
         )
 
@@ -1299,7 +1453,7 @@ class Provider:
 
     async def handle_token(self, request: Request) -> Response:
         try:
-            form = await read_form(request)
+            form = await read_form(request, empty_is_absent=self.policy.empty_params_omitted)
             if form.repeated:
                 raise invalid_request(f"parameter {form.repeated[0][:40]} repeated")
             client = self.authenticate(request, form, backchannel=False)
@@ -1360,7 +1514,10 @@ class Provider:
         state = tx.state
         if state == "pending":
             s = self.settings
-            if previous is not None and now - previous < tx.interval - s.poll_interval_tolerance:
+            too_fast = previous is not None and (
+                now - previous < tx.interval - s.poll_interval_tolerance
+            )
+            if too_fast and (self.policy.slow_down or "fast_poll_wrong_error" in f):
                 tx.interval += s.slow_down_increment
                 code = "too_many_requests" if "fast_poll_wrong_error" in f else "slow_down"
                 raise OAuthError(code, f"poll at most every {tx.interval} seconds")
@@ -1368,18 +1525,35 @@ class Provider:
                 raise OAuthError("invalid_grant", "auth_req_id is not valid yet")
             raise OAuthError("authorization_pending", "the user has not yet been authenticated")
         if state == "expired":
+            window = self.policy.expired_token_window
+            if window is not None and now - tx.expires_at > window and "never_expires" not in f:
+                raise OAuthError("invalid_grant", "auth_req_id is unknown or no longer valid")
             raise OAuthError("expired_token", "auth_req_id has expired")
         if state == "denied":
             if tx.mode == "poll" and "denial_as_pending" in f:
                 raise OAuthError("authorization_pending", "the user has not yet been authenticated")
+            if tx.denial_reported and self.policy.after_denial == "invalid_grant":
+                raise OAuthError("invalid_grant", "auth_req_id is no longer valid")
+            tx.denial_reported = True
             raise OAuthError("access_denied", "the user denied the request")
         if state == "redeemed" and "reusable_auth_req_id" not in f:
+            if self.policy.replay_revokes_tokens:
+                self._revoke(tx)
             raise OAuthError("invalid_grant", "auth_req_id was already redeemed")
         # approved (or re-use under the fault): redeem synchronously, no await in between
         tx.state = "redeemed"
         body = self._issue(tx, client.client_id, push=False, cnf=cnf)
-        headers = {} if "token_cacheable" in f else NO_STORE
+        headers = {} if "token_cacheable" in f else self.no_store
+        if self.policy.extra_response_members:
+            body.update(EXTRA_TOKEN_MEMBERS)
         return json_response(body, 200, headers)
+
+    def _revoke(self, tx: Transaction) -> None:
+        """Policy replay_revokes_tokens: forget the tokens issued from ``tx``."""
+        for token in tx.issued:
+            self.access_tokens.pop(token, None)
+            self.refresh_tokens.pop(token, None)
+        tx.issued = ()
 
     def _refresh_grant(self, form: Form, client: Client, cnf: str | None = None) -> Response:
         token = form.get("refresh_token")
@@ -1396,9 +1570,17 @@ class Provider:
         )
         self._remember("at", access, now + lifetime)
         body: dict[str, Any] = {
-            "access_token": access, "token_type": "Bearer", "expires_in": lifetime,
+            "access_token": access, "token_type": self._token_type(), "expires_in": lifetime,
             "scope": grant.scope,
         }
+        if self.policy.rotate_refresh_tokens and not self.fapi:
+            # RFC 6749 §6: a new refresh token, the presented one revoked
+            del self.refresh_tokens[token]
+            rotated = self._new_token()
+            until = now + self.settings.refresh_token_lifetime
+            self.refresh_tokens[rotated] = Grant(grant.sub, client.client_id, grant.scope, until)
+            self._remember("rt", rotated, until)
+            body["refresh_token"] = rotated
         if self.fapi and "fapi_refresh_token_rotated" in self.faults:
             # FAPI-CIBA-25 broken: a new refresh token, the old one stays usable
             rotated = self._new_token()
@@ -1406,7 +1588,12 @@ class Provider:
             self.refresh_tokens[rotated] = Grant(grant.sub, client.client_id, grant.scope, until)
             self._remember("rt", rotated, until)
             body["refresh_token"] = rotated
-        return json_response(body, 200, NO_STORE)
+        return json_response(body, 200, self.no_store)
+
+    def _token_type(self, fault: bool = False) -> str:
+        if fault:
+            return "MAC"
+        return "Bearer" if self.policy.token_type_capitalised else "bearer"
 
     def _new_token(self) -> str:
         """An access or refresh token: 256 random bits (FAPI-CIBA-26 asks >= 128)."""
@@ -1425,14 +1612,21 @@ class Provider:
         mono, now = time.monotonic(), int(time.time())
         self._purge(mono)
         access = self._new_token()
-        refresh = self._new_token()
+        refresh: str | None = self._new_token()
+        if self.policy.refresh_token_needs_offline_access and (
+            "offline_access" not in tx.scope.split()
+        ):
+            refresh = None
         lifetime = s.access_token_lifetime
         self.access_tokens[access] = Grant(tx.user_id, client_id, tx.scope, mono + lifetime, cnf)
         self._remember("at", access, mono + lifetime)
-        rt_until = mono + s.refresh_token_lifetime
-        self.refresh_tokens[refresh] = Grant(tx.user_id, client_id, tx.scope, rt_until)
-        self._remember("rt", refresh, rt_until)
-        alg = self.keys.alg
+        tx.issued = (access,)
+        if refresh is not None:
+            rt_until = mono + s.refresh_token_lifetime
+            self.refresh_tokens[refresh] = Grant(tx.user_id, client_id, tx.scope, rt_until)
+            self._remember("rt", refresh, rt_until)
+            tx.issued = (access, refresh)
+        alg = self.signer.alg
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": tx.user_id,
@@ -1441,11 +1635,23 @@ class Provider:
             "iat": now,
             "auth_time": int(tx.auth_time if tx.auth_time is not None else now),
             "at_hash": jose.half_hash(access, alg),
-            CLAIM_RT_HASH: jose.half_hash(refresh, alg),
             CLAIM_AUTH_REQ_ID: tx.auth_req_id,
         }
-        if tx.acr_values and not (self.fapi and "fapi_id_token_missing_acr" in f):
+        if refresh is not None:
+            claims[CLAIM_RT_HASH] = jose.half_hash(refresh, alg)
+        pol = self.policy
+        if tx.acr_values and not (self.fapi and "fapi_id_token_missing_acr" in f) and (
+            pol.id_token_acr or push or self.fapi
+        ):
             claims["acr"] = tx.acr_values.split()[0]
+        if not push:
+            # poll/ping ID token claims the policies leave out (a fault on the claim wins)
+            if not pol.id_token_at_hash and "id_token_bad_at_hash" not in f:
+                del claims["at_hash"]
+            if not pol.id_token_rt_hash:
+                claims.pop(CLAIM_RT_HASH, None)
+            if not pol.id_token_auth_req_id_claim and "id_token_wrong_auth_req_id_claim" not in f:
+                del claims[CLAIM_AUTH_REQ_ID]
         broken = False
         if push:
             if "push_missing_auth_req_id_claim" in f:
@@ -1453,7 +1659,7 @@ class Provider:
             if "push_bad_at_hash" in f:
                 claims["at_hash"] = jose.half_hash(access + "x", alg)
             if "push_missing_rt_hash" in f:
-                del claims[CLAIM_RT_HASH]
+                claims.pop(CLAIM_RT_HASH, None)
             broken = "push_id_token_bad_signature" in f
         else:
             if "id_token_wrong_iss" in f:
@@ -1462,7 +1668,7 @@ class Provider:
                 claims["aud"] = f"{client_id}-other"
             if "id_token_expired" in f:
                 claims["exp"], claims["iat"] = now - 60, now - 60 - lifetime
-            if "id_token_wrong_alg" in f and isinstance(self.keys.private, rsa.RSAPrivateKey):
+            if "id_token_wrong_alg" in f and isinstance(self.signer.private, rsa.RSAPrivateKey):
                 alg = "PS256" if alg != "PS256" else "RS256"
             if "id_token_missing_acr" in f:
                 claims.pop("acr", None)
@@ -1475,7 +1681,7 @@ class Provider:
             if "sub_not_stable" in f:
                 claims["sub"] = secrets.token_urlsafe(12)
             broken = "id_token_bad_signature" in f
-        id_token = jose.sign(claims, alg, self.keys.private, self.keys.kid)
+        id_token = self.signer.sign_id_token(claims, alg)
         if broken:
             id_token = jose.corrupt_signature(id_token)
         if self.issued_id_tokens is not None:
@@ -1484,12 +1690,14 @@ class Provider:
                 self.issued_id_tokens.popitem(last=False)
         body: dict[str, Any] = {
             "access_token": access,
-            "token_type": "MAC" if not push and "token_type_wrong" in f else "Bearer",
+            "token_type": self._token_type(not push and "token_type_wrong" in f),
             "expires_in": lifetime,
             "refresh_token": refresh,
             "id_token": id_token,
             "scope": tx.scope,
         }
+        if refresh is None:
+            del body["refresh_token"]
         if not push and "token_missing_id_token" in f:
             del body["id_token"]
         return body
@@ -1507,7 +1715,7 @@ class Provider:
             cert = peer_certificate(request)
             if cert is None or cert_thumbprint(cert) != grant.cnf:
                 return _invalid_token("the access token is bound to another client certificate")
-        return json_response({"sub": grant.sub}, 200, NO_STORE)
+        return json_response({"sub": grant.sub}, 200, self.no_store)
 
     async def handle_introspect(self, request: Request) -> Response:
         """RFC 7662 token introspection for the token's own client; shows `cnf` (RFC 8705
@@ -1528,7 +1736,7 @@ class Provider:
         if grant is None:
             grant, kind = self.refresh_tokens.get(token), "refresh_token"
         if grant is None or grant.expires_at <= now or grant.client_id != client.client_id:
-            return json_response({"active": False}, 200, NO_STORE)
+            return json_response({"active": False}, 200, self.no_store)
         body: dict[str, Any] = {
             "active": True,
             "client_id": grant.client_id,
@@ -1541,7 +1749,7 @@ class Provider:
         }
         if grant.cnf is not None:
             body["cnf"] = {CNF_THUMBPRINT: grant.cnf}
-        return json_response(body, 200, NO_STORE)
+        return json_response(body, 200, self.no_store)
 
     # ---------------------------------------------------------------- device API and webhook
 
@@ -1651,15 +1859,13 @@ class Provider:
                 raise OAuthError("invalid_client_metadata", err.description) from None
             client, response = self._register(meta)
         except OAuthError as err:
-            return json_response(
-                {"error": err.error, "error_description": err.description}, err.status, NO_STORE
-            )
+            return json_response(self.error_body(err), err.status, self.no_store)
         self.clients[client.client_id] = client
         self.registered += 1
         endpoint = response.get("backchannel_client_notification_endpoint")
         if isinstance(endpoint, str):
             self.notification_endpoints[client.client_id] = endpoint
-        return json_response(response, 201, NO_STORE)
+        return json_response(response, 201, self.no_store)
 
     def _register(self, meta: dict[str, Any]) -> tuple[Client, dict[str, Any]]:
         f = self.faults
@@ -1669,6 +1875,10 @@ class Provider:
 
         if self.registered >= MAX_REGISTERED_CLIENTS:
             raise bad("too many registered clients")
+        if self.policy.registration_requires_redirect_uris:
+            # OIDC Registration §2: redirect_uris REQUIRED; response_types defaults to ["code"]
+            if meta.get("response_types", ["code"]) != [] and not meta.get("redirect_uris"):
+                raise OAuthError("invalid_redirect_uri", "redirect_uris is mandatory")
         grant_types = meta.get("grant_types", ["authorization_code"])
         if not isinstance(grant_types, list) or not all(isinstance(g, str) for g in grant_types):
             raise bad("grant_types must be an array of strings")
@@ -1730,8 +1940,8 @@ class Provider:
         ):
             raise bad("token_endpoint_auth_signing_alg not supported")
         id_alg = meta.get("id_token_signed_response_alg")
-        if id_alg is not None and id_alg != self.keys.alg:
-            raise bad(f"id_token_signed_response_alg must be {self.keys.alg}")
+        if id_alg is not None and id_alg != self.signer.alg:
+            raise bad(f"id_token_signed_response_alg must be {self.signer.alg}")
         if "jwks_uri" in meta:
             raise bad("jwks_uri is not supported by this test provider, register jwks inline")
         keys: tuple[jose.PublicKey, ...] = ()

@@ -64,7 +64,9 @@ def media_type(request: Request) -> tuple[str, dict[str, str]]:
     return main.strip().lower(), params
 
 
-def parse_form_bytes(body: bytes) -> Form:
+def parse_form_bytes(body: bytes, *, empty_is_absent: bool = False) -> Form:
+    """``empty_is_absent``: an empty occurrence does not count at all (so ``a=1&a=`` is not a
+    repetition; the policy empty_params_omitted)."""
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(
@@ -76,6 +78,8 @@ def parse_form_bytes(body: bytes) -> Form:
     form = Form()
     seen: set[str] = set()
     for name, value in pairs:
+        if empty_is_absent and value == "":
+            continue
         if name in seen:
             if name not in form.repeated:
                 form.repeated.append(name)
@@ -86,14 +90,14 @@ def parse_form_bytes(body: bytes) -> Form:
     return form
 
 
-async def read_form(request: Request) -> Form:
+async def read_form(request: Request, *, empty_is_absent: bool = False) -> Form:
     mtype, params = media_type(request)
     if mtype != "application/x-www-form-urlencoded":
         raise invalid_request("Content-Type must be application/x-www-form-urlencoded")
     charset = params.get("charset")
     if charset is not None and charset not in ("utf-8", "utf8"):
         raise invalid_request("only UTF-8 form bodies are supported")
-    return parse_form_bytes(await read_body(request))
+    return parse_form_bytes(await read_body(request), empty_is_absent=empty_is_absent)
 
 
 async def read_json_object(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:

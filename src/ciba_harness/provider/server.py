@@ -29,9 +29,10 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .app import create_app
+from .app import create_app, effective_policy
 from .core import Provider
 from .faults import unknown_faults
+from .policies import ProviderPolicy
 from .settings import ProviderSettings, load_profile
 
 #: FAPI-CIBA-17: the only cipher suites below TLS 1.3
@@ -235,6 +236,7 @@ def start_provider(
     mtls_port: int = 0,
     profile: str | None = None,
     tls_minimum_version: str = "1.2",
+    policies: Iterable[str] | ProviderPolicy | None = None,
 ) -> RunningProvider:
     """Serve the provider on ``host:port`` (0 = a free port); returns once it accepts
     connections. Raises ProfileError (bad config), ValueError (unknown fault or profile) or
@@ -245,8 +247,11 @@ def start_provider(
     second socket (``mtls_port``, 0 = free) serves the mTLS endpoint aliases.
     ``profile`` overrides ``[reference_provider] profile`` ("ciba" or "fapi-ciba").
     ``tls_minimum_version`` ("1.2" or "1.3") exists for experiments; FAPI wants >= 1.2.
+    ``policies``: policy names added to the profile's (or a ProviderPolicy replacing them),
+    docs/policies.md; an unknown name raises PolicyError (a ValueError) before listening.
     """
     settings = config if isinstance(config, ProviderSettings) else load_profile(config)
+    policies = effective_policy(settings, policies)
     faults = frozenset(faults)
     unknown = unknown_faults(faults)
     if unknown:
@@ -281,7 +286,7 @@ def start_provider(
     try:
         app = create_app(settings, issuer=issuer, faults=faults, fault_tenants=fault_tenants,
                          device_webhook_url=device_webhook_url, profile=profile,
-                         mtls_base=mtls_base)
+                         mtls_base=mtls_base, policies=policies)
     except BaseException:
         for s in sockets:
             s.close()
@@ -295,6 +300,7 @@ def start_provider(
             app, log_config=None, log_level="warning", access_log=False,
             lifespan="on" if index == 0 else "off",
             timeout_graceful_shutdown=2, backlog=2048,
+            timeout_keep_alive=app.state.provider.policy.keep_alive_timeout,
             http=TlsH11Protocol if context is not None else "auto",
         )
         if context is not None:

@@ -104,6 +104,8 @@ class ProviderSettings:
     tls_key: Path | None = None
     #: CA bundle that issues the certificates of tls_client_auth clients
     tls_client_ca: Path | None = None
+    #: ``[reference_provider] policies``: names of policies / combinations (policies.py)
+    policies: tuple[str, ...] = ()
     source: Path | None = None
 
     @property
@@ -358,6 +360,15 @@ def settings_from_dict(data: Mapping[str, Any], base_dir: Path, source: Path | N
         tls_files[name] = resolve_file(base_dir, value, f"{where}.{name}") if value else None
     if (tls_files["tls_certificate"] is None) != (tls_files["tls_key"] is None):
         raise ProfileError(f"{where}: tls_certificate and tls_key go together")
+    policy_names = _get(ref, "policies", list, where) or []
+    if not all(isinstance(n, str) for n in policy_names):
+        raise ProfileError(f"{where}.policies must be a list of policy names")
+    from .policies import PolicyError, resolve_policies
+
+    try:
+        resolve_policies(policy_names)
+    except PolicyError as exc:
+        raise ProfileError(f"{where}.policies: {exc}") from None
     if tls_files["tls_client_ca"] is None and any(
         c.auth_method == "tls_client_auth" for c in clients.values()
     ):
@@ -389,6 +400,7 @@ def settings_from_dict(data: Mapping[str, Any], base_dir: Path, source: Path | N
         tls_certificate=tls_files["tls_certificate"],
         tls_key=tls_files["tls_key"],
         tls_client_ca=tls_files["tls_client_ca"],
+        policies=tuple(policy_names),
         source=source,
     )
 
