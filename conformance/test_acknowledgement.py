@@ -28,6 +28,7 @@ from ciba_harness._checks_backchannel import (
     retire,
     send_and_accept,
 )
+from ciba_harness._choices import record_choice
 from ciba_harness._requests import parse_acknowledgement
 from ciba_harness.pytest_plugin import require_client
 
@@ -148,6 +149,10 @@ def test_interval(ciba, ciba_config, ciba_metadata, mode):
     client = require_client(ciba_config, ciba_metadata, mode=mode)
     exchange = acknowledged(ciba, client, "CIBA-ACK-01")
     ciba.check(ack_interval, exchange)
+    body = (exchange.response.json_object() if exchange.response is not None else None) or {}
+    # CIBA §7.3: interval is OPTIONAL (clients then wait 5 s): a choice, recorded.
+    record_choice("interval", f"{body['interval']} s" if "interval" in body else "absent",
+                  f"{mode} client acknowledgement")
 
 
 @pytest.mark.requirement("CIBA-ACK-09")

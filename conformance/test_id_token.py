@@ -28,6 +28,7 @@ from ciba_harness._checks_delivery import (
     nonce_absent,
     same_subject,
 )
+from ciba_harness._choices import record_choice
 from ciba_harness.pytest_plugin import require_client
 
 pytestmark = pytest.mark.poll
@@ -77,17 +78,36 @@ def test_id_token_validates(ciba, poll_client):
 
 
 @pytest.mark.requirement("CIBA-IDT-02")
-def test_id_token_alg(ciba, ciba_config, poll_client):
-    """The ID token is signed with the client's registered alg: the default RS256 (no
-    id_token_signed_response_alg is configured), PS256 or ES256 under FAPI-CIBA."""
+def test_id_token_alg(ciba, ciba_config, ciba_metadata, poll_client):
+    """The ID token is signed with the client's registered alg (OIDC Registration
+    id_token_signed_response_alg, default RS256); PS256 or ES256 under FAPI-CIBA. The harness
+    does not know the registration: a provider that advertises only other algs
+    (id_token_signing_alg_values_supported without RS256) registered its clients with one of
+    them, and may use any of those; the alg seen is recorded."""
     _, tokens, exchange = redeemed(ciba, poll_client)
-    algs = FAPI_ID_TOKEN_ALGS if ciba_config.profile == "fapi-ciba" else {DEFAULT_ID_TOKEN_ALG}
-    ciba.check(id_token_alg_is, str(tokens.get("id_token", "")), algs, exchange=exchange)
+    advertised = ciba_metadata.raw.get("id_token_signing_alg_values_supported")
+    advertised = {a for a in advertised if isinstance(a, str)} if isinstance(advertised,
+                                                                             list) else set()
+    advertised -= {"none"}
+    if ciba_config.profile == "fapi-ciba":
+        algs = set(FAPI_ID_TOKEN_ALGS)
+    elif advertised and DEFAULT_ID_TOKEN_ALG not in advertised:
+        algs = {a for a in advertised if not a.startswith("HS")}
+    else:
+        algs = {DEFAULT_ID_TOKEN_ALG}
+    id_token = str(tokens.get("id_token", ""))
+    ciba.check(id_token_alg_is, id_token, algs, exchange=exchange)
+    try:
+        alg = str(decode_unverified(id_token)[0].get("alg"))
+    except ValueError:
+        return
+    record_choice("id_token_alg", alg, f"advertised {sorted(advertised) or '(nothing)'}")
 
 
 @pytest.mark.requirement("CIBA-IDT-03")
 def test_acr_when_acr_values_requested(ciba, ciba_metadata, poll_client):
-    """acr_values sent: the ID token has an acr claim (highly recommended: a warning)."""
+    """acr_values sent: the ID token has an acr claim (CIBA §7.1 "highly RECOMMENDED": a
+    warning; a MUST under FAPI-CIBA, FAPI-CIBA-09)."""
     supported = ciba_metadata.raw.get("acr_values_supported")
     acr_values = (
         supported[0]
@@ -95,7 +115,10 @@ def test_acr_when_acr_values_requested(ciba, ciba_metadata, poll_client):
         else FALLBACK_ACR
     )
     _, tokens, _ = redeemed(ciba, poll_client, acr_values=acr_values)
-    ciba.check(acr_present, claims_of(tokens), severity=Severity.WARNING)
+    claims = claims_of(tokens)
+    record_choice("acr", f"present: {claims['acr']}" if "acr" in claims else "absent",
+                  f"acr_values={acr_values}")
+    ciba.check(acr_present, claims, severity=Severity.WARNING)
 
 
 @pytest.mark.requirement("CIBA-IDT-04")
@@ -129,6 +152,9 @@ def test_token_hashes(ciba, poll_client):
     flow, tokens, exchange = redeemed(ciba, poll_client)
     claims = ciba.check_id_token(flow, tokens, exchange=exchange)
     ciba.check(claim_present, claims, "at_hash", requirement="CIBA-IDT-07", severity=Severity.INFO)
+    record_choice("at_hash", "present" if "at_hash" in claims else "absent", "poll ID token")
+    record_choice("refresh_token_issued", "yes" if tokens.get("refresh_token") else "no",
+                  "poll flow with the default scope")
     if tokens.get("refresh_token"):
         ciba.check(
             claim_present, claims, RT_HASH_CLAIM, requirement="CIBA-IDT-07", severity=Severity.INFO

@@ -31,6 +31,7 @@ from ciba_harness._checks_delivery import (
     token_endpoint_uses_tls,
     token_error_is,
 )
+from ciba_harness._choices import record_choice
 from ciba_harness.pytest_plugin import require_client
 
 pytestmark = pytest.mark.poll
@@ -126,8 +127,12 @@ def test_polling_too_fast(ciba, ciba_config, poll_client):
         result = poller.handle(exchange.response)
         if result.status in {PollStatus.SLOW_DOWN, PollStatus.RETRY_LATER}:
             backed_off = True
+            record_choice("slow_down", f"{error_code(exchange.response) or 'HTTP 503'} for a "
+                          "fast poll", f"{FAST_POLLS} back-to-back polls")
             break
     if not backed_off:
+        record_choice("slow_down", "authorization_pending for a fast poll",
+                      f"{FAST_POLLS} back-to-back polls, no slow_down")
         return  # the provider tolerates fast polls (slow_down is a MAY)
     wait = poller.delay() - (time.monotonic() - sent)
     if wait > ciba_config.budgets.max_wait:
@@ -152,6 +157,9 @@ def test_expired_token_after_expiry(ciba, ciba_config, poll_client):
     ciba.check(
         token_error_is, again, {"expired_token", "invalid_grant"}, requirement="CIBA-TOKEN-24"
     )
+    code = error_code(again.response)
+    record_choice("after_expiry", f"{code} again" if code == "expired_token" else str(code),
+                  "second poll after expiry")
 
 
 @pytest.mark.push
@@ -212,6 +220,9 @@ def test_invalid_client(ciba, ciba_config, ciba_metadata, case):
     )
     if basic:
         ciba.check(www_authenticate_present, exchange, requirement="CIBA-TOKEN-20")
+    elif exchange.response is not None:
+        record_choice("invalid_client_status", f"{exchange.response.status} without HTTP Basic",
+                      "token endpoint")
 
 
 @pytest.mark.requirement("CIBA-TOKEN-21")
