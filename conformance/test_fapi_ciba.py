@@ -2,7 +2,7 @@
 suite's FAPI-CIBA provider modules (plan `fapi-ciba-id1-test-plan`, plain FAPI profile).
 
 Runs only with `--ciba-profile fapi-ciba` (or `[provider] profile = "fapi-ciba"`); otherwise
-every test is skipped with "FAPI-CIBA profile not selected". Each test names the module it
+every test is deselected (one line: "FAPI-CIBA profile not selected"). Each test names the module it
 mirrors ("mirrors fapi-ciba-id1-..."); `ciba_harness._fapi.CERTIFICATION_MODULES` holds the
 whole map with requirement IDs, and docs/fapi-ciba.md shows it as a table.
 

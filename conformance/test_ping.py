@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from _callbacks import flow_callbacks, notification_wait
+from ._callbacks import flow_callbacks, notification_wait
 
 from ciba_harness import EndpointBehaviour, Severity
 from ciba_harness._checks import status_is

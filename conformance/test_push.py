@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from _callbacks import flow_callbacks, notification_wait
+from ._callbacks import flow_callbacks, notification_wait
 
 from ciba_harness import EndpointBehaviour, Severity
 from ciba_harness._checks import ack_no_interval_for_push

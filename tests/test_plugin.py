@@ -64,19 +64,36 @@ def test_markers_and_options_are_registered(pytester: pytest.Pytester) -> None:
         assert option in help_text
 
 
-def test_unreachable_provider_fails_each_test_with_a_clear_reason(pytester: pytest.Pytester) -> None:
-    config = pytester.makefile(".toml", provider=UNREACHABLE_CONFIG)
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({}, ("unreachable", "[provider] issuer")),  # nothing listens on port 9
+        ({'client_id = "c1"': 'client_id = "${CIBA_UNSET_CLIENT_ID}"'}, ("CIBA_UNSET_CLIENT_ID",)),
+        ({"[users]": "[users"}, ("provider.toml",)),  # not TOML
+    ],
+    ids=["unreachable-issuer", "unset-env", "bad-toml"],
+)
+def test_plain_pytest_stops_on_a_bad_config_with_one_usage_error(
+    pytester: pytest.Pytester, change: dict[str, str], words: tuple[str, ...]
+) -> None:
+    """`pytest conformance --ciba-config bad.toml` checks before running, as the wrapper does:
+    one line, exit 4 (usage error), no setup error per test, no verdict recorded."""
+    text = UNREACHABLE_CONFIG
+    for old, new in change.items():
+        text = text.replace(old, new)
+    config = pytester.makefile(".toml", provider=text)
     pytester.makepyfile(test_suite=SUITE)
     report = pytester.path / "out"
     result = pytester.runpytest("--ciba-config", str(config), "--ciba-report", str(report))
-    result.assert_outcomes(errors=3)  # a setup failure: each test errors, none is judged
-    output = result.stdout.str()
-    assert "provider unreachable" in output
-    assert "Traceback" not in output
-    assert "s3cr3t-value-for-test" not in output
-    results = _results(report)
-    assert results["summary"]["tests"]["error"] == 3
-    assert "s3cr3t-value-for-test" not in (report / "results.json").read_text()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: ciba-harness: "), errors
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+    assert " — " in errors[0]  # the fix is named
+    assert "error" not in result.stdout.str().lower().replace("errors", "")
+    assert not (report / "results.json").exists() and not (report / "junit.xml").exists()
+    assert "s3cr3t-value-for-test" not in result.stdout.str() + result.stderr.str()
 
 
 def test_invalid_config_is_reported_with_file_and_key(pytester: pytest.Pytester) -> None:
@@ -84,9 +101,9 @@ def test_invalid_config_is_reported_with_file_and_key(pytester: pytest.Pytester)
                                .replace('auth_method = "client_secret_basic"', 'auth_method = "magic"'))
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest("--ciba-config", str(config), "--ciba-no-report")
-    output = result.stdout.str()
+    output = result.stderr.str()
     assert "broken.toml" in output and "clients[0].auth_method" in output
-    assert "Traceback" not in output
+    assert "Traceback" not in output + result.stdout.str()
 
 
 def test_results_against_the_embedded_provider(pytester: pytest.Pytester) -> None:
@@ -155,3 +172,44 @@ def test_xdist_workers_report_to_the_controller(pytester: pytest.Pytester) -> No
     results = _results(report)
     assert len(results["tests"]) == 3
     assert {r["id"]: r["verdict"] for r in results["requirements"]}["CIBA-TOKEN-03"] == "pass"
+
+
+MODE_SUITE = """
+import pytest
+
+@pytest.fixture(params=["poll", "ping"])
+def mode(request):
+    return request.param
+
+@pytest.mark.requirement("CIBA-DISC-01")
+def test_modes(ciba, ciba_metadata, mode):
+    assert ciba_metadata.supports_mode(mode)
+
+@pytest.mark.fapi
+@pytest.mark.requirement("FAPI-CIBA-01")
+@pytest.mark.parametrize("n", range(5))
+def test_fapi_only(ciba, n):
+    pass
+"""
+
+
+def test_mode_parameters_count_as_mode_markers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=MODE_SUITE)
+    report = pytester.path / "out"
+    result = pytester.runpytest("-m", "ping", "--ciba-report", str(report))
+    result.assert_outcomes(passed=1, deselected=6)
+    records = _results(report)["tests"]
+    assert [(r["nodeid"].split("::")[1], r["modes"]) for r in records] == [
+        ("test_modes[ping]", ["ping"])
+    ]
+
+
+def test_fapi_tests_are_deselected_in_one_line_without_the_fapi_profile(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_suite=MODE_SUITE)
+    result = pytester.runpytest("--ciba-no-report", "-rs")
+    result.assert_outcomes(passed=2, deselected=5)
+    output = result.stdout.str()
+    assert output.count("FAPI-CIBA profile not selected") == 1, output
+    assert "SKIPPED" not in output

@@ -79,7 +79,9 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 def default_profile_path() -> Path:
     """The embedded reference provider's profile, shipped in fixtures/."""
-    return Path(__file__).resolve().parents[2] / "fixtures" / "profiles" / "reference.toml"
+    from ._packages import fixtures_folder
+
+    return fixtures_folder() / "profiles" / "reference.toml"
 
 
 @dataclass(frozen=True)

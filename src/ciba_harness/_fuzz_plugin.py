@@ -1,6 +1,7 @@
 """pytest plugin of the fuzz suites (conformance/test_fuzz.py, conformance/test_state_machine.py).
 
-Registered by conformance/conftest.py (`pytest_plugins`), not as an entry point: it adds the
+Registered by ciba_harness.pytest_plugin and the checkout's root conftest.py
+(`pytest_plugins`), not as an entry point of its own: it adds the
 options `--ciba-fuzz-profile`, `--ciba-fuzz-examples`, `--ciba-fuzz-seconds`, the `fuzz`
 marker and the session fixture `ciba_fuzz`. Hypothesis is imported only when the fixture is
 first used, and its settings profiles (`ciba-quick`, `ciba-ci`, `ciba-thorough`) are applied

@@ -1,7 +1,9 @@
-"""`ciba-harness`: thin wrappers over pytest, the reference provider, locust and the reports.
+"""usage: ciba-harness COMMAND [options]   (ciba-harness --version; COMMAND --help)
+
+`ciba-harness`: thin wrappers over pytest, the reference provider, locust and the reports.
 
   ciba-harness conformance [--ciba-config FILE] [pytest args...]
-  ciba-harness provider [--port N] [--config FILE] [--fault NAME ...] [--tls] [--profile P] [--list-faults]
+  ciba-harness provider [--port N] [--config FILE] [--fault NAME ...] [--policy NAME ...] [--tls] [--profile P] [--list-faults] [--list-policies]
   ciba-harness load [locust args...]
   ciba-harness report diff|html|load ...
   ciba-harness check-config FILE
@@ -9,51 +11,107 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["main", "repo_root"]
+import pytest
+
+__all__ = ["main"]
 
 USAGE = __doc__ or ""
+CONFORMANCE_PROG = "ciba-harness conformance"
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+def _conformance_parser() -> argparse.ArgumentParser:
+    """The harness's own options of `conformance` (the plugin's); everything else is pytest's."""
+    parser = argparse.ArgumentParser(
+        prog=CONFORMANCE_PROG,
+        usage=f"{CONFORMANCE_PROG} [--ciba-config FILE] [--ciba-report DIR] [pytest options]",
+        description="Run the CIBA conformance suites (installed package "
+        "ciba_harness_conformance) with pytest. Without --ciba-config the embedded reference "
+        "provider is started. Select with -m poll|ping|push, -k CIBA-TOKEN-16, or name suite "
+        "files; reports go to reports/out/ unless --ciba-report says otherwise.",
+        add_help=False,
+        allow_abbrev=False,
+    )
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and pytest's")
+    parser.add_argument("--ciba-config", metavar="FILE", help="provider description (TOML)")
+    parser.add_argument("--ciba-issuer", metavar="URL", help="override the config's issuer")
+    parser.add_argument("--ciba-report", metavar="DIR",
+                        help="write results.json, junit.xml, report.html here (reports/out)")
+    parser.add_argument("--ciba-no-report", action="store_true", help="write no report files")
+    parser.add_argument("--ciba-profile", choices=("ciba", "fapi-ciba"),
+                        help="override the config's profile")
+    parser.add_argument("--ciba-strict", action="store_true",
+                        help="treat warnings (SHOULD, tolerated deviations) as failures")
+    parser.add_argument("--ciba-fault", metavar="NAME", action="append",
+                        help="start the embedded provider with this fault (repeatable)")
+    return parser
+
+
+class SuiteSelection:
+    """pytest plugin of the wrapper: once pytest has parsed the command line, run the suites
+    unless the user named test paths (then only those). pytest decides what is a path."""
+
+    def __init__(self, suites: Path, *, checked: bool) -> None:
+        self.suites = str(suites)
+        self.checked = checked
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        from .pytest_plugin import PREFLIGHT_DONE
+
+        config.stash[PREFLIGHT_DONE] = self.checked  # the plugin need not check again
+        named = [arg for arg in config.args if arg != self.suites]
+        if config.args_source is pytest.Config.ArgsSource.ARGS and named:
+            config.args[:] = named
+        else:
+            config.args[:] = [self.suites]
 
 
 def _conformance(args: list[str]) -> int:
-    import pytest
+    from ._packages import suites_folder
 
-    suite = repo_root() / "conformance"
-    if not suite.is_dir():
-        print(f"ciba-harness: the conformance suites are not at {suite}; run from a checkout "
-              "(pip install -e .)", file=sys.stderr)
-        return 2
+    suites = suites_folder()
+    own, _ = _conformance_parser().parse_known_args(args)
+    if own.help:
+        return _conformance_help(suites)
     pass_through = list(args)
-    if not any(a in {"-h", "--help", "--version", "--co", "--collect-only"} for a in args):
+    checked = "--co" not in args and "--collect-only" not in args
+    if checked:
         from ._preflight import preflight
 
         # The user's input first: a wrong config, an unreachable or non-CIBA provider, a port
         # in use end here with one message and exit code 2, before any report is written.
-        preflight(_option(args, "--ciba-config"), issuer=_option(args, "--ciba-issuer"))
-    if not any(a.startswith("--ciba-report") or a == "--ciba-no-report" for a in pass_through):
+        preflight(own.ciba_config, issuer=own.ciba_issuer)
+    if own.ciba_report is None and not own.ciba_no_report:
         pass_through += ["--ciba-report", str(Path("reports/out").resolve())]
-    if not any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in pass_through):
-        pass_through.insert(0, str(suite))
-    return int(pytest.main(["-p", "no:locust", "-p", "no:cacheprovider", *pass_through]))
+    if not any(a == "--rootdir" or a.startswith("--rootdir=") for a in args):
+        # Node IDs relative to the suites' parent: conformance/test_x.py in a checkout,
+        # ciba_harness_conformance/test_x.py when installed.
+        pass_through.insert(0, f"--rootdir={suites.parent}")
+    command = [str(suites), "-p", "no:locust", "-p", "no:cacheprovider", *pass_through]
+    return int(pytest.main(command, plugins=[SuiteSelection(suites, checked=checked)]))
 
 
-def _option(args: list[str], name: str) -> str | None:
-    """The value of `--name VALUE` or `--name=VALUE` (the last one wins, as in argparse)."""
-    value = None
-    for index, arg in enumerate(args):
-        if arg == name and index + 1 < len(args):
-            value = args[index + 1]
-        elif arg.startswith(name + "="):
-            value = arg.split("=", 1)[1]
-    return value
+def _conformance_help(suites: Path) -> int:
+    """The harness's options first, then pytest's (all accepted)."""
+    import contextlib
+    import io
+
+    _conformance_parser().print_help()
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        code = pytest.main([str(suites), "-p", "no:locust", "--help"])
+    text = captured.getvalue()
+    first, _, rest = text.partition("\n")
+    if first.startswith("usage: "):
+        text = rest
+    print(f"\npytest options (all accepted by {CONFORMANCE_PROG}):{text}")
+    return int(code)
 
 
 def _provider(args: list[str]) -> int:
@@ -63,9 +121,8 @@ def _provider(args: list[str]) -> int:
 
 
 def _load(args: list[str]) -> int:
-    locustfile = repo_root() / "load" / "locustfile.py"
-    defaults = ["-f", str(locustfile)]
-    command = [sys.executable, "-m", "ciba_harness.load", *defaults, *args]
+    # ciba_harness.load adds the installed locustfile unless -f is given.
+    command = [sys.executable, "-m", "ciba_harness.load", *args]
     return subprocess.call(command, env=os.environ.copy())
 
 
@@ -102,9 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     from ._preflight import describe_config_error
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in {"-h", "--help"}:
+    if not args:
+        print(USAGE.strip(), file=sys.stderr)
+        return 2
+    if args[0] in {"-h", "--help"}:
         print(USAGE.strip())
-        return 0 if args else 2
+        return 0
+    if args[0] == "--version":
+        from . import __version__
+
+        print(f"ciba-harness {__version__}")
+        return 0
     command = COMMANDS.get(args[0])
     if command is None:
         print(f"ciba-harness: unknown command {args[0]!r}\n\n{USAGE.strip()}", file=sys.stderr)

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["CibaSession", "require_client"]
 
+# The fuzz suites' options, marker and fixture come with the harness (also when installed,
+# where no conftest of the checkout is there to list them).
+pytest_plugins = ["ciba_harness._fuzz_plugin"]
+
 PROPERTY = "ciba"
 MARKERS = {
     "poll": "test of poll mode (CIBA §10.1)",
@@ -91,9 +95,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+PREFLIGHT_DONE = pytest.StashKey[bool]()  # set by `ciba-harness conformance` once it checked
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
+    if not _is_worker(config):
+        _preflight(config)
     _configure_health(config)
     if _is_worker(config) or config.getoption("ciba_no_report", False):
         return
@@ -162,16 +171,47 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail(message, pytrace=False)
 
 
+def _preflight(config: pytest.Config) -> None:
+    """The user's provider description and provider are checked before anything runs (as
+    `ciba-harness conformance` does): a mistake is one usage error (exit 4), not a setup
+    error per test and a failed discovery verdict."""
+    if config.stash.get(PREFLIGHT_DONE, False):
+        return
+    if config.option.help or config.option.collectonly:
+        return
+    config_path = config.getoption("ciba_config", None)
+    issuer = config.getoption("ciba_issuer", None)
+    if not config_path and not issuer:
+        return  # the embedded reference provider with its own profile
+    from ._errors import CibaHarnessError, ConfigError
+    from ._preflight import describe_config_error, preflight
+
+    try:
+        preflight(config_path, issuer=issuer)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"ciba-harness: {describe_config_error(exc)}") from None
+    except CibaHarnessError as exc:
+        raise pytest.UsageError(f"ciba-harness: {exc}") from None
+    config.stash[PREFLIGHT_DONE] = True
+
+
 FAPI_NOT_SELECTED = "FAPI-CIBA profile not selected"
 
 
+_fapi_deselected_key = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselect by the keywords and marks set here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Requirement IDs become keywords (`-k CIBA-TOKEN-16`). Tests marked `fapi` run only
-    under the FAPI-CIBA profile (option or config file); otherwise they are skipped before any
-    fixture is set up."""
+    """Requirement IDs become keywords (`-k CIBA-TOKEN-16`); a mode parameter (a `poll`,
+    `ping` or `push` value of the test's parametrisation) becomes that mode's marker, so
+    `-m ping` selects `test_status_200[ping]` and the report files it under ping. Tests
+    marked `fapi` run only under the FAPI-CIBA profile (option or config file); otherwise
+    they are deselected, with one line in the header."""
     for item in items:
         for marker in item.iter_markers("requirement"):
             item.extra_keyword_matches.update(str(arg) for arg in marker.args)
+        _mark_mode_parameter(item)
     fapi_items = [item for item in items if item.get_closest_marker("fapi")]
     if not fapi_items:
         return
@@ -180,9 +220,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         loaded = _configured(config)
         profile = loaded.profile if loaded is not None else "ciba"
     if profile != "fapi-ciba":
-        skip = pytest.mark.skip(reason=FAPI_NOT_SELECTED)
-        for item in fapi_items:
-            item.add_marker(skip)
+        deselected = set(fapi_items)
+        items[:] = [item for item in items if item not in deselected]
+        config.hook.pytest_deselected(items=fapi_items)
+        config.stash[_fapi_deselected_key] = len(fapi_items)
+
+
+def _mark_mode_parameter(item: pytest.Item) -> None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return
+    modes = {value for value in callspec.params.values()
+             if isinstance(value, str) and value in {"poll", "ping", "push"}}
+    if len(modes) == 1:
+        mode = modes.pop()
+        if not item.get_closest_marker(mode):
+            item.add_marker(getattr(pytest.mark, mode))
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    count = config.stash.get(_fapi_deselected_key, 0)
+    if not count:
+        return []
+    return [f"ciba-harness: {count} FAPI-CIBA tests deselected: {FAPI_NOT_SELECTED} "
+            "(--ciba-profile fapi-ciba, or profile = \"fapi-ciba\" in the config, runs them)"]
 
 
 def _is_worker(config: pytest.Config) -> bool:

@@ -31,17 +31,15 @@ CONFIG = load_config(default_profile_path()).with_issuer(ISSUER)
 
 
 def _suite() -> ModuleType:
-    """conformance/test_fuzz.py, under the module name pytest gives it (rootdir-relative)."""
-    if "test_fuzz" in sys.modules:
-        return sys.modules["test_fuzz"]
-    spec = importlib.util.spec_from_file_location("test_fuzz", REPO / "conformance" / "test_fuzz.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["test_fuzz"] = module
+    """conformance/test_fuzz.py, under the module name pytest gives it (conformance/ is a
+    package: `conformance.test_fuzz`), so `pytest .` imports it once."""
+    if "conformance.test_fuzz" in sys.modules:
+        return sys.modules["conformance.test_fuzz"]
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # what pytest's prepend import mode does for the package
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)  # 'fuzz': conformance's
-        spec.loader.exec_module(module)
-    return module
+        return importlib.import_module("conformance.test_fuzz")
 
 
 SUITE = _suite()
