@@ -14,6 +14,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,41 @@ def test_load_shape_file_drives_the_run(tmp_path: Path, shape: str) -> None:
     assert re.search(r"Shape test (starting|updating)", result.stderr), result.stderr[-3000:]
     stats = _stats(tmp_path / "run")
     assert int(stats[("POST", "backchannel")]["Request Count"]) > 0
+
+
+def test_capacity_search_against_the_embedded_provider(tmp_path: Path) -> None:
+    """A short capacity search (a few steps of a few seconds): it ends by itself within its
+    bounds and the report holds the capacity, the knee (or why there is none), the step
+    table and the chart."""
+    max_steps, step_time = 5, 4.0
+    started = time.monotonic()
+    result = _wrapper(
+        tmp_path, "--ciba-find-capacity", "--ciba-mix", "poll", "--ciba-approval-delay", "fixed:0.1",
+        "--ciba-deny-share", "0", "--ciba-expire-share", "0",
+        "--ciba-capacity-start", "5", "--ciba-capacity-growth", "4",
+        "--ciba-capacity-step-time", str(step_time), "--ciba-capacity-settle", "1.5",
+        "--ciba-capacity-max-steps", str(max_steps), "--ciba-p95-time-to-token-ms", "1500",
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, _show(result)
+    assert elapsed < 60, elapsed
+    capacity = json.loads((tmp_path / "load-summary.json").read_text())["capacity"]
+    steps = capacity["steps"]
+    assert 1 <= len(steps) <= max_steps
+    assert capacity["elapsed_s"] <= max_steps * (step_time + 1.0) + 2  # steps end on a 1 s tick
+    assert [s["rate"] for s in steps[:2]] == [5.0, 20.0]  # climbing by the growth factor
+    assert all(s["flows"] > 0 and s["measured_seconds"] >= step_time - 1.5 - 0.5 for s in steps)
+    passed = [s["rate"] for s in steps if s["passed"] and not s["generator_limited"]]
+    failed = [s["rate"] for s in steps if not s["passed"] and not s["generator_limited"]]
+    assert capacity["capacity_flows_per_s"] == (max(passed) if passed else None)
+    assert capacity["knee_flows_per_s"] == (min(failed) if failed else None)
+    assert capacity["stop_reason"] in {"found", "max_steps", "time_budget", "generator_saturated"}
+    if capacity["knee_flows_per_s"] is not None and capacity["capacity_flows_per_s"] is not None:
+        assert capacity["capacity_flows_per_s"] < capacity["knee_flows_per_s"]
+        assert capacity["limited_by"] == "provider"
+    if capacity["stop_reason"] == "generator_saturated":
+        assert capacity["limited_by"] == "generator" and "generator" in capacity["verdict"]
+    assert "capacity search:" in result.stderr
+    html = (tmp_path / "ciba-load-report.html").read_text("utf-8")
+    assert 'id="capacity"' in html and "Offered flows/s" in html
+    assert 'alt="capacity search: offered rate against latency and errors"' in html

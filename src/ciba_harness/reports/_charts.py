@@ -320,7 +320,11 @@ def capacity(result: dict[str, Any]) -> str:
         errors_axis.plot(rates, [100 * float(s.get("error_ratio") or 0) for s in steps],
                          color=FAIL, lw=1.2, ls="--", label="failed flows %")
         errors_axis.set_ylabel("failed flows %", color=FAIL)
-        errors_axis.set_ylim(bottom=0)
+        worst = max(100 * float(s.get("error_ratio") or 0) for s in steps)
+        errors_axis.set_ylim(0, max(1.0, worst * 1.2))
+        limit = (result.get("thresholds") or {}).get("p95_time_to_token_ms")
+        if isinstance(limit, int | float):
+            ax.axhline(float(limit), color=MUTED, lw=1, ls="--", label=f"p95 limit {limit:g} ms")
         errors_axis.grid(False)
         errors_axis.spines["right"].set_visible(True)
         knee = result.get("knee_flows_per_s")
