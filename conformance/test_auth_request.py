@@ -319,14 +319,22 @@ def test_unknown_login_hint(ciba, ciba_config, poll_client):
 
 @pytest.mark.requirement("CIBA-AUTH-10")
 def test_id_token_hint_from_earlier_flow(ciba, poll_client):
-    """An ID token this provider issued to this client identifies the user: accepted."""
+    """An ID token this provider issued to this client identifies the user: accepted.
+    Which hint types an OP supports is its choice (CIBA §7.1 OPTIONAL, CIBA-AUTH-29): a
+    well-formed refusal is recorded, not failed."""
     id_token = issued_id_token(ciba, poll_client)
-    send_and_accept(
-        ciba,
-        poll_client,
-        ciba.default_params(poll_client, login_hint=None, id_token_hint=id_token),
-        requirement="CIBA-AUTH-10",
-    )
+    params = ciba.default_params(poll_client, login_hint=None, id_token_hint=id_token)
+    exchange = send(ciba, poll_client, params)
+    response = exchange.response
+    if response is not None and 400 <= response.status < 500:
+        code = expect_backchannel_error(
+            ciba, exchange, {"invalid_request", "unknown_user_id"}, requirement="CIBA-AUTH-10",
+            tolerated={error_code(response)} - {None, "invalid_client"},
+        )
+        record_choice("hint_types", f"id_token_hint refused ({code})", describe_refusal(exchange))
+        return
+    expect_accepted(ciba, exchange, requirement="CIBA-AUTH-10")
+    record_choice("hint_types", "id_token_hint accepted", "an ID token from an earlier flow")
 
 
 def _tampered(token: str) -> str:
@@ -484,13 +492,22 @@ def test_short_binding_message_completes(ciba, poll_client, message):
     ids=["long", "non_ascii", "emoji"],
 )
 def test_awkward_binding_message(ciba, poll_client, message):
-    """A long, non-ASCII or emoji binding message: invalid_binding_message or accepted."""
+    """A long, non-ASCII or emoji binding message: invalid_binding_message or accepted (the
+    limits are the OP's, A-16: recorded); refused with invalid_request instead of the code
+    §13 defines for it: a warning."""
     params = ciba.default_params(poll_client, binding_message=message)
     exchange = send(ciba, poll_client, params)
+    kind = ("long" if len(message) > 40 else "emoji" if any(ord(c) > 0xFFFF for c in message)
+            else "non-ASCII")
     if exchange.response is not None and 200 <= exchange.response.status < 300:
         expect_accepted(ciba, exchange, requirement="CIBA-AUTH-19")
+        record_choice("binding_message_policy", f"{kind} message accepted",
+                      f"{len(message)} characters")
         return
-    expect_backchannel_error(ciba, exchange, "invalid_binding_message", requirement="CIBA-AUTH-19")
+    code = expect_backchannel_error(ciba, exchange, "invalid_binding_message",
+                                    requirement="CIBA-AUTH-19", tolerated={"invalid_request"})
+    record_choice("binding_message_policy", f"{kind} message refused ({code})",
+                  f"{len(message)} characters")
 
 
 @pytest.mark.requirement("CIBA-AUTH-20")

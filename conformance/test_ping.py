@@ -23,6 +23,7 @@ from ciba_harness._checks_delivery import (
     token_error_is,
 )
 from ciba_harness._receiver import REDIRECT_TARGET_PATH
+from ciba_harness._choices import record_choice
 from ciba_harness.pytest_plugin import require_client
 
 pytestmark = pytest.mark.ping
@@ -114,7 +115,8 @@ def test_endpoint_answering_200_with_body(ciba, ciba_config, ciba_inbox, ping_cl
     ciba.approve(flow)
     expect_ping(ciba, ciba_config, ciba_inbox, flow)
     exchange = ciba.token(ping_client, flow.auth_req_id)
-    ciba.check(status_is, exchange, {200}, requirement="CIBA-PING-05")
+    # CIBA §10.2: the OP SHOULD also accept 200 and ignore the body: a warning if it does not.
+    ciba.check(status_is, exchange, {200}, requirement="CIBA-PING-05", severity=Severity.WARNING)
 
 
 @pytest.mark.requirement("CIBA-PING-07")
@@ -126,16 +128,12 @@ def test_tokens_retrievable_after_failed_ping(ciba, ciba_config, ciba_inbox, pin
     ciba.approve(flow)
     expect_ping(ciba, ciba_config, ciba_inbox, flow)
     exchange = ciba.token(ping_client, flow.auth_req_id)
-    ciba.check(status_is, exchange, {200}, requirement="CIBA-PING-07")
+    # CIBA §10.2 leaves the OP's handling of a 4xx/5xx from the client open (BB-139): tokens
+    # withheld afterwards are worth a warning, not a failure.
+    ciba.check(status_is, exchange, {200}, requirement="CIBA-PING-07", severity=Severity.WARNING)
     notes = flow_callbacks(ciba_inbox, flow, timeout=QUIET_WINDOW, count=2)
-    ciba.check(
-        callback_count_at_most,
-        notes,
-        1,
-        requirement="CIBA-PING-07",
-        title=f"The provider retried the ping after HTTP {status} (recorded)",
-        severity=Severity.INFO,
-    )
+    record_choice("ping_retry", f"{len(notes)} ping(s)" if len(notes) != 1 else "no retry",
+                  f"notification endpoint answered HTTP {status}")
 
 
 @pytest.mark.requirement("CIBA-PING-07")
@@ -145,7 +143,9 @@ def test_slow_endpoint_does_not_hold_tokens(ciba, ciba_config, ciba_inbox, ping_
     ciba.approve(flow)
     expect_ping(ciba, ciba_config, ciba_inbox, flow)
     exchange = ciba.token(ping_client, flow.auth_req_id)
-    ciba.check(status_is, exchange, {200}, requirement="CIBA-PING-07")
+    # No sentence ties the tokens to the callback's answer: an OP that waits for it (pings
+    # synchronously) is warned, not failed.
+    ciba.check(status_is, exchange, {200}, requirement="CIBA-PING-07", severity=Severity.WARNING)
 
 
 @pytest.mark.requirement("CIBA-PING-06", "CIBA-SEC-10")

@@ -17,11 +17,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ciba_harness import HttpRequest, RequestObjectSpec, Severity, build_backchannel_request
+from ciba_harness._checks import not_server_error, refused
 from ciba_harness._checks_backchannel import (
-    accepted,
+    describe_refusal,
     expect_backchannel_error,
     send_and_accept,
 )
+from ciba_harness._choices import record_choice
 from ciba_harness._requests import error_code
 from ciba_harness.pytest_plugin import require_client
 
@@ -50,9 +52,9 @@ def expect_refused(ciba, exchange, requirement: str) -> None:
     )
 
 
-def record(ciba, exchange, requirement: str) -> None:
-    """Undefined rows: refusal or acceptance both recorded; an error must still be
-    well-formed and carry its code's status."""
+def record(ciba, exchange, requirement: str, latitude: str) -> None:
+    """Undefined rows: refusal or acceptance is the provider's choice, recorded; an error
+    must still be well-formed and carry its code's status (CIBA §13)."""
     response = exchange.response
     if response is not None and 400 <= response.status < 500:
         code = error_code(response)
@@ -64,8 +66,11 @@ def record(ciba, exchange, requirement: str) -> None:
             tolerated={code} if code else (),
             tolerated_severity=Severity.INFO,
         )
+        record_choice(latitude, f"refused: {code}", describe_refusal(exchange))
         return
-    ciba.check(accepted, exchange, requirement=requirement, severity=Severity.INFO)
+    ciba.check(not_server_error, exchange, requirement=requirement, severity=Severity.WARNING)
+    if response is not None and 200 <= response.status < 300:
+        record_choice(latitude, "accepted", f"HTTP {response.status}")
 
 
 # --- baseline ---------------------------------------------------------------------------------
@@ -239,7 +244,7 @@ def test_jti_replay_recorded(ciba, signing_client):
         requirement="CIBA-SREQ-10",
         signed=spec,
     )
-    record(ciba, send_signed(ciba, signing_client, spec), "CIBA-SREQ-10")
+    record(ciba, send_signed(ciba, signing_client, spec), "CIBA-SREQ-10", "request_jti_replay")
 
 
 @pytest.mark.requirement("CIBA-SREQ-11")
@@ -247,7 +252,7 @@ def test_parameter_also_outside_recorded(ciba, signing_client):
     """scope inside the JWT and also as a form field: refused, or accepted using the inner
     value; recorded."""
     exchange = send_signed(ciba, signing_client, RequestObjectSpec(also_outside=("scope",)))
-    record(ciba, exchange, "CIBA-SREQ-11")
+    record(ciba, exchange, "CIBA-SREQ-11", "request_object_outside_params")
 
 
 @pytest.mark.requirement("CIBA-SREQ-13")
@@ -281,6 +286,11 @@ def test_encrypted_request_refused(ciba, ciba_metadata, signing_client):
         secrets=request.secrets,
     )
     exchange = ciba.send(encrypted, label="backchannel (JWE request)", client=signing_client)
+    if exchange.response is not None and 200 <= exchange.response.status < 300:
+        # CIBA §7.1.1 defines signed requests only; no sentence makes the OP refuse an
+        # encrypted one, so accepting it (an extension) is a warning (BB-105).
+        ciba.check(refused, exchange, requirement="CIBA-SREQ-13", severity=Severity.WARNING)
+        return
     code = error_code(exchange.response)
     expect_backchannel_error(
         ciba,
@@ -354,4 +364,4 @@ def test_request_uri_recorded(ciba, ciba_config, ciba_metadata):
         client, extra=(("request_uri", "https://request-uri.invalid/ciba/req/1"),)
     )
     exchange = ciba.backchannel(client, params)
-    record(ciba, exchange, "CIBA-SREQ-17")
+    record(ciba, exchange, "CIBA-SREQ-17", "request_uri")

@@ -62,6 +62,7 @@ LATITUDES: Mapping[str, tuple[str, str]] = {
         "client_notification_token from a poll client", "CIBA §7.1: undefined (A-08)"),
     "user_code_unregistered": (
         "user_code from a client not registered for it", "CIBA §7.1.2: undefined (A-07)"),
+    "hint_types": ("Hint types accepted", "CIBA §7.1: id_token_hint OPTIONAL; §7.2 leaves it open"),
     "scope_without_openid": (
         "scope without openid", "CIBA §7.1: undefined (A-04)"),
     "assertion_replay": (
