@@ -1,0 +1,118 @@
+"""Poll mode (CIBA §7.3, §10.1, §11) and ID-token validation of tokens from the token endpoint.
+
+Signature, kid and alg rules are warnings here: OIDC Core §3.1.3.7 step 6 lets a client rely
+on TLS for an ID token that came straight from the token endpoint (security-relevant latitude).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ciba_harness._errors import Severity
+from ciba_harness.rp import _checks as c
+from ciba_harness.rp._harness import ClientTest
+
+COMMON = ("CIBA-RP-01", "CIBA-RP-02", "CIBA-RP-03", "CIBA-RP-04", "CIBA-RP-08", "CIBA-RP-10",
+          "CIBA-RP-12", "CIBA-RP-13", "CIBA-RP-14", "CIBA-RP-15", "CIBA-RP-16", "CIBA-RP-17")
+pytestmark = [pytest.mark.poll, pytest.mark.client_requirement(*COMMON)]
+
+
+@pytest.mark.client_requirement("CIBA-RP-48")
+def test_poll_faithful(ciba_rp: ClientTest) -> None:
+    """Two authorization_pending, then tokens: the client polls at the interval and accepts."""
+    seen = ciba_rp.observe("poll_faithful")
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_tokens_accepted, seen.outcome, seen.expected_sub)
+    ciba_rp.conclude()
+
+
+@pytest.mark.client_requirement("CIBA-RP-48")
+def test_poll_slow_down(ciba_rp: ClientTest) -> None:
+    """slow_down on the second poll: the next poll comes at least 5 s later than the pace."""
+    seen = ciba_rp.observe("poll_slow_down")
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_tokens_accepted, seen.outcome, seen.expected_sub)
+    ciba_rp.conclude()
+
+
+@pytest.mark.client_requirement("CIBA-RP-48")
+def test_poll_interval_absent(ciba_rp: ClientTest) -> None:
+    """No interval in the acknowledgement: polls at least 5 s apart."""
+    seen = ciba_rp.observe("poll_interval_absent")
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_tokens_accepted, seen.outcome, seen.expected_sub)
+    ciba_rp.conclude()
+
+
+@pytest.mark.client_requirement("CIBA-RP-48")
+def test_poll_interval_5s(ciba_rp: ClientTest) -> None:
+    """A 5 s interval: polls at least 5 s apart."""
+    seen = ciba_rp.observe("poll_interval_5s")
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_tokens_accepted, seen.outcome, seen.expected_sub)
+    ciba_rp.conclude()
+
+
+def test_poll_expired(ciba_rp: ClientTest) -> None:
+    """expires_in 2 s and a provider that keeps saying pending: the client stops by itself."""
+    seen = ciba_rp.observe("poll_expired")
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_tokens_refused, seen.outcome, what="tokens of an expired request",
+                  requirement="CIBA-RP-15")
+    ciba_rp.conclude()
+
+
+def test_poll_denied(ciba_rp: ClientTest) -> None:
+    """access_denied on the second poll: the client stops polling and reports a refusal."""
+    seen = ciba_rp.observe("poll_denied")
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_tokens_refused, seen.outcome, what="a denied request",
+                  requirement="CIBA-RP-16")
+    ciba_rp.conclude()
+
+
+@pytest.mark.client_requirement("CIBA-RP-47")
+def test_poll_error_with_tokens(ciba_rp: ClientTest) -> None:
+    """HTTP 400 access_denied whose body also carries token members: no tokens taken."""
+    seen = ciba_rp.observe("poll_error_with_tokens")
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_tokens_refused, seen.outcome, what="tokens from an error response",
+                  requirement="CIBA-RP-47")
+    ciba_rp.conclude()
+
+
+ID_TOKEN_CASES = [
+    ("poll_forged_signature", "CIBA-RP-40", "an ID token whose signature does not verify",
+     Severity.WARNING),
+    ("poll_foreign_kid", "CIBA-RP-41", "an ID token signed by a key not in the JWKS",
+     Severity.WARNING),
+    ("poll_alg_none", "CIBA-RP-43", "an unsigned (alg none) ID token", Severity.WARNING),
+    ("poll_wrong_iss", "CIBA-RP-44", "an ID token of another issuer", Severity.FAILURE),
+    ("poll_wrong_aud", "CIBA-RP-45", "an ID token for another audience", Severity.FAILURE),
+    ("poll_expired_id_token", "CIBA-RP-46", "an expired ID token", Severity.FAILURE),
+]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "requirement", "what", "severity"),
+    [pytest.param(*case, id=case[0].removeprefix("poll_"),
+                  marks=pytest.mark.client_requirement(case[1])) for case in ID_TOKEN_CASES],
+)
+def test_poll_id_token_refused(ciba_rp: ClientTest, behaviour: str, requirement: str,
+                               what: str, severity: Severity) -> None:
+    """An ID token that fails OIDC Core §3.1.3.7 validation is refused."""
+    seen = ciba_rp.observe(behaviour)
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_tokens_refused, seen.outcome, what=what, requirement=requirement,
+                  severity=severity)
+    ciba_rp.conclude()
+
+
+@pytest.mark.client_requirement("CIBA-RP-42")
+def test_poll_rotated_key(ciba_rp: ClientTest) -> None:
+    """A token signed by a key newly published in the JWKS: the client fetches it and accepts."""
+    seen = ciba_rp.observe("poll_rotated_key")
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_tokens_accepted, seen.outcome, seen.expected_sub,
+                  requirement="CIBA-RP-42")
+    ciba_rp.conclude()

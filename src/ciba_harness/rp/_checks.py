@@ -1,0 +1,387 @@
+"""Client-side checks: one per `CIBA-RP-nn` requirement, on what the client test provider
+recorded (`TestRun`) and what the client concluded (`FlowOutcome`).
+
+Same machinery as the provider checks: registered with `@check`, raising a typed
+`CheckFailure`, severity chosen by the caller through `CheckRunner`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
+
+from .._checks import check
+from .._errors import CheckFailure
+from ._driver import FlowOutcome
+from ._provider import CIBA_GRANT, FORGED_SUB, Callback, RecordedRequest, TestRun, Transaction
+
+__all__ = ["ClientViolation", "TIME_TOLERANCE"]
+
+#: timing tolerance of interval checks (arrival times are measured at the provider)
+TIME_TOLERANCE = 0.25
+EXPIRY_TOLERANCE = 0.5
+HINTS = ("login_hint_token", "id_token_hint", "login_hint")
+B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+TERMINAL_ERRORS = {"access_denied", "expired_token", "invalid_grant"}
+
+
+class ClientViolation(CheckFailure):
+    kind = "client violation"
+
+
+def _fail(requirement: str, title: str, *, requests: Iterable[RecordedRequest] = (),
+          callbacks: Iterable[Callback] = (), expected: object = None,
+          actual: object = None) -> ClientViolation:
+    exchanges = [r.exchange for r in requests if r.exchange is not None]
+    exchanges += [c.exchange for c in callbacks if c.exchange is not None]
+    return ClientViolation(requirement=requirement, title=title, exchanges=exchanges[-3:],
+                           expected=expected, actual=actual)
+
+
+def _polls_of(run: TestRun, txn: Transaction) -> list[RecordedRequest]:
+    return [r for r in run.of_kind("token") if r.param("auth_req_id") == txn.auth_req_id]
+
+
+def _elapsed(run: TestRun, at: float) -> str:
+    return f"{at - run.started:.2f} s into the test"
+
+
+# --- authentication request (§7.1) ------------------------------------------------------
+
+
+@check("CIBA-RP-01")
+def rp_auth_request_is_form_post(run: TestRun, *, requirement: str = "CIBA-RP-01") -> None:
+    """The authentication request is an HTTP POST with a form-encoded body."""
+    for record in run.of_kind("backchannel"):
+        if record.method != "POST" or record.encoding != "form":
+            raise _fail(requirement, "Authentication request is not a form-encoded POST",
+                        expected="POST, application/x-www-form-urlencoded",
+                        actual=f"{record.method}, {record.content_type or 'no content type'}",
+                        requests=[record])
+
+
+@check("CIBA-RP-02")
+def rp_scope_has_openid(run: TestRun, *, requirement: str = "CIBA-RP-02") -> None:
+    """scope is present and contains openid."""
+    for record in run.of_kind("backchannel"):
+        if "openid" not in (record.param("scope") or "").split():
+            raise _fail(requirement, "Authentication request without the openid scope",
+                        expected="scope containing openid", actual=repr(record.param("scope")),
+                        requests=[record])
+
+
+@check("CIBA-RP-03")
+def rp_exactly_one_hint(run: TestRun, *, requirement: str = "CIBA-RP-03") -> None:
+    """Exactly one of login_hint_token, id_token_hint, login_hint."""
+    for record in run.of_kind("backchannel"):
+        sent = [h for h in HINTS if h in record.params]
+        if len(sent) != 1:
+            raise _fail(requirement, "Authentication request does not carry exactly one hint",
+                        expected="one of " + ", ".join(HINTS), actual=sent or "none",
+                        requests=[record])
+
+
+@check("CIBA-RP-04")
+def rp_client_authenticated(run: TestRun, *, requirement: str = "CIBA-RP-04") -> None:
+    """Every backchannel and token request authenticates with the registered method."""
+    for record in run.requests:
+        if record.kind in ("backchannel", "token") and not record.auth_ok:
+            raise _fail(requirement, "Request without valid client authentication",
+                        expected="the registered method with valid credentials",
+                        actual=f"{record.auth_method} for client_id {record.client_id!r} "
+                        "(unknown client, wrong secret or another method)",
+                        requests=[record])
+
+
+@check("CIBA-RP-05")
+def rp_notification_token_syntax(run: TestRun, *, requirement: str = "CIBA-RP-05") -> None:
+    """Ping/push requests carry client_notification_token: <= 1024 chars, b64token."""
+    for txn in run.transactions:
+        if txn.client.mode == "poll":
+            continue
+        token = txn.notification_token
+        if not token or len(token) > 1024 or not B64TOKEN.fullmatch(token):
+            shown = "absent" if not token else f"{len(token)} characters"
+            raise _fail(requirement, "client_notification_token absent, too long or not a "
+                        "b64token", expected="1 to 1024 characters of RFC 6750 b64token",
+                        actual=shown)
+
+
+def estimated_bits(token: str) -> float:
+    """Bits of a token from its length and the smallest standard alphabet that holds it."""
+    if UUID.fullmatch(token):
+        return 122.0
+    alphabets = [
+        (r"[0-9]", 10), (r"[0-9a-f]", 16), (r"[0-9A-F]", 16), (r"[A-Za-z0-9]", 62),
+        (r"[A-Za-z0-9_-]", 64), (r"[A-Za-z0-9\-._~+/=]", 67),
+    ]
+    size = next((n for pattern, n in alphabets if re.fullmatch(f"{pattern}*", token)), 67)
+    counts = Counter(token)
+    shannon = -sum(c / len(token) * math.log2(c / len(token)) for c in counts.values())
+    if len(token) >= 16 and shannon < 2.0:  # long but repetitive
+        return shannon * len(token)
+    return len(token) * math.log2(size)
+
+
+@check("CIBA-RP-06")
+def rp_notification_token_entropy(run: TestRun, *, minimum_bits: float = 128.0,
+                                  requirement: str = "CIBA-RP-06") -> None:
+    """client_notification_token carries at least 128 bits of entropy."""
+    for txn in run.transactions:
+        token = txn.notification_token
+        if txn.client.mode == "poll" or not token:
+            continue
+        bits = estimated_bits(token)
+        if bits < minimum_bits:
+            raise _fail(requirement, "client_notification_token entropy below 128 bits",
+                        expected=f">= {minimum_bits:.0f} bits",
+                        actual=f"about {bits:.0f} bits ({len(token)} characters)")
+
+
+@check("CIBA-RP-07")
+def rp_notification_token_fresh(tokens: Sequence[str], *,
+                                requirement: str = "CIBA-RP-07") -> None:
+    """No client_notification_token is used for two authentication requests."""
+    repeated = [t for t, n in Counter(tokens).items() if n > 1]
+    if repeated:
+        raise _fail(requirement, "client_notification_token reused across requests",
+                    expected="a fresh token per authentication request",
+                    actual=f"{len(repeated)} token(s) sent more than once in "
+                    f"{len(tokens)} requests")
+
+
+@check("CIBA-RP-08")
+def rp_binding_message_sent(run: TestRun, expected: Sequence[str], *,
+                            requirement: str = "CIBA-RP-08") -> None:
+    """The binding_message the client was asked to show is sent."""
+    sent = [r.param("binding_message") for r in run.of_kind("backchannel")]
+    missing = [m for m in expected if m not in sent]
+    if missing:
+        raise _fail(requirement, "binding_message not sent with the authentication request",
+                    expected=list(expected), actual=sent,
+                    requests=run.of_kind("backchannel"))
+
+
+# --- token requests and polling ---------------------------------------------------------
+
+
+@check("CIBA-RP-10")
+def rp_token_request_well_formed(run: TestRun, *, requirement: str = "CIBA-RP-10") -> None:
+    """Token requests: POST, form-encoded, the CIBA grant type, an auth_req_id."""
+    for record in run.of_kind("token"):
+        problems = []
+        if record.method != "POST" or record.encoding != "form":
+            problems.append(f"{record.method} {record.content_type or 'no content type'}")
+        if record.param("grant_type") != CIBA_GRANT:
+            problems.append(f"grant_type={record.param('grant_type')!r}")
+        if not record.param("auth_req_id"):
+            problems.append("no auth_req_id")
+        if problems:
+            raise _fail(requirement, "Malformed token request",
+                        expected=f"form POST with grant_type={CIBA_GRANT} and auth_req_id",
+                        actual="; ".join(problems), requests=[record])
+
+
+def _gaps(polls: Sequence[RecordedRequest]) -> list[tuple[RecordedRequest, float]]:
+    return [(later, later.arrived - earlier.arrived) for earlier, later in pairwise(polls)]
+
+
+@check("CIBA-RP-12")
+def rp_poll_interval_kept(run: TestRun, *, requirement: str = "CIBA-RP-12") -> None:
+    """Polls are never closer together than the announced interval."""
+    for txn in run.transactions:
+        if txn.interval is None or txn.client.mode != "poll":
+            continue
+        for record, gap in _gaps(_polls_of(run, txn)):
+            if gap < txn.interval - TIME_TOLERANCE:
+                raise _fail(requirement, "Polled faster than the announced interval",
+                            expected=f">= {txn.interval} s between polls",
+                            actual=f"{gap:.2f} s ({_elapsed(run, record.arrived)})",
+                            requests=[record])
+
+
+@check("CIBA-RP-13")
+def rp_default_interval_kept(run: TestRun, *, requirement: str = "CIBA-RP-13") -> None:
+    """Without an announced interval, polls are at least 5 s apart."""
+    for txn in run.transactions:
+        if txn.interval is not None or txn.client.mode != "poll":
+            continue
+        for record, gap in _gaps(_polls_of(run, txn)):
+            if gap < 5 - TIME_TOLERANCE:
+                raise _fail(requirement, "Polled faster than the default 5 s interval",
+                            expected=">= 5 s between polls (no interval announced)",
+                            actual=f"{gap:.2f} s ({_elapsed(run, record.arrived)})",
+                            requests=[record])
+
+
+@check("CIBA-RP-14")
+def rp_slow_down_honoured(run: TestRun, *, requirement: str = "CIBA-RP-14") -> None:
+    """After slow_down, the client's interval grows by at least 5 s (for every later poll)."""
+    for txn in run.transactions:
+        polls = _polls_of(run, txn)
+        base = float(txn.interval if txn.interval is not None else 5)
+        for index, record in enumerate(polls):
+            if record.answer.get("error") != "slow_down":
+                continue
+            if index > 0:  # the client's own pace, so a CIBA-RP-12 breach is not blamed here
+                base = min(base, record.arrived - polls[index - 1].arrived)
+            for later, gap in _gaps(polls[index:]):
+                if gap < base + 5 - TIME_TOLERANCE:
+                    raise _fail(requirement, "Interval not increased by 5 s after slow_down",
+                                expected=f">= {base + 5:.1f} s after slow_down",
+                                actual=f"{gap:.2f} s", requests=[record, later])
+
+
+@check("CIBA-RP-15")
+def rp_no_poll_after_expiry(run: TestRun, *, requirement: str = "CIBA-RP-15") -> None:
+    """No poll after expires_in has elapsed."""
+    for txn in run.transactions:
+        limit = txn.acked_at + txn.expires_in + EXPIRY_TOLERANCE
+        late = [r for r in _polls_of(run, txn) if r.arrived > limit]
+        if late:
+            raise _fail(requirement, "Polled after the auth_req_id expired",
+                        expected=f"no poll more than {txn.expires_in} s after the "
+                        "acknowledgement", actual=f"{len(late)} poll(s), the first "
+                        f"{late[0].arrived - txn.acked_at:.2f} s after it", requests=late[:1])
+
+
+@check("CIBA-RP-16")
+def rp_no_poll_after_terminal_error(run: TestRun, *, requirement: str = "CIBA-RP-16") -> None:
+    """A poll-mode client stops polling after access_denied, expired_token, invalid_grant."""
+    for txn in run.transactions:
+        if txn.client.mode != "poll":
+            continue
+        polls = _polls_of(run, txn)
+        for index, record in enumerate(polls):
+            if record.answer.get("error") in TERMINAL_ERRORS and index + 1 < len(polls):
+                raise _fail(requirement, "Polled again after a terminal error",
+                            expected="no poll after " + str(record.answer.get("error")),
+                            actual=f"{len(polls) - index - 1} more poll(s)",
+                            requests=[record, polls[index + 1]])
+
+
+@check("CIBA-RP-17")
+def rp_no_overlapping_token_requests(run: TestRun, *,
+                                     requirement: str = "CIBA-RP-17") -> None:
+    """No two token requests for one auth_req_id are in flight at the same time."""
+    for txn in run.transactions:
+        polls = sorted(_polls_of(run, txn), key=lambda r: r.arrived)
+        for earlier, later in pairwise(polls):
+            if later.arrived < (earlier.finished or later.arrived):
+                raise _fail(requirement, "Two token requests for one auth_req_id overlap",
+                            expected="one request at a time",
+                            actual=f"the second arrived {earlier.finished - later.arrived:.2f}"
+                            " s before the first was answered", requests=[earlier, later])
+
+
+# --- callbacks -----------------------------------------------------------------------------
+
+
+@check("CIBA-RP-20")
+def rp_callback_answered_204(run: TestRun, *, requirement: str = "CIBA-RP-20") -> None:
+    """A valid ping or push is answered 204 (200 tolerated)."""
+    for callback in run.callbacks:
+        if callback.label == "valid" and callback.status not in (200, 204):
+            raise _fail(requirement, "Valid callback not answered 204 or 200",
+                        expected="204 No Content (or 200)",
+                        actual=callback.status if callback.status else callback.error,
+                        callbacks=[callback])
+
+
+def _token_requests_between(run: TestRun, start: float, end: float) -> list[RecordedRequest]:
+    return [r for r in run.of_kind("token") if start <= r.arrived < end]
+
+
+@check("CIBA-RP-21")
+def rp_wrong_bearer_ping_ignored(run: TestRun, *, requirement: str = "CIBA-RP-21") -> None:
+    """A ping with a wrong bearer token is not followed by a token request."""
+    for index, callback in enumerate(run.callbacks):
+        if callback.label != "wrong_bearer" or callback.kind != "ping":
+            continue
+        later = [c.sent for c in run.callbacks[index + 1:]]
+        acted = _token_requests_between(run, callback.sent, later[0] if later else math.inf)
+        if acted:
+            raise _fail(requirement, "Acted on a ping with a wrong bearer token",
+                        expected="no token request until a correctly authenticated ping",
+                        actual=f"{len(acted)} token request(s) after the forged ping",
+                        requests=acted[:1], callbacks=[callback])
+
+
+@check("CIBA-RP-22")
+def rp_invalid_bearer_answered_401(run: TestRun, *, requirement: str = "CIBA-RP-22") -> None:
+    """A callback with an invalid bearer token is answered 401."""
+    for callback in run.callbacks:
+        if callback.label == "wrong_bearer" and callback.status != 401:
+            raise _fail(requirement, "Callback with a wrong bearer token not answered 401",
+                        expected="401 Unauthorized",
+                        actual=callback.status if callback.status else callback.error,
+                        callbacks=[callback])
+
+
+@check("CIBA-RP-23")
+def rp_foreign_ping_ignored(run: TestRun, *, requirement: str = "CIBA-RP-23") -> None:
+    """A ping naming an auth_req_id the client never started is not redeemed."""
+    foreign = {c.auth_req_id for c in run.callbacks if c.label == "unknown_auth_req_id"}
+    redeemed = [r for r in run.of_kind("token") if r.param("auth_req_id") in foreign]
+    if redeemed:
+        raise _fail(requirement, "Redeemed an auth_req_id the client never started",
+                    expected="the ping ignored (the auth_req_id is not one of the client's)",
+                    actual="a token request for it", requests=redeemed[:1])
+
+
+@check("CIBA-RP-30")
+def rp_forged_push_refused(outcome: FlowOutcome, expected_sub: str, *,
+                           requirement: str = "CIBA-RP-30") -> None:
+    """Tokens pushed with a wrong bearer token are not used."""
+    if outcome.outcome == "tokens" and outcome.sub == FORGED_SUB:
+        raise _fail(requirement, "Accepted tokens pushed with a wrong bearer token",
+                    expected=f"tokens for {expected_sub!r} from the authenticated push",
+                    actual=outcome.describe())
+    if outcome.outcome != "tokens" or outcome.sub != expected_sub:
+        raise _fail(requirement, "The authenticated push after a forged one was not accepted",
+                    expected=f"tokens for {expected_sub!r}", actual=outcome.describe())
+
+
+@check("CIBA-RP-34")
+def rp_push_error_ends_flow(run: TestRun, outcome: FlowOutcome, *, within: float = 2.0,
+                            requirement: str = "CIBA-RP-34") -> None:
+    """A push error makes the client report a refusal at once."""
+    errors = [c for c in run.callbacks if c.label == "error"]
+    if not errors:
+        raise _fail(requirement, "The error push was not delivered",
+                    actual=run.callbacks[-1].error if run.callbacks else "no callback")
+    if outcome.outcome != "refused":
+        raise _fail(requirement, "Push error not reported as a refusal",
+                    expected="refused", actual=outcome.describe(), callbacks=errors)
+    late = outcome.concluded - errors[0].answered
+    if late > within:
+        raise _fail(requirement, "Push error reported late (waited for a timeout?)",
+                    expected=f"a refusal within {within:.0f} s of the error push",
+                    actual=f"{late:.1f} s", callbacks=errors)
+
+
+# --- tokens -----------------------------------------------------------------------------
+
+
+@check(title="The client refuses the tokens")
+def rp_tokens_refused(outcome: FlowOutcome, *, what: str, requirement: str) -> None:
+    """The client does not accept tokens it must refuse."""
+    if outcome.outcome == "tokens":
+        raise _fail(requirement, f"Accepted {what}", expected="refused",
+                    actual=outcome.describe())
+    if outcome.outcome != "refused":
+        raise _fail(requirement, "The client reached no conclusion", expected="refused",
+                    actual=outcome.describe())
+
+
+@check("CIBA-RP-48")
+def rp_tokens_accepted(outcome: FlowOutcome, expected_sub: str, *,
+                       requirement: str = "CIBA-RP-48") -> None:
+    """A valid token response is accepted for the right user."""
+    if outcome.outcome != "tokens" or outcome.sub != expected_sub:
+        raise _fail(requirement, "A valid token response was not accepted",
+                    expected=f"got tokens for sub {expected_sub!r}", actual=outcome.describe())
