@@ -86,10 +86,11 @@ def issued_id_token(ciba, client) -> str:
     return _ID_TOKENS[key]
 
 
-def login_hint_token(config, kind: str) -> str:
-    """A login_hint_token of `kind` (valid, expired, unknown), or skip: the token format is
-    deployment-defined, so it needs login_hint_token_hs256_key or static tokens in [users]."""
-    token = mint_login_hint_token(config.users, kind)
+def login_hint_token(config, kind: str, client=None) -> str:
+    """A login_hint_token of `kind` (valid, expired, unknown) for `client`, or skip: the token
+    format is deployment-defined, so it needs [users] login_hint_token_format =
+    "client_signed", login_hint_token_hs256_key or static tokens."""
+    token = mint_login_hint_token(config.users, kind, client=client)
     if not token:
         pytest.skip(
             f"not black-box testable here: no login_hint_token_hs256_key and no {kind} "
@@ -100,7 +101,8 @@ def login_hint_token(config, kind: str) -> str:
 
 def hints_supported(config) -> None:
     users = config.users
-    if not (users.login_hint_token_hs256_key or users.login_hint_token):
+    client_signed = getattr(users, "login_hint_token_format", "") == "client_signed"
+    if not (client_signed or users.login_hint_token_hs256_key or users.login_hint_token):
         pytest.skip(
             "not black-box testable here: no login_hint_token_hs256_key and no "
             "login_hint_token in [users]"
@@ -296,7 +298,7 @@ def test_several_hints(ciba, ciba_config, poll_client, hints):
     if "login_hint" in hints:
         values["login_hint"] = ciba_config.users.login_hint
     if "login_hint_token" in hints:
-        values["login_hint_token"] = login_hint_token(ciba_config, "valid")
+        values["login_hint_token"] = login_hint_token(ciba_config, "valid", poll_client)
     if "id_token_hint" in hints:
         values["id_token_hint"] = issued_id_token(ciba, poll_client)
     exchange = send(ciba, poll_client, ciba.default_params(poll_client, **values))
@@ -374,7 +376,7 @@ def test_forged_id_token_hint(ciba, poll_client, forgery):
 def test_valid_login_hint_token(ciba, ciba_config, poll_client):
     """A valid login_hint_token of the configured format identifies the user: accepted
     (precondition of CIBA-AUTH-12/13)."""
-    token = login_hint_token(ciba_config, "valid")
+    token = login_hint_token(ciba_config, "valid", poll_client)
     send_and_accept(
         ciba,
         poll_client,
@@ -386,7 +388,7 @@ def test_valid_login_hint_token(ciba, ciba_config, poll_client):
 @pytest.mark.requirement("CIBA-AUTH-12", "CIBA-AERR-06")
 def test_expired_login_hint_token(ciba, ciba_config, poll_client):
     """An expired login_hint_token: 400 expired_login_hint_token."""
-    token = login_hint_token(ciba_config, "expired")
+    token = login_hint_token(ciba_config, "expired", poll_client)
     params = ciba.default_params(poll_client, login_hint=None, login_hint_token=token)
     exchange = send(ciba, poll_client, params)
     expect_backchannel_error(ciba, exchange, "expired_login_hint_token", requirement="CIBA-AUTH-12")
@@ -395,7 +397,7 @@ def test_expired_login_hint_token(ciba, ciba_config, poll_client):
 @pytest.mark.requirement("CIBA-AUTH-13", "CIBA-AERR-07")
 def test_login_hint_token_of_unknown_user(ciba, ciba_config, poll_client):
     """A well-formed login_hint_token naming no user: 400 unknown_user_id."""
-    token = login_hint_token(ciba_config, "unknown")
+    token = login_hint_token(ciba_config, "unknown", poll_client)
     params = ciba.default_params(poll_client, login_hint=None, login_hint_token=token)
     exchange = send(ciba, poll_client, params)
     expect_backchannel_error(ciba, exchange, "unknown_user_id", requirement="CIBA-AUTH-13")

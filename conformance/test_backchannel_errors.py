@@ -163,7 +163,7 @@ def test_invalid_scope_status(ciba, ciba_config, ciba_metadata):
 def test_expired_login_hint_token_status(ciba, ciba_config, ciba_metadata):
     """expired_login_hint_token comes with 400."""
     client = _poll(ciba_config, ciba_metadata)
-    token = login_hint_token(ciba_config.users, "expired")
+    token = login_hint_token(ciba_config.users, "expired", client=client)
     if not token:
         pytest.skip(
             "not black-box testable here: no login_hint_token_hs256_key and no "

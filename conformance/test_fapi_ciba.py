@@ -474,7 +474,7 @@ def test_jwt_far_in_the_future_refused(ciba, ciba_config, poll_client):
 def test_multiple_hints_fail(ciba, ciba_config, poll_client):
     """mirrors fapi-ciba-id1-ensure-authorization-request-with-multiple-hints-fails: a
     login_hint together with a login_hint_token (or an id_token_hint) is refused."""
-    token = login_hint_token(ciba_config.users, "valid")
+    token = login_hint_token(ciba_config.users, "valid", client=poll_client)
     extra = {"login_hint_token": token} if token else {"id_token_hint": "e30.e30.sig"}
     expect_refused(ciba, send_signed(ciba, poll_client, **extra), "CIBA-AUTH-08", tolerated=())
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from ._callbacks import flow_callbacks, notification_wait
 
 from ciba_harness import EndpointBehaviour, Severity
 from ciba_harness._checks import status_is
@@ -22,9 +21,11 @@ from ciba_harness._checks_delivery import (
     ping_body_only_auth_req_id,
     token_error_is,
 )
-from ciba_harness._receiver import REDIRECT_TARGET_PATH
 from ciba_harness._choices import record_choice
+from ciba_harness._receiver import REDIRECT_TARGET_PATH
 from ciba_harness.pytest_plugin import require_client
+
+from ._callbacks import flow_callbacks, notification_wait
 
 pytestmark = pytest.mark.ping
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from ._callbacks import flow_callbacks, notification_wait
 
 from ciba_harness import EndpointBehaviour, Severity
 from ciba_harness._checks import ack_no_interval_for_push
@@ -26,6 +25,8 @@ from ciba_harness._checks_delivery import (
 )
 from ciba_harness._receiver import REDIRECT_TARGET_PATH
 from ciba_harness.pytest_plugin import require_client
+
+from ._callbacks import flow_callbacks, notification_wait
 
 pytestmark = pytest.mark.push
 

@@ -546,15 +546,35 @@ def retire(ciba: CibaClient, flow: Flow) -> None:
         pass
 
 
-def login_hint_token(users: UsersConfig, kind: str, *, now: float | None = None) -> str | None:
-    """A login_hint_token of `kind` (valid, expired, unknown): minted as an HS256 JWT
-    {"sub", "iat", "exp"} with `login_hint_token_hs256_key` when configured, else the static
-    token of [users]; None when neither is configured (the format is deployment-defined)."""
+def login_hint_token(
+    users: UsersConfig,
+    kind: str,
+    *,
+    now: float | None = None,
+    client: ClientConfig | None = None,
+) -> str | None:
+    """A login_hint_token of `kind` (valid, expired, unknown), or None when the configuration
+    gives no way to make one (the format is deployment-defined, CIBA §7.1).
+
+    `[users] login_hint_token_format`: "provider_hs256" (default) mints an HS256 JWT
+    {"sub", "iat", "exp"} with `login_hint_token_hs256_key`, else uses the static tokens of
+    [users]; "client_signed" mints a JWS signed by the requesting `client` (HS256 with its
+    secret, else its private key) naming the user in `sub_id` {"format": "opaque", "id"}."""
+    issued = int(now if now is not None else time.time())
+    sub = users.unknown_login_hint if kind == "unknown" else users.login_hint
+    exp = issued - 600 if kind == "expired" else issued + 300
+    if getattr(users, "login_hint_token_format", "provider_hs256") == "client_signed":
+        if client is None:
+            return None
+        claims = {"sub_id": {"format": "opaque", "id": sub}, "iss": client.client_id,
+                  "iat": issued - 700, "exp": exp}
+        if client.client_secret:
+            return sign_jwt(claims, client.client_secret.encode(), "HS256")
+        if client.private_key is not None:
+            return sign_jwt(claims, client.private_key, client.signing_alg or "RS256")
+        return None
     key = users.login_hint_token_hs256_key
     if key:
-        issued = int(now if now is not None else time.time())
-        sub = users.unknown_login_hint if kind == "unknown" else users.login_hint
-        exp = issued - 600 if kind == "expired" else issued + 300
         return sign_jwt({"sub": sub, "iat": issued - 700, "exp": exp}, key.encode(), "HS256")
     return {
         "valid": users.login_hint_token,

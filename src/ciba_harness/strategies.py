@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy, composite
 
+from ._checks_backchannel import login_hint_token as mint_login_hint_token
 from ._clientauth import ClientAuthentication, sign_jwt
 from ._config import ClientConfig, ProviderConfig
 from ._discovery import CIBA_GRANT, ProviderMetadata
@@ -489,6 +490,9 @@ def _login_hint_tokens(config: ProviderConfig) -> SearchStrategy[tuple[str, str]
             return sign_jwt({"sub": sub, "exp": exp}, key.encode(), "HS256"), fact
 
         options.append(st.sampled_from(("valid", "expired", "unknown")).map(mint))
+    if getattr(users, "login_hint_token_format", "") == "client_signed":
+        # Minted per client when drawn (_m_login_hint_token): only the fact is drawn here.
+        options.append(st.sampled_from(("valid", "expired", "unknown")).map(lambda f: ("", f)))
     for value, fact in (
         (users.login_hint_token, "valid"),
         (users.expired_login_hint_token, "expired"),
@@ -831,6 +835,12 @@ def _m_login_hint(draw: DrawFn, d: _Draft, ctx: _Context) -> None:
 
 def _m_login_hint_token(draw: DrawFn, d: _Draft, ctx: _Context) -> None:
     token, fact = draw(ctx.login_hint_tokens)
+    if getattr(ctx.config.users, "login_hint_token_format", "") == "client_signed" and fact != (
+        "garbage"
+    ):
+        # The token is signed by the requesting client: minted for the drawn one.
+        minted = mint_login_hint_token(ctx.config.users, fact, client=d.client)
+        token = minted or token
     d.token_facts[token] = fact
     d.set(login_hint=None, id_token_hint=None, login_hint_token=token)
 
