@@ -16,6 +16,7 @@ import json
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TextIO
 from urllib.parse import quote
@@ -133,24 +134,35 @@ class WebhookDriver:
     callback_url: str
     wait_timeout: float = 10.0
     name: str = "webhook"
-    _calls: list[WebhookCall] = field(default_factory=list)
+    max_calls: int = 100_000  # calls remembered (a load run makes one per flow)
+    _calls: deque[WebhookCall] = field(default_factory=deque)
     _lock: threading.Condition = field(default_factory=threading.Condition)
+    # the latest call per auth_req_id / binding message: O(1) per decision under load
+    _by_id: dict[str, WebhookCall] = field(default_factory=dict)
+    _by_message: dict[str, WebhookCall] = field(default_factory=dict)
 
     def record(self, bearer: str, payload: dict[str, Any]) -> None:
         with self._lock:
-            self._calls.append(WebhookCall(bearer, payload, time.monotonic()))
+            call = WebhookCall(bearer, payload, time.monotonic())
+            self._calls.append(call)
+            for index, key in ((self._by_id, "auth_req_id"), (self._by_message, "binding_message")):
+                value = payload.get(key)
+                if isinstance(value, str) and value:
+                    index[value] = call
+            while len(self._calls) > self.max_calls:
+                old = self._calls.popleft()
+                for index, key in ((self._by_id, "auth_req_id"), (self._by_message, "binding_message")):
+                    value = old.payload.get(key)
+                    if isinstance(value, str) and index.get(value) is old:
+                        del index[value]
             self._lock.notify_all()
 
     def _find(self, context: DeviceContext) -> WebhookCall | None:
-        for call in reversed(self._calls):
-            if call.payload.get("auth_req_id") == context.auth_req_id:
-                return call
-            if (
-                context.binding_message
-                and call.payload.get("binding_message") == context.binding_message
-            ):
-                return call
-        return None
+        by_id = self._by_id.get(context.auth_req_id)
+        by_message = self._by_message.get(context.binding_message) if context.binding_message else None
+        if by_id is None or by_message is None:
+            return by_id or by_message
+        return by_id if by_id.arrived_at >= by_message.arrived_at else by_message  # the latest
 
     def decision_request(self, action: Decision, context: DeviceContext) -> HttpRequest:
         deadline = time.monotonic() + self.wait_timeout

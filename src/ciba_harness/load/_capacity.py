@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ._slo import Thresholds, Verdict, evaluate
+from ._slo import Thresholds, Verdict, _is_token_request, evaluate
 
 __all__ = [
     "CAPACITY_FORMAT",
@@ -233,8 +233,7 @@ def judge_step(
              ("time_to_tokens", "denied", "expired")]
     notes = [e for e in entries if e.method == "CIBA" and e.name.startswith("notification_latency")]
     lag = [e for e in entries if e.method == "CIBA" and e.name == "arrival_lag"]
-    token_requests = sum(e.num_requests for e in entries
-                         if e.method != "CIBA" and (e.name == "token" or e.name.startswith("token ")))
+    token_requests = sum(e.num_requests for e in entries if _is_token_request(e))
     slow = sum(e.num_requests for e in entries if e.method != "CIBA" and e.name == "token slow_down")
     flows = sum(e.num_requests for e in ended)
     failed = sum(e.num_failures for e in ended)

@@ -106,6 +106,9 @@ class LoadContext:
     counters: FlowCounters = field(default_factory=FlowCounters)
     generic_profile: FlowProfile | None = None
     all_storm_clients: list[tuple[str, ClientConfig]] = field(default_factory=list)
+    # per delivery mode, the clients whole flows take turns with: one per client
+    # authentication method (and signing alg, signed requests), the primary one first
+    flow_clients: dict[str, list[ClientConfig]] = field(default_factory=dict)
     _jwks_fetched_at: float = 0.0
 
     @classmethod
@@ -164,6 +167,7 @@ class LoadContext:
             storm_clients=_storm_clients(config),
             forward_ids=distributed,
         )
+        context.flow_clients = _flow_clients(config, clients, every=settings.flow_clients == "all")
 
         context.refresh_jwks(force=True)
         context.apply(settings, processes=processes, sleep=sleep, event_factory=event_factory)
@@ -211,6 +215,8 @@ class LoadContext:
             expire_share=settings.expire_share,
             expire_after=settings.expire_after or self.config.budgets.requested_expiry,
             think_time=settings.think_time,
+            refresh_share=settings.refresh_share,
+            refresh_after=settings.refresh_after,
         )
 
     # --- keys ---------------------------------------------------------------------------------
@@ -248,10 +254,7 @@ class LoadContext:
         """Point the reference provider's ping and push clients at this process's receiver."""
         assert self.receiver is not None
         token = self.config.device.token or ""
-        for mode in ("ping", "push"):
-            client = self.clients.get(mode)
-            if client is None:
-                continue
+        for client in [c for mode in ("ping", "push") for c in self.flow_clients.get(mode, [])]:
             url = f"{self.config.issuer}/admin/clients/{client.client_id}/notification-endpoint"
             request = HttpRequest(
                 "POST",
@@ -277,6 +280,40 @@ class LoadContext:
             self.receiver = None
 
 
+def _flow_clients(
+    config: ProviderConfig, primary: dict[str, ClientConfig], *, every: bool
+) -> dict[str, list[ClientConfig]]:
+    """The clients of each mode's flows: the primary one, then (with `every`) one more per
+    client authentication method / signing alg / signed requests the profile has."""
+    out: dict[str, list[ClientConfig]] = {}
+    for mode, first in primary.items():
+        chosen = [first]
+        labels = {_client_label(first)}
+        for client in config.clients if every else ():
+            if not client.ciba_allowed or client.delivery_mode != mode or client is first:
+                continue
+            if client.auth_method in TLS_METHODS or client.auth_method == "none":
+                continue
+            if client.user_code_required and not config.users.user_code:
+                continue
+            label = _client_label(client)
+            if label not in labels:
+                labels.add(label)
+                chosen.append(client)
+        out[mode] = chosen
+    return out
+
+
+def _client_label(client: ClientConfig) -> str:
+    if client.sign_requests:
+        label = f"signed {client.request_signing_alg or client.signing_alg or ''}".strip()
+    elif client.auth_method == "private_key_jwt":
+        label = f"private_key_jwt {client.signing_alg or ''}".strip()
+    else:
+        label = client.auth_method
+    return label + (" user_code" if client.user_code_required else "")
+
+
 def _storm_clients(config: ProviderConfig) -> list[tuple[str, ClientConfig]]:
     """One client per (client authentication method, signing alg), plus signed requests."""
     chosen: dict[str, ClientConfig] = {}
@@ -287,13 +324,5 @@ def _storm_clients(config: ProviderConfig) -> list[tuple[str, ClientConfig]]:
             continue
         if client.user_code_required and not config.users.user_code:
             continue
-        if client.sign_requests:
-            label = f"signed {client.request_signing_alg or client.signing_alg or ''}".strip()
-        elif client.auth_method == "private_key_jwt":
-            label = f"private_key_jwt {client.signing_alg or ''}".strip()
-        else:
-            label = client.auth_method
-        if client.user_code_required:
-            label += " user_code"
-        chosen.setdefault(label, client)
+        chosen.setdefault(_client_label(client), client)
     return sorted(chosen.items())

@@ -31,6 +31,7 @@ from .._requests import (
     BackchannelParams,
     RequestObjectSpec,
     build_backchannel_request,
+    build_refresh_request,
     error_code,
     parse_acknowledgement,
 )
@@ -85,8 +86,10 @@ class FlowRunner:
         self.id_tokens: dict[str, str] = {}  # client_id -> last ID token (for id_token_hint)
         self.profile_suffix = ""  # named-profile users: "time_to_tokens <mode> <profile>"
         self._storm_index = self.rng.randrange(1 << 16)
+        self._client_index = self.rng.randrange(1 << 16)
         self._pending: list[_Pending] = []
         self._serial = 0
+        self._logged_in: tuple[ClientConfig, dict[str, object]] | None = None
 
     # --- building requests -------------------------------------------------------------------
     def params(
@@ -267,17 +270,48 @@ class FlowRunner:
     # --- whole flows -------------------------------------------------------------------------
     def flow(self, profile: FlowProfile, mode: str, *, started: float | None = None) -> None:
         """One CIBA flow from the backchannel request to tokens (or the denial / expiry)."""
-        client = self.ctx.clients.get(mode)
+        client = self.flow_client(mode)
         if client is None:
             self.ctx.sink.failure(f"{ROW['approve']} {mode}", CibaError("mode_not_configured", mode=mode))
             self.sleep(1.0)
             return
         outcome = profile.outcome(self.rng)
         self.ctx.counters.started += 1
+        self._logged_in = None
         if mode == "poll":
             self._poll_flow(client, profile, outcome, started)
         else:
             self._notified_flow(client, profile, outcome, mode, started)
+        if self._logged_in is not None and self.rng.random() < profile.refresh_share:
+            logged_client, tokens = self._logged_in
+            refresh_token = tokens.get("refresh_token")
+            if isinstance(refresh_token, str):
+                # later, as the logged-in session would; the user goes on with its next flow
+                gevent.spawn_later(profile.refresh_after.sample(self.rng), self.refresh,
+                                   logged_client, refresh_token)
+
+    def flow_client(self, mode: str) -> ClientConfig | None:
+        """The next client of this mode: users take turns over the client authentication
+        methods of the profile (--ciba-flow-clients)."""
+        clients = self.ctx.flow_clients.get(mode)
+        if not clients:
+            return self.ctx.clients.get(mode)
+        self._client_index += 1
+        return clients[self._client_index % len(clients)]
+
+    def refresh(self, client: ClientConfig, refresh_token: str) -> None:
+        """One refresh-token grant after a login (RFC 6749 section 6): a new access token."""
+        request = build_refresh_request(client, self.ctx.metadata, refresh_token)
+
+        def judge(response: HttpResponse) -> Judgement:
+            if response.status != 200:
+                return Judgement(error_for(response))
+            document = response.json_object()
+            if document is None or not isinstance(document.get("access_token"), str):
+                return Judgement(CibaError("malformed_token_response", member="access_token"))
+            return OK
+
+        self.transport.send(request, name="token refresh", judge=judge)
 
     def _poll_flow(
         self, client: ClientConfig, profile: FlowProfile, outcome: Outcome, started: float | None
@@ -394,6 +428,8 @@ class FlowRunner:
                 error = CibaError(ended.code or "unexpected_outcome", expected=EXPECTED_CODE[outcome])
         if error is None and ended.tokens is not None and client is not None and ack is not None:
             self.check_id_token(ended.tokens, client, ack, mode)
+            if outcome == "approve":
+                self._logged_in = (client, ended.tokens)
         self.ctx.sink.measure(row, elapsed, length=ended.polls, error=error)
         if mode == "poll" and ended.polls:
             self.ctx.sink.count("polls_per_flow poll", ended.polls)

@@ -108,6 +108,8 @@ class FlowProfile:
     binding_message: bool = True
     think_time: DelaySpec = DelaySpec("fixed", 0.0)
     description: str = ""
+    refresh_share: float = 0.0  # approved flows whose session later uses the refresh token
+    refresh_after: DelaySpec = DelaySpec("uniform", 1.0, 5.0)
 
     def outcome(self, rng: random.Random) -> Outcome:
         draw = rng.random()
@@ -135,6 +137,7 @@ class FlowProfile:
             self,
             approval_delay=self.approval_delay.scaled(factor),
             think_time=self.think_time.scaled(factor),
+            refresh_after=self.refresh_after.scaled(factor),
             requested_expiry=expiry,
             expire_after=max(2, round(self.expire_after * factor)),
         )
@@ -195,6 +198,8 @@ PROFILES: dict[str, FlowProfile] = {
         hint="id_token_hint",
         binding_message=False,
         think_time=DelaySpec("uniform", 5.0, 20.0),
+        refresh_share=0.5,  # the TV stays signed in: it refreshes its access token later
+        refresh_after=DelaySpec("uniform", 10.0, 30.0),
     ),
 }
 

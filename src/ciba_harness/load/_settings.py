@@ -67,6 +67,14 @@ def add_arguments(parser: Any) -> None:
         help="share of flows left to expire (flow users)")
     add("--ciba-expire-after", type=int, default=None, metavar="S",
         help="requested_expiry of flows meant to expire (default: [budgets] requested_expiry)")
+    add("--ciba-refresh-share", type=float, default=0.0, metavar="F",
+        help="share of approved flows whose session then uses its refresh token once "
+             "(generic flow users; the named profiles have their own)")
+    add("--ciba-refresh-after", default="uniform:1,5", metavar="DIST",
+        help="delay between the login and the refresh-token use")
+    add("--ciba-flow-clients", default="all", choices=["all", "first"],
+        help="whole flows take turns with one client per client authentication method of "
+             "the mode (all), or use the first client of the mode only")
     add("--ciba-think-time", default="fixed:0", metavar="DIST",
         help="pause between two flows of one flow user")
     add("--ciba-time-scale", type=float, default=1.0, metavar="F",
@@ -181,6 +189,9 @@ class LoadSettings:
     slo_file: Path | None
     csv_prefix: str | None = None
     capacity: CapacityPlan | None = None  # --ciba-find-capacity
+    refresh_share: float = 0.0
+    refresh_after: DelaySpec = DelaySpec("uniform", 1.0, 5.0)
+    flow_clients: str = "all"
 
     @classmethod
     def from_options(cls, options: Any) -> LoadSettings:
@@ -242,6 +253,10 @@ class LoadSettings:
             slo_file=Path(slo_file) if slo_file else None,
             csv_prefix=str(csv_prefix) if csv_prefix else None,
             capacity=capacity,
+            refresh_share=_number(options, "ciba_refresh_share", 0.0, high=1.0) or 0.0,
+            refresh_after=parse_delay(str(_opt(options, "ciba_refresh_after") or "uniform:1,5"),
+                                      option="--ciba-refresh-after"),
+            flow_clients="first" if _opt(options, "ciba_flow_clients") == "first" else "all",
         )
 
 

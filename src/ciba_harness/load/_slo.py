@@ -87,7 +87,10 @@ def _is_notification(entry: StatsEntryLike) -> bool:
 
 
 def _is_token_request(entry: StatsEntryLike) -> bool:
-    return entry.method != "CIBA" and (entry.name == "token" or entry.name.startswith("token "))
+    """A CIBA token request (final answer, pending, slow_down, retry_later): not a refresh."""
+    return entry.method != "CIBA" and entry.name in (
+        "token", "token pending", "token slow_down", "token retry_later"
+    )
 
 
 def flow_errors_by_code(errors: Iterable[tuple[str, str, str, int]]) -> dict[str, int]:

@@ -140,6 +140,7 @@ class LoadData:
             r
             for r in self.stats
             if r.type != "CIBA" and r.name != "Aggregated" and re.match(r"^/?token\b", r.name)
+            and r.name != "token refresh"
         ]
 
     def error_counts(self) -> Counter[str]:
