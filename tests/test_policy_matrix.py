@@ -28,6 +28,27 @@ from ciba_harness.provider import start_provider
 from ciba_harness.provider.policies import COMBINATIONS, POLICIES, resolve_policies
 
 PARALLEL_SUITES = 8
+#: what the harness must be told about a variant (keys added to the profile's tables)
+HARNESS_KEYS: dict[str, dict[str, dict[str, str]]] = {
+    "login_hint_token_client_signed": {"users": {"login_hint_token_format": "client_signed"}},
+}
+
+
+def harness_profile(variant: str, directory: Path) -> Path | None:
+    """A copy of the reference profile with the harness keys of ``variant`` (None: none
+    needed). Named reference-*.toml so the plugin treats it as the reference provider's."""
+    keys = HARNESS_KEYS.get(variant)
+    if keys is None:
+        return None
+    source = default_profile_path()
+    text = source.read_text().replace('"../', f'"{source.parent.parent}/')
+    for table, values in keys.items():
+        lines = "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in values.items())
+        text = text.replace(f"\n[{table}]\n", f"\n[{table}]\n{lines}", 1)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"reference-{variant}.toml"
+    path.write_text(text)
+    return path
 
 
 def selected_variants() -> list[str]:
@@ -54,8 +75,10 @@ def describe_failures(variant: str, results: dict[str, Any] | None, output: str)
 
 
 def run_variant(variant: str, report_dir: Path) -> list[str]:
-    with start_provider(default_profile_path(), policies=[variant]) as provider:
-        process, results = run_suite(report_dir, issuer=provider.issuer)
+    profile = harness_profile(variant, report_dir.parent / "profiles")
+    options = ["--ciba-config", str(profile)] if profile else []
+    with start_provider(profile or default_profile_path(), policies=[variant]) as provider:
+        process, results = run_suite(report_dir, *options, issuer=provider.issuer)
     problems = describe_failures(variant, results, process.stdout + process.stderr)
     if results is not None and not problems and process.returncode != 0:
         problems.append(f"{variant}: pytest exit {process.returncode}\n{process.stdout[-1500:]}")

@@ -6,6 +6,7 @@ provider under the policy, and the two observations must be the documented ones.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -178,7 +179,8 @@ async def hint_formats(env: Env) -> tuple[int, int]:
 
 async def pragma(env: Env) -> str | None:
     _, resp = await env.api.flow()
-    return resp.headers.get("pragma")
+    value: str | None = resp.headers.get("pragma")
+    return value
 
 
 async def id_token_alg(env: Env) -> tuple[str, list[str]]:
@@ -210,6 +212,36 @@ async def userinfo_after_replay(env: Env) -> int:
     assert error_of(await env.api.token("poll-basic", rid)) == (400, "invalid_grant")
     info = await env.api.http.get("/userinfo", headers={"Authorization": f"Bearer {access}"})
     return info.status_code
+
+
+async def notified_on_expiry(cid: str, env: Env) -> int:
+    """Notifications for a request of ``cid`` that expires unanswered (1 s)."""
+    rid = (await env.api.start(cid, requested_expiry="1"))["auth_req_id"]
+    await asyncio.sleep(1.4)
+    await env.idle()
+    return sum(1 for body in env.recorder.bodies() if body.get("auth_req_id") == rid)
+
+
+async def ping_on_expiry(env: Env) -> int:
+    return await notified_on_expiry("ping-basic", env)
+
+
+async def push_on_expiry(env: Env) -> int:
+    return await notified_on_expiry("push-basic", env)
+
+
+async def poll_client_notification_token(env: Env) -> tuple[int, str | None]:
+    return error_of(await env.api.backchannel("poll-basic", client_notification_token="abc"))
+
+
+async def register_http_endpoint(env: Env) -> tuple[int, int]:
+    meta: dict[str, Any] = {"grant_types": ["urn:openid:params:grant-type:ciba"],
+                            "backchannel_token_delivery_mode": "ping", "response_types": []}
+    http = await env.api.http.post("/register", json={
+        **meta, "backchannel_client_notification_endpoint": "http://127.0.0.1:9/cb"})
+    https = await env.api.http.post("/register", json={
+        **meta, "backchannel_client_notification_endpoint": "https://rp.test/cb"})
+    return http.status_code, https.status_code
 
 
 #: policy -> (observation, under the default, under the policy)
@@ -248,6 +280,11 @@ SCENARIOS: dict[str, tuple[Observe, Any, Any]] = {
     "token_type_lowercase": (token_type, "Bearer", "bearer"),
     "extra_response_members": (response_members, (False, False), (True, True)),
     "replay_revokes_tokens": (userinfo_after_replay, 200, 401),
+    "ping_on_expiry": (ping_on_expiry, 0, 1),
+    "no_push_on_expiry": (push_on_expiry, 1, 0),
+    "poll_notification_token_refused": (
+        poll_client_notification_token, (200, None), (400, "invalid_request")),
+    "https_notification_endpoints_only": (register_http_endpoint, (201, 201), (400, 201)),
 }
 
 

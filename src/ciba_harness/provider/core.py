@@ -1166,6 +1166,10 @@ class Provider:
             raise OAuthError("access_denied", "the user may not use this service", 403)
         token = params.get("client_notification_token")
         assert token is None or isinstance(token, str)
+        if token is not None and client.delivery_mode == "poll" and (
+            self.policy.poll_notification_token_refused
+        ):
+            raise invalid_request("client_notification_token is only for ping and push clients")
         if client.delivery_mode in ("ping", "push"):
             if token is None:
                 if "missing_notification_token_accepted" not in f:
@@ -1256,7 +1260,7 @@ class Provider:
         if "auth_req_id_reused" in f:
             self._reuse[reuse_key] = tx
         self._remember("tx", tx.auth_req_id, tx.expires_at + s.transaction_retention)
-        if tx.mode == "push":
+        if tx.mode == "push" or (tx.mode == "ping" and self.policy.ping_on_expiry):
             tx.timer = asyncio.get_running_loop().call_later(
                 expires_in, self._expire_push, tx.auth_req_id
             )
@@ -1319,6 +1323,11 @@ class Provider:
         tx.timer = None
         tx.state = "expired"
         self._retire(tx)
+        if tx.mode == "ping":  # policy ping_on_expiry: the client then polls expired_token
+            self._send_ping(tx, fallback=False)
+            return
+        if not self.policy.push_on_expiry and "push_error_wrong_code" not in self.faults:
+            return
         code = "token_expired" if "push_error_wrong_code" in self.faults else "expired_token"
         self._push_error(tx, code)
 
@@ -1902,6 +1911,10 @@ class Provider:
                     raise bad("backchannel_client_notification_endpoint is required")
             if self.fapi and effective_mode == "push" and "fapi_push_allowed" not in f:
                 raise bad("FAPI-CIBA does not allow push mode")
+        if self.policy.https_notification_endpoints and isinstance(endpoint, str) and (
+            not endpoint.startswith("https://")
+        ):
+            raise bad("backchannel_client_notification_endpoint must be an https URL (CIBA §4)")
         if endpoint is not None and not valid_notification_url(endpoint):
             raise bad("backchannel_client_notification_endpoint must be an https URL")
         alg = meta.get("backchannel_authentication_request_signing_alg")

@@ -99,6 +99,14 @@ class ProviderPolicy:
     extra_response_members: bool = False
     #: a replayed (already redeemed) auth_req_id revokes the tokens issued from it
     replay_revokes_tokens: bool = False
+    #: a ping when a ping-mode request expires unanswered
+    ping_on_expiry: bool = False
+    #: error=expired_token pushed when a push-mode request expires
+    push_on_expiry: bool = True
+    #: a poll client's client_notification_token is refused (invalid_request), not ignored
+    poll_notification_token_refused: bool = False
+    #: registration refuses http (also loopback) notification endpoints
+    https_notification_endpoints: bool = False
 
 
 @dataclass(frozen=True)
@@ -315,6 +323,31 @@ _CATALOGUE: tuple[Policy, ...] = (
         "RFC 6749 §4.1.2 (for codes): the server \"MUST deny the request and SHOULD revoke "
         "(when possible) all tokens previously issued based on that authorization code\"",
         "CIBA-TOKEN-16 (replay), state machine use of tokens after a replay", "strict"),
+    Policy(
+        "ping_on_expiry", "ping_on_expiry", True,
+        "a ping-mode request that expires unanswered is pinged (the token endpoint then "
+        "answers expired_token)",
+        "CIBA §10.2 lets the OP notify on completion; catalogue CIBA-PING-10: \"the OP may, but "
+        "need not, ping\" on expiry",
+        "CIBA-PING-10, ping expiry flows"),
+    Policy(
+        "no_push_on_expiry", "push_on_expiry", False,
+        "nothing is pushed when a push-mode request expires",
+        "CIBA §12: on expiry the OP \"MAY\" push error=expired_token (catalogue CIBA-PUSH-09: "
+        "\"it is not obliged to\")",
+        "CIBA-PUSH-09, push expiry flows", "lenient"),
+    Policy(
+        "poll_notification_token_refused", "poll_notification_token_refused", True,
+        "a poll client's client_notification_token is refused with invalid_request",
+        "CIBA §7.1: client_notification_token is \"REQUIRED if the Client is registered to use "
+        "Ping or Push modes\"; for poll clients the spec says nothing (catalogue CIBA-AUTH-16: "
+        "undefined)",
+        "CIBA-AUTH-16", "strict"),
+    Policy(
+        "https_notification_endpoints_only", "https_notification_endpoints", True,
+        "registration refuses an http notification endpoint, also on loopback",
+        "CIBA §4: backchannel_client_notification_endpoint \"MUST be an HTTPS URL\"",
+        "CIBA-REG-04 and dynamic ping/push registrations", "strict"),
 )
 
 POLICIES: Mapping[str, Policy] = MappingProxyType({p.name: p for p in _CATALOGUE})
