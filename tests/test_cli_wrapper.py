@@ -92,6 +92,7 @@ def test_run_from_another_folder_writes_the_report_there(tmp_path: Path) -> None
                        "CIBA-DISC-01 and test_discovery", "-p", "no:xdist", cwd=tmp_path,
                        timeout=300)
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-2000:]
+    assert "PytestAssertRewriteWarning" not in process.stdout + process.stderr
     results = json.loads((tmp_path / "reports" / "out" / "results.json").read_text())
     assert results["tests"] and _in_suites([t["nodeid"] for t in results["tests"]])
     verdicts = {r["id"]: r["verdict"] for r in results["requirements"]}

@@ -1,10 +1,10 @@
 """Where the installed suites, scenarios and fixtures are: the top-level folders of the
 repository (conformance/, load/, fixtures/, client_conformance/) install as packages of their
-own (setup.py), so they are found by import, in a checkout (editable install) and in a wheel."""
+own (setup.py), so they are found by the import system, in a checkout (editable install) and in a wheel."""
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 from ._errors import CibaHarnessError
@@ -27,15 +27,17 @@ FIXTURES_PACKAGE = "ciba_harness_fixtures"
 
 
 def package_folder(name: str) -> Path:
-    """The folder of the installed package `name`."""
-    try:
-        folder = resources.files(name)
-    except ModuleNotFoundError:
+    """The folder of the installed package `name`, found without importing it (pytest then
+    imports the suites itself, with assertion rewriting)."""
+    spec = importlib.util.find_spec(name)
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    if not locations:
         raise CibaHarnessError(
             f"the package {name} is not installed — reinstall ciba-harness "
             "(`pip install ciba-harness`, or `pip install -e .` in a checkout)"
-        ) from None
-    if not isinstance(folder, Path):  # a zipped install: the suites need real files
+        )
+    folder = Path(locations[0])
+    if not folder.is_dir():  # a zipped install: the suites need real files
         raise CibaHarnessError(f"the package {name} is not installed as files ({folder})")
     return folder
 

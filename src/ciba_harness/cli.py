@@ -93,7 +93,15 @@ def _conformance(args: list[str]) -> int:
         # Node IDs relative to the suites' parent: conformance/test_x.py in a checkout,
         # ciba_harness_conformance/test_x.py when installed.
         pass_through.insert(0, f"--rootdir={suites.parent}")
-    command = [str(suites), "-p", "no:locust", "-p", "no:cacheprovider", *pass_through]
+    command = [
+        str(suites), "-p", "no:locust", "-p", "no:cacheprovider",
+        # This process imported the harness (and httpx's anyio) before pytest could mark them
+        # for assertion rewriting: they hold no test asserts, so pytest's warning is noise.
+        "-W", "ignore::pytest.PytestAssertRewriteWarning",
+        # Outside a checkout no ini file sets it, and pytest-asyncio warns on every run.
+        "-o", "asyncio_default_fixture_loop_scope=function",
+        *pass_through,
+    ]
     return int(pytest.main(command, plugins=[SuiteSelection(suites, checked=checked)]))
 
 
