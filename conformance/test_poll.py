@@ -12,9 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ciba_harness import DEFAULT_INTERVAL, ResponseTimeout, Severity, build_refresh_request
+from ciba_harness import (
+    DEFAULT_INTERVAL,
+    ResponseTimeout,
+    Severity,
+    build_refresh_request,
+    error_code,
+)
 from ciba_harness._checks import no_store, token_response_complete, token_type_bearer
 from ciba_harness._checks_delivery import single_redemption, token_error_is
+from ciba_harness._choices import record_choice
 from ciba_harness.pytest_plugin import require_client
 
 pytestmark = pytest.mark.poll
@@ -66,6 +73,7 @@ def test_tokens_after_approval(ciba, poll_client):
     ciba.check(token_type_bearer, tokens, exchange=exchange)
 
 
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
 @pytest.mark.requirement("CIBA-TOKEN-13", "CIBA-TOKEN-24")
 def test_access_denied_after_denial(ciba, ciba_config, poll_client):
     """After the user denies, the token endpoint answers access_denied; a later poll gets the
@@ -80,6 +88,9 @@ def test_access_denied_after_denial(ciba, ciba_config, poll_client):
     ciba.check(
         token_error_is, again, {"access_denied", "invalid_grant"}, requirement="CIBA-TOKEN-24"
     )
+    code = error_code(again.response)
+    record_choice("after_denial", f"{code} again" if code == "access_denied" else str(code),
+                  "second poll after the denial")
 
 
 @pytest.mark.requirement("CIBA-TOKEN-16")
@@ -128,3 +139,10 @@ def test_refresh_token_works(ciba, poll_client):
     request = build_refresh_request(poll_client, ciba.metadata, refresh_token)
     exchange = ciba.send(request, label="refresh", client=poll_client)
     ciba.check(token_response_complete, exchange, openid=False, requirement="CIBA-TOKEN-14")
+    rotated = ((exchange.response.json_object() if exchange.response else None) or {}).get(
+        "refresh_token"
+    )
+    # RFC 6749 §6: the OP MAY issue a new refresh token (the client then discards the old).
+    record_choice("refresh_token_rotation",
+                  "rotated" if rotated and rotated != refresh_token else "not rotated",
+                  "first refresh grant")
