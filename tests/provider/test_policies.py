@@ -20,8 +20,10 @@ import pytest
 from provider_helpers import (
     CLIENTS,
     DROP,
+    ISSUER,
     PROFILE,
     REPO,
+    Api,
     Env,
     error_of,
     login_hint_token,
@@ -387,3 +389,19 @@ def test_fault_tenants_inherit_the_policy(settings: ProviderSettings) -> None:
     app = create_app(settings, issuer="http://x", fault_tenants=True, policies=["no_interval"])
     assert all(not t.policy.ack_interval for t in app.state.tenants.values())
 
+
+
+@pytest.mark.asyncio
+async def test_policy_tenants_serve_each_policy_alone(settings: ProviderSettings) -> None:
+    async with make_env(settings, policy_tenants=True) as env:
+        tenant = Api(env.api.http, f"{ISSUER}/policy/no_interval")
+        assert (await tenant.discovery())["issuer"] == f"{ISSUER}/policy/no_interval"
+        assert "interval" not in await tenant.start()
+        assert "interval" in await env.api.start()
+        strict = Api(env.api.http, f"{ISSUER}/policy/strictest")
+        assert error_of(await strict.backchannel(scope="openid frobnicate")) == (
+            400, "invalid_scope")
+        missing = await env.api.http.get("/policy/nope/jwks")
+        assert missing.status_code == 404 and missing.json()["error_description"] == (
+            "unknown policy")
+        assert "policy/keep_alive_1s" not in env.provider.tenants

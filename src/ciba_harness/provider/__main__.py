@@ -1,5 +1,5 @@
 """CLI: ``python -m ciba_harness.provider --port N [--host H] [--config FILE] [--fault NAME ...]
-[--fault-tenants] [--policy NAME ...] [--tls] [--mtls-port N] [--profile ciba|fapi-ciba]
+[--fault-tenants] [--policy NAME ...] [--policy-tenants] [--tls] [--mtls-port N] [--profile ciba|fapi-ciba]
 [--list-faults] [--list-policies]``."""
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="inject a fault at the root provider (repeatable)")
     p.add_argument("--policy", action="append", default=[], metavar="NAME",
                    help="a provider policy or combination (repeatable; docs/policies.md)")
+    p.add_argument("--policy-tenants", action="store_true",
+                   help="also serve one provider per policy under /policy/NAME")
     p.add_argument("--fault-tenants", action="store_true",
                    help="also serve one provider per fault under /fault/NAME")
     p.add_argument("--webhook-url", default=None,
@@ -101,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings, host=args.host, port=args.port, faults=args.fault,
             fault_tenants=args.fault_tenants, device_webhook_url=args.webhook_url,
             tls=True if args.tls else None, mtls_port=args.mtls_port, profile=args.profile,
-            policies=args.policy,
+            policies=args.policy, policy_tenants=args.policy_tenants,
         )
     except (ProviderStartError, ProfileError, ValueError) as exc:
         return _fail(str(exc))

@@ -28,7 +28,7 @@ from .core import (
 from .errors import OAuthError, invalid_request
 from .faults import FAULTS, unknown_faults
 from .forms import read_json_object
-from .policies import ProviderPolicy, resolve_policies
+from .policies import COMBINATIONS, POLICIES, ProviderPolicy, resolve_policies
 from .settings import PROFILES, ProviderSettings
 
 log = logging.getLogger("ciba_harness.provider")
@@ -186,10 +186,12 @@ def _starlette(p: Provider, routes: list[Any], lifespan: Any = None) -> Starlett
 
 
 class TenantDispatcher:
-    """ASGI app mounted at ``/fault``: ``/fault/NAME/...`` goes to the tenant NAME."""
+    """ASGI app mounted at ``/fault`` (or ``/policy``): ``/fault/NAME/...`` goes to the tenant
+    NAME."""
 
-    def __init__(self, apps: dict[str, ASGIApp]):
+    def __init__(self, apps: dict[str, ASGIApp], kind: str = "fault"):
         self.apps = apps
+        self.kind = kind
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # pragma: no cover - only http reaches a Mount
@@ -200,7 +202,7 @@ class TenantDispatcher:
         name, _, _ = route_path.lstrip("/").partition("/")
         app = self.apps.get(name)
         if app is None:
-            body = json.dumps({"error": "not_found", "error_description": "unknown fault"})
+            body = json.dumps({"error": "not_found", "error_description": f"unknown {self.kind}"})
             await Response(body, 404, media_type="application/json")(scope, receive, send)
             return
         child = dict(scope)
@@ -219,6 +221,7 @@ def create_app(
     profile: str | None = None,
     mtls_base: str | None = None,
     policies: Iterable[str] | ProviderPolicy | None = None,
+    policy_tenants: bool = False,
 ) -> Starlette:
     """The reference provider as an ASGI app.
 
@@ -232,7 +235,10 @@ def create_app(
     TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``).
     ``policies``: policy names (policies.py; added to the profile's ``[reference_provider]
     policies``) or a ProviderPolicy (replacing them); they apply to the root provider and
-    to every fault tenant. An unknown name raises PolicyError (a ValueError).
+    to every fault tenant. An unknown name raises PolicyError (a ValueError). With
+    ``policy_tenants`` every policy and combination NAME also gets an independent, faultless
+    provider under ``/policy/NAME`` with that policy alone (server-level policies such as
+    keep_alive_1s cannot apply to a tenant).
     """
     policy = effective_policy(settings, policies)
     faults = frozenset(faults)
@@ -262,6 +268,17 @@ def create_app(
             root.tenants[name] = tenant
             apps[name] = _starlette(tenant, _routes(tenant))
         routes.append(Mount("/fault", app=TenantDispatcher(apps)))
+    if policy_tenants:
+        policy_apps: dict[str, ASGIApp] = {}
+        for name in (*POLICIES, *COMBINATIONS):
+            if name in POLICIES and POLICIES[name].server_level:
+                continue
+            tenant = Provider(settings, keys, issuer=f"{issuer}/policy/{name}",
+                              outbound=outbound, device_webhook_url=device_webhook_url,
+                              mtls_base=mtls_base, policy=resolve_policies([name]))
+            root.tenants[f"policy/{name}"] = tenant
+            policy_apps[name] = _starlette(tenant, _routes(tenant))
+        routes.append(Mount("/policy", app=TenantDispatcher(policy_apps, "policy")))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

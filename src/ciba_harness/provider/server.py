@@ -237,6 +237,7 @@ def start_provider(
     profile: str | None = None,
     tls_minimum_version: str = "1.2",
     policies: Iterable[str] | ProviderPolicy | None = None,
+    policy_tenants: bool = False,
 ) -> RunningProvider:
     """Serve the provider on ``host:port`` (0 = a free port); returns once it accepts
     connections. Raises ProfileError (bad config), ValueError (unknown fault or profile) or
@@ -249,6 +250,7 @@ def start_provider(
     ``tls_minimum_version`` ("1.2" or "1.3") exists for experiments; FAPI wants >= 1.2.
     ``policies``: policy names added to the profile's (or a ProviderPolicy replacing them),
     docs/policies.md; an unknown name raises PolicyError (a ValueError) before listening.
+    ``policy_tenants``: also one provider per policy under ``/policy/NAME`` (create_app).
     """
     settings = config if isinstance(config, ProviderSettings) else load_profile(config)
     policies = effective_policy(settings, policies)
@@ -286,7 +288,8 @@ def start_provider(
     try:
         app = create_app(settings, issuer=issuer, faults=faults, fault_tenants=fault_tenants,
                          device_webhook_url=device_webhook_url, profile=profile,
-                         mtls_base=mtls_base, policies=policies)
+                         mtls_base=mtls_base, policies=policies,
+                         policy_tenants=policy_tenants)
     except BaseException:
         for s in sockets:
             s.close()
