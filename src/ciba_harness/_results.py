@@ -1,7 +1,7 @@
 """The machine-readable conformance result: per test outcome, per requirement verdict.
 
 Verdicts per requirement (one word each, so CI can parse them):
-pass, fail, warning, skipped, error, not_tested.
+pass, fail, warning, skipped, error, inconclusive, not_tested.
 A requirement fails when a test carrying it fails with a failure attributed to it, or with
 a failure of no requirement; it warns when a check of it was broken at WARNING severity.
 """
@@ -18,7 +18,7 @@ from ._requirements import catalogue
 __all__ = ["RESULT_FORMAT", "VERDICTS", "build_results"]
 
 RESULT_FORMAT = "ciba-harness-results/1"
-VERDICTS = ("fail", "error", "warning", "pass", "skipped", "not_tested")
+VERDICTS = ("fail", "error", "inconclusive", "warning", "pass", "skipped", "not_tested")
 
 
 def build_results(
@@ -109,9 +109,10 @@ def _verdict(
     requirement_id: str, linked: list[dict[str, Any]], warnings: list[dict[str, Any]]
 ) -> str:
     """fail: a check of this requirement broke (or a plain assert in a test carrying it);
-    error: no test reached a verdict on it (harness-side exceptions, or tests that stopped on
-    another requirement's failure before they got to this one); pass needs a passing test."""
-    inconclusive = False
+    error: the harness could not judge it (a setup error, a harness-side exception);
+    inconclusive: its tests stopped on another requirement's failure before they got to this
+    one; pass needs a passing test."""
+    harness_error = inconclusive = False
     for test in linked:
         if test.get("outcome") not in {"failed", "error"}:
             continue
@@ -122,11 +123,16 @@ def _verdict(
         plain_assert = failure.get("kind") == "AssertionError" and test.get("outcome") == "failed"
         if attributed is None and plain_assert:
             return "fail"
-        inconclusive = True
+        if attributed is None:
+            harness_error = True
+        else:
+            inconclusive = True
     if any(w["requirement"] == requirement_id for w in warnings):
         return "warning"
     if any(t.get("outcome", "passed") == "passed" for t in linked):
         return "pass"
-    if inconclusive:
+    if harness_error:
         return "error"
+    if inconclusive:
+        return "inconclusive"
     return "skipped" if linked else "not_tested"

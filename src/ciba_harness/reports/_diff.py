@@ -1,7 +1,8 @@
 """Run-to-run comparison of results.json files and load summaries.
 
 Requirement verdicts are ranked pass < warning < fail/error; the other verdicts (skipped,
-not_tested) are "no verdict":
+inconclusive, not_tested) are "no verdict": a requirement whose tests stopped on another
+requirement's failure is collateral, never a regression of its own:
 
 * regression: pass → fail or error, warning → fail or error;
 * improvement: fail/error → pass or warning, warning → pass;

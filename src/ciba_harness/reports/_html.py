@@ -27,10 +27,11 @@ __all__ = [
     "write_atomic",
 ]
 
-VERDICT_ORDER = ("fail", "error", "warning", "pass", "skipped", "not_tested")
+VERDICT_ORDER = ("fail", "error", "inconclusive", "warning", "pass", "skipped", "not_tested")
 VERDICT_LABELS = {
     "fail": "fail",
     "error": "error",
+    "inconclusive": "inconclusive",
     "warning": "warning",
     "pass": "pass",
     "skipped": "skipped",
@@ -161,6 +162,7 @@ border-radius:10px;font-size:12px;font-weight:600;border:1px solid;white-space:n
             ("fail", "fail"),
             ("failed", "fail"),
             ("error", "error"),
+            ("inconclusive", "skipped"),
             ("warning", "warning"),
             ("skipped", "skipped"),
             ("not_tested", "not_tested"),
