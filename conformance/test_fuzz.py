@@ -100,7 +100,10 @@ ENTROPY_SAMPLES = 8  # auth_req_id values judged together (topped up with valid 
 
 @check(title="The provider answers, below 500")
 def fuzz_answered(exchange: Exchange, *, requirement: str, retry_after_ok: bool = False) -> None:
-    """An answer within the request timeout, never a 5xx (503 + Retry-After if allowed)."""
+    """An answer within the request timeout, never a 5xx (503 + Retry-After if allowed).
+
+    Generic: every request gets an answer below 500 (CIBA §13 lists no 5xx, CIBA-AERR-16;
+    §10.1 allows 503 + Retry-After at the token endpoint)."""
     response = exchange.response
     if response is None:
         raise UnexpectedStatus(
@@ -124,7 +127,10 @@ def fuzz_answered(exchange: Exchange, *, requirement: str, retry_after_ok: bool 
 
 @check("CIBA-TOKEN-03", title="A guessed auth_req_id is unknown, never pending")
 def fuzz_guess_not_pending(exchange: Exchange, *, requirement: str = "CIBA-TOKEN-03") -> None:
-    """A never-issued auth_req_id gets no authorization_pending / slow_down (CIBA-SEC-05)."""
+    """A never-issued auth_req_id gets no authorization_pending / slow_down (CIBA-SEC-05).
+
+    CIBA §11: an unknown auth_req_id is invalid_grant; authorization_pending would make ids
+    guessable (CIBA-SEC-05)."""
     code = error_code(exchange.response)
     if code in {"authorization_pending", "slow_down"}:
         raise fail(
@@ -138,7 +144,9 @@ def fuzz_guess_not_pending(exchange: Exchange, *, requirement: str = "CIBA-TOKEN
 
 @check("CIBA-ACK-06", title="Each accepted request gets its own auth_req_id")
 def fuzz_distinct_auth_req_ids(ids: list[str], *, requirement: str = "CIBA-ACK-06") -> None:
-    """No auth_req_id is issued twice."""
+    """No auth_req_id is issued twice.
+
+    CIBA §7.3 (implied): each accepted request gets its own auth_req_id."""
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise fail(

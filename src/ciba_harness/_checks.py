@@ -212,7 +212,10 @@ def _is_positive_int(value: Any) -> TypeGuard[int]:
 
 @check(title="The request is refused with one of the expected error codes")
 def error_code_is(exchange: Exchange, codes: Collection[str], *, requirement: str) -> None:
-    """The request is refused with one of the expected error codes."""
+    """The request is refused with one of the expected error codes.
+
+    Generic (the caller names the row): CIBA §13 / §11 and RFC 6749 §5.2 give each refusal its
+    error code."""
     status = _status(exchange)
     if status is not None and 200 <= status < 300:
         raise UnexpectedSuccess(
@@ -236,7 +239,10 @@ def error_code_is(exchange: Exchange, codes: Collection[str], *, requirement: st
 
 @check(title="The HTTP status is one of the expected values")
 def status_is(exchange: Exchange, statuses: Collection[int], *, requirement: str) -> None:
-    """The HTTP status is one of the expected values."""
+    """The HTTP status is one of the expected values.
+
+    Generic (the caller names the row): CIBA §13 pairs each error code with an HTTP status; RFC
+    6749 §5.2: 400 unless stated."""
     status = _status(exchange)
     if status not in statuses:
         raise UnexpectedStatus(
@@ -250,7 +256,9 @@ def status_is(exchange: Exchange, statuses: Collection[int], *, requirement: str
 
 @check(title="Not a server error")
 def not_server_error(exchange: Exchange, *, requirement: str) -> None:
-    """The provider answers; no 5xx."""
+    """The provider answers; no 5xx.
+
+    Generic: a 5xx is no CIBA answer (CIBA §13 lists none; catalogue CIBA-AERR-16)."""
     status = _status(exchange)
     if status is None or status >= 500:
         raise UnexpectedStatus(
@@ -264,7 +272,10 @@ def not_server_error(exchange: Exchange, *, requirement: str) -> None:
 
 @check(title="No auth_req_id is issued")
 def refused(exchange: Exchange, *, requirement: str) -> None:
-    """The request does not yield an auth_req_id or tokens (any refusal counts)."""
+    """The request does not yield an auth_req_id or tokens (any refusal counts).
+
+    Generic: a request the spec says to refuse (the caller's row, e.g. CIBA §7.2 step 6, §13)
+    yields no auth_req_id or tokens."""
     status = _status(exchange)
     if status is not None and 200 <= status < 300:
         raise UnexpectedSuccess(
@@ -280,7 +291,10 @@ def refused(exchange: Exchange, *, requirement: str) -> None:
 def error_body_well_formed(
     exchange: Exchange, *, requirement: str, allow_extra_members: bool = False
 ) -> None:
-    """An error response is application/json with a string `error` and allowed members."""
+    """An error response is application/json with a string `error` and allowed members.
+
+    CIBA §13 / RFC 6749 §5.2: the error response is JSON (application/json) with a REQUIRED
+    `error`, OPTIONAL `error_description`, `error_uri`."""
     response = exchange.response
     body = _body(exchange, requirement)
     assert response is not None
@@ -335,7 +349,9 @@ def error_charset(exchange: Exchange, *, requirement: str) -> None:
 
 @check(title="Basic-authentication failure carries WWW-Authenticate")
 def www_authenticate_present(exchange: Exchange, *, requirement: str) -> None:
-    """A 401 answer to HTTP Basic authentication carries a WWW-Authenticate header."""
+    """A 401 answer to HTTP Basic authentication carries a WWW-Authenticate header.
+
+    RFC 6749 §5.2: after HTTP Basic the 401 MUST include a WWW-Authenticate header field."""
     response = exchange.response
     if response is not None and response.status == 401 and not response.header("www-authenticate"):
         raise MissingMember(
@@ -349,7 +365,10 @@ def www_authenticate_present(exchange: Exchange, *, requirement: str) -> None:
 
 @check(title="The response is cacheable-safe (Cache-Control: no-store)")
 def no_store(exchange: Exchange, *, requirement: str, pragma: bool = False) -> None:
-    """`Cache-Control` contains no-store (and optionally `Pragma: no-cache`)."""
+    """`Cache-Control` contains no-store (and optionally `Pragma: no-cache`).
+
+    RFC 6749 §5.1 (via CIBA §10.1.1): token responses MUST carry Cache-Control: no-store (and
+    Pragma: no-cache)."""
     response = exchange.response
     cache_control = (response.header("cache-control") or "") if response else ""
     if "no-store" not in cache_control.lower():
@@ -375,13 +394,17 @@ def no_store(exchange: Exchange, *, requirement: str, pragma: bool = False) -> N
 
 @check("CIBA-ACK-01")
 def ack_status_ok(exchange: Exchange, *, requirement: str = "CIBA-ACK-01") -> None:
-    """A valid authentication request is answered 200."""
+    """A valid authentication request is answered 200.
+
+    CIBA §7.3: a successful authentication request is answered with HTTP 200."""
     status_is(exchange, {200}, requirement=requirement)
 
 
 @check("CIBA-ACK-02")
 def ack_is_json(exchange: Exchange, *, requirement: str = "CIBA-ACK-02") -> None:
-    """The acknowledgement is application/json holding a JSON object."""
+    """The acknowledgement is application/json holding a JSON object.
+
+    CIBA §7.3: the acknowledgement is a JSON object in an application/json body."""
     response = exchange.response
     if response is None or response.content_type != "application/json":
         raise MalformedResponse(
@@ -396,7 +419,9 @@ def ack_is_json(exchange: Exchange, *, requirement: str = "CIBA-ACK-02") -> None
 
 @check("CIBA-ACK-03")
 def ack_has_auth_req_id(exchange: Exchange, *, requirement: str = "CIBA-ACK-03") -> None:
-    """auth_req_id is a non-empty string."""
+    """auth_req_id is a non-empty string.
+
+    CIBA §7.3: auth_req_id is REQUIRED in the acknowledgement."""
     value = _body(exchange, requirement).get("auth_req_id")
     if not isinstance(value, str) or not value:
         raise MissingMember(
@@ -409,7 +434,9 @@ def ack_has_auth_req_id(exchange: Exchange, *, requirement: str = "CIBA-ACK-03")
 
 @check("CIBA-ACK-04")
 def ack_auth_req_id_charset(exchange: Exchange, *, requirement: str = "CIBA-ACK-04") -> None:
-    """auth_req_id uses only A-Z a-z 0-9 . - _"""
+    """auth_req_id uses only A-Z a-z 0-9 . - _
+
+    CIBA §7.3: auth_req_id MUST use only the characters A-Z a-z 0-9 . - _ ."""
     value = _body(exchange, requirement).get("auth_req_id")
     if not isinstance(value, str) or not AUTH_REQ_ID_PATTERN.fullmatch(value):
         raise InvalidMember(
@@ -423,7 +450,9 @@ def ack_auth_req_id_charset(exchange: Exchange, *, requirement: str = "CIBA-ACK-
 
 @check("CIBA-ACK-07")
 def ack_expires_in(exchange: Exchange, *, requirement: str = "CIBA-ACK-07") -> None:
-    """expires_in is a JSON number holding a positive integer (at most a year)."""
+    """expires_in is a JSON number holding a positive integer (at most a year).
+
+    CIBA §7.3: expires_in is REQUIRED, a positive integer of seconds."""
     value = _body(exchange, requirement).get("expires_in")
     if not _is_positive_int(value) or value > 365 * 24 * 3600:
         raise InvalidMember(
@@ -436,7 +465,9 @@ def ack_expires_in(exchange: Exchange, *, requirement: str = "CIBA-ACK-07") -> N
 
 @check("CIBA-ACK-08")
 def ack_interval(exchange: Exchange, *, requirement: str = "CIBA-ACK-08") -> None:
-    """interval, when present, is a JSON number holding a positive integer (at most 6 h)."""
+    """interval, when present, is a JSON number holding a positive integer (at most 6 h).
+
+    CIBA §7.3: interval is OPTIONAL; when sent it is a positive integer of seconds."""
     body = _body(exchange, requirement)
     interval = body.get("interval")
     if "interval" in body and (not _is_positive_int(interval) or interval > 21600):
@@ -450,7 +481,9 @@ def ack_interval(exchange: Exchange, *, requirement: str = "CIBA-ACK-08") -> Non
 
 @check("CIBA-ACK-09")
 def ack_no_interval_for_push(exchange: Exchange, *, requirement: str = "CIBA-ACK-09") -> None:
-    """A push client's acknowledgement carries no interval."""
+    """A push client's acknowledgement carries no interval.
+
+    CIBA §7.3 (descriptive): interval is meant for poll and ping clients only."""
     body = _body(exchange, requirement)
     if "interval" in body:
         raise InvalidMember(
@@ -493,7 +526,9 @@ def _shannon(counts: Counter[str]) -> float:
 def auth_req_id_entropy(
     auth_req_ids: list[str], *, minimum_bits: float = 128.0, requirement: str = "CIBA-ACK-05"
 ) -> None:
-    """auth_req_id values carry at least the required entropy and are never repeated."""
+    """auth_req_id values carry at least the required entropy and are never repeated.
+
+    CIBA §7.3: auth_req_id MUST carry at least 128 bits of entropy (160 RECOMMENDED)."""
     duplicates = [value for value, count in Counter(auth_req_ids).items() if count > 1]
     if duplicates:
         raise InvalidMember(
@@ -518,7 +553,10 @@ def auth_req_id_entropy(
 def token_response_complete(
     exchange: Exchange, *, openid: bool = True, requirement: str = "CIBA-TOKEN-14"
 ) -> None:
-    """A successful token response has access_token, token_type and (openid) id_token."""
+    """A successful token response has access_token, token_type and (openid) id_token.
+
+    CIBA §10.1.1 / OIDC Core §3.1.3.3: a successful token response holds access_token,
+    token_type and id_token."""
     status_is(exchange, {200}, requirement=requirement)
     body = _body(exchange, requirement)
     required = ["access_token", "token_type"] + (["id_token"] if openid else [])
@@ -547,7 +585,9 @@ def token_type_bearer(
     requirement: str = "CIBA-TOKEN-25",
     exchange: Exchange | None = None,
 ) -> None:
-    """token_type is Bearer (case-insensitive) or DPoP."""
+    """token_type is Bearer (case-insensitive) or DPoP.
+
+    RFC 6749 §5.1: token_type is REQUIRED (case-insensitive), Bearer here (DPoP when bound)."""
     value = payload.get("token_type")
     if not isinstance(value, str) or value.lower() not in {"bearer", "dpop"}:
         raise InvalidMember(

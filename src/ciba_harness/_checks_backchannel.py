@@ -97,7 +97,9 @@ _ERROR_URI = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]*")
 
 @check(title="The request is accepted (2xx)")
 def accepted(exchange: Exchange, *, requirement: str) -> None:
-    """A valid request is accepted: any 2xx (the exact status is CIBA-ACK-01's business)."""
+    """A valid request is accepted: any 2xx (the exact status is CIBA-ACK-01's business).
+
+    Generic: a valid request is accepted (the caller's row; CIBA §7.3 for the acknowledgement)."""
     status = exchange.response.status if exchange.response is not None else None
     if status is None or not 200 <= status < 300:
         body = exchange.response.text(300) if exchange.response is not None else exchange.error
@@ -140,7 +142,10 @@ def describe_refusal(exchange: Exchange) -> str:
 
 @check("CIBA-AERR-02")
 def error_description_charset(exchange: Exchange, *, requirement: str = "CIBA-AERR-02") -> None:
-    """error_description uses only %x20-21 / %x23-5B / %x5D-7E (no quote, backslash, CR/LF)."""
+    """error_description uses only %x20-21 / %x23-5B / %x5D-7E (no quote, backslash, CR/LF).
+
+    CIBA §13 / RFC 6749 §5.2: error_description MUST NOT include characters outside %x20-21 /
+    %x23-5B / %x5D-7E."""
     body = exchange.response.json_object() if exchange.response is not None else None
     description = body.get("error_description") if body else None
     if description is not None and (
@@ -156,7 +161,9 @@ def error_description_charset(exchange: Exchange, *, requirement: str = "CIBA-AE
 
 @check("CIBA-AERR-03")
 def error_uri_charset(exchange: Exchange, *, requirement: str = "CIBA-AERR-03") -> None:
-    """error_uri, when present, uses only %x21 / %x23-5B / %x5D-7E."""
+    """error_uri, when present, uses only %x21 / %x23-5B / %x5D-7E.
+
+    RFC 6749 §5.2: error_uri MUST NOT include characters outside %x21 / %x23-5B / %x5D-7E."""
     body = exchange.response.json_object() if exchange.response is not None else None
     uri = body.get("error_uri") if body else None
     if uri is not None and (not isinstance(uri, str) or not _ERROR_URI.fullmatch(uri)):
@@ -175,7 +182,9 @@ def auth_req_ids_unique(
     requirement: str = "CIBA-ACK-06",
     exchanges: Iterable[Exchange] = (),
 ) -> None:
-    """Each accepted request got its own auth_req_id."""
+    """Each accepted request got its own auth_req_id.
+
+    CIBA §7.3 (implied): auth_req_id identifies one authentication request."""
     repeated = {value: n for value, n in Counter(auth_req_ids).items() if n > 1}
     if repeated:
         raise InvalidMember(
@@ -196,7 +205,10 @@ def no_notifications(
     requirement: str = "CIBA-AERR-15",
     exchanges: Iterable[Exchange] = (),
 ) -> None:
-    """No ping or push arrived for rejected requests (their notification tokens)."""
+    """No ping or push arrived for rejected requests (their notification tokens).
+
+    CIBA §7.2, §13 (implied): a refused request starts no transaction, so nothing is ever
+    delivered for it."""
     arrived = [n for token in tokens for n in inbox.received(token=token)]
     if arrived:
         raise NotificationViolation(
@@ -233,7 +245,10 @@ def delivery_modes_valid(
     requirement: str = "CIBA-DISC-01",
     exchange: Exchange | None = None,
 ) -> None:
-    """backchannel_token_delivery_modes_supported is a non-empty array of poll/ping/push."""
+    """backchannel_token_delivery_modes_supported is a non-empty array of poll/ping/push.
+
+    CIBA §4: backchannel_token_delivery_modes_supported is REQUIRED, a JSON array of poll /
+    ping / push."""
     modes = document.get("backchannel_token_delivery_modes_supported")
     if not isinstance(modes, list) or not modes:
         raise _metadata_failure(
@@ -266,7 +281,9 @@ def backchannel_endpoint_https(
     """backchannel_authentication_endpoint is an absolute https URL.
 
     Plain http is let through only on a loopback host (a local test provider such as the
-    embedded reference provider), and only when `allow_loopback_http`."""
+    embedded reference provider), and only when `allow_loopback_http`.
+
+    CIBA §4, §7: backchannel_authentication_endpoint is REQUIRED and MUST be an https URL."""
     url = document.get("backchannel_authentication_endpoint")
     if not isinstance(url, str) or not url:
         raise _metadata_failure(
@@ -309,7 +326,10 @@ def request_signing_algs_listed(
     exchange: Exchange | None = None,
 ) -> None:
     """backchannel_authentication_request_signing_alg_values_supported, when present, is an
-    array of JWS alg names."""
+    array of JWS alg names.
+
+    CIBA §4: backchannel_authentication_request_signing_alg_values_supported is OPTIONAL, a
+    JSON array of JWS algs."""
     name = "backchannel_authentication_request_signing_alg_values_supported"
     if name not in document:
         return
@@ -331,7 +351,10 @@ def request_signing_algs_asymmetric(
     requirement: str = "CIBA-DISC-04",
     exchange: Exchange | None = None,
 ) -> None:
-    """The request-signing algs list holds neither none nor MAC algorithms."""
+    """The request-signing algs list holds neither none nor MAC algorithms.
+
+    CIBA §4, §7.1.1: signed requests use asymmetric signatures; none and MAC algs MUST NOT be
+    listed."""
     algs = document.get("backchannel_authentication_request_signing_alg_values_supported")
     if not isinstance(algs, list):
         return
@@ -354,7 +377,9 @@ def user_code_parameter_boolean(
     requirement: str = "CIBA-DISC-05",
     exchange: Exchange | None = None,
 ) -> None:
-    """backchannel_user_code_parameter_supported, when present, is a JSON boolean."""
+    """backchannel_user_code_parameter_supported, when present, is a JSON boolean.
+
+    CIBA §4: backchannel_user_code_parameter_supported is OPTIONAL, a JSON boolean."""
     name = "backchannel_user_code_parameter_supported"
     if name in document and not isinstance(document[name], bool):
         raise _metadata_failure(
@@ -374,7 +399,10 @@ def ciba_grant_advertised(
     requirement: str = "CIBA-DISC-06",
     exchange: Exchange | None = None,
 ) -> None:
-    """With poll or ping advertised, grant_types_supported lists the CIBA grant."""
+    """With poll or ping advertised, grant_types_supported lists the CIBA grant.
+
+    CIBA §4 (descriptive; the conformance suite requires it): grant_types_supported lists the
+    CIBA grant."""
     modes = document.get("backchannel_token_delivery_modes_supported")
     if not isinstance(modes, list) or not {"poll", "ping"} & set(modes):
         return
@@ -397,7 +425,9 @@ def mtls_alias_valid(
     requirement: str = "CIBA-DISC-08",
     exchange: Exchange | None = None,
 ) -> None:
-    """An mtls_endpoint_aliases entry for the backchannel endpoint is an absolute https URL."""
+    """An mtls_endpoint_aliases entry for the backchannel endpoint is an absolute https URL.
+
+    RFC 8705 §5: mtls_endpoint_aliases values are absolute https URLs."""
     aliases = document.get("mtls_endpoint_aliases")
     if not isinstance(aliases, dict) or "backchannel_authentication_endpoint" not in aliases:
         return
@@ -422,7 +452,10 @@ def issuer_matches(
 ) -> None:
     """The metadata issuer is the issuer the harness was configured with.
 
-    The configuration drops a trailing slash from the issuer, so `X` and `X/` both match."""
+    The configuration drops a trailing slash from the issuer, so `X` and `X/` both match.
+
+    OIDC Discovery §4.3: the issuer value MUST be identical to the issuer URL used for
+    discovery."""
     issuer = document.get("issuer")
     configured = configured_issuer.rstrip("/")
     if not isinstance(issuer, str) or issuer not in {configured, configured + "/"}:

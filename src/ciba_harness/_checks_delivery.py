@@ -97,7 +97,9 @@ def token_error_is(
     Tokens where an error is due, a wrong code and a wrong status break `requirement`; an error
     body that is not JSON with an `error` member breaks `body_requirement` (CIBA-TOKEN-21), so a
     provider whose error format is broken is reported once, under that rule.
-    """
+
+    Generic: CIBA §11 / RFC 6749 §5.2: a token error with the expected code and its status (400
+    unless stated)."""
     status = _status(exchange)
     if status is None:
         raise UnexpectedStatus(
@@ -148,7 +150,10 @@ def fast_poll_answer_allowed(
     requirement: str = "CIBA-TOKEN-06",
     body_requirement: str = "CIBA-TOKEN-21",
 ) -> None:
-    """A too-fast poll gets authorization_pending, slow_down, invalid_request or 503 + Retry-After."""
+    """A too-fast poll gets authorization_pending, slow_down, invalid_request or 503 + Retry-After.
+
+    CIBA §11: a too-fast poll MAY get slow_down; otherwise authorization_pending,
+    invalid_request, or 503 + Retry-After (§10.1)."""
     status = _status(exchange)
     if status == 503:
         response = exchange.response
@@ -169,7 +174,9 @@ def fast_poll_answer_allowed(
 
 @check("CIBA-TOKEN-16")
 def single_redemption(exchanges: Sequence[Exchange], *, requirement: str = "CIBA-TOKEN-16") -> None:
-    """Of concurrent redemptions of one auth_req_id exactly one yields tokens."""
+    """Of concurrent redemptions of one auth_req_id exactly one yields tokens.
+
+    CIBA §10.1.1: after a successful redemption the auth_req_id is no longer valid."""
     successes = [e for e in exchanges if _status(e) == 200]
     if len(successes) != 1:
         statuses = [_status(e) if _status(e) is not None else e.error for e in exchanges]
@@ -184,7 +191,9 @@ def single_redemption(exchanges: Sequence[Exchange], *, requirement: str = "CIBA
 
 @check("CIBA-SEC-02")
 def token_endpoint_uses_tls(url: str, *, requirement: str = "CIBA-SEC-02") -> None:
-    """The token endpoint URL has the scheme https."""
+    """The token endpoint URL has the scheme https.
+
+    RFC 6749 §3.2: the token endpoint MUST use TLS."""
     if urlsplit(url).scheme != "https":
         raise InvalidMember(
             requirement=requirement,
@@ -205,7 +214,9 @@ def _notes(notes: Sequence[Notification]) -> str:
 def callback_arrived(
     notes: Sequence[Notification], *, requirement: str, what: str, waited: float
 ) -> None:
-    """At least one callback for the flow arrived in time."""
+    """At least one callback for the flow arrived in time.
+
+    Generic: CIBA §10.2 / §10.3: the OP sends the ping / push once the user has finished."""
     if not notes:
         raise NotificationViolation(
             requirement=requirement,
@@ -217,7 +228,10 @@ def callback_arrived(
 
 @check(title="No callback for the flow")
 def no_callback_for_flow(notes: Sequence[Notification], *, requirement: str, title: str) -> None:
-    """No callback names the flow."""
+    """No callback names the flow.
+
+    Generic: CIBA §10.2 / §10.3 (implied): no callback where none is due (e.g. SEC-10 redirects
+    are not followed)."""
     if notes:
         raise NotificationViolation(
             requirement=requirement, title=title, expected="no callback", actual=_notes(notes)
@@ -228,7 +242,9 @@ def no_callback_for_flow(notes: Sequence[Notification], *, requirement: str, tit
 def callback_count_at_most(
     notes: Sequence[Notification], maximum: int, *, requirement: str, title: str
 ) -> None:
-    """The flow got at most `maximum` callbacks."""
+    """The flow got at most `maximum` callbacks.
+
+    Generic: CIBA §10.2 / §10.3 (implied): one callback per auth_req_id."""
     if len(notes) > maximum:
         raise NotificationViolation(
             requirement=requirement,
@@ -261,7 +277,9 @@ def callback_bearer_is(note: Notification, token: str, *, requirement: str) -> N
 
 @check(title="The callback body is a JSON object sent as application/json")
 def callback_is_json(note: Notification, *, requirement: str) -> None:
-    """Content-Type application/json and a JSON object body."""
+    """Content-Type application/json and a JSON object body.
+
+    CIBA §10.2 / §10.3: the callback body is JSON (application/json)."""
     if note.payload is None or note.content_type != "application/json":
         raise NotificationViolation(
             requirement=requirement,
@@ -275,7 +293,9 @@ def callback_is_json(note: Notification, *, requirement: str) -> None:
 def ping_body_only_auth_req_id(
     note: Notification, auth_req_id: str, *, requirement: str = "CIBA-PING-03"
 ) -> None:
-    """The ping body is exactly {"auth_req_id": <the acknowledged value>}."""
+    """The ping body is exactly {"auth_req_id": <the acknowledged value>}.
+
+    CIBA §10.2: the ping body is a JSON object holding the auth_req_id."""
     payload = note.payload or {}
     if set(payload) != {"auth_req_id"}:
         raise NotificationViolation(
@@ -297,7 +317,9 @@ def ping_body_only_auth_req_id(
 def push_token_payload(
     note: Notification, auth_req_id: str, *, requirement: str = "CIBA-PUSH-02"
 ) -> None:
-    """The pushed token payload holds auth_req_id plus the token response members."""
+    """The pushed token payload holds auth_req_id plus the token response members.
+
+    CIBA §10.3.1: the push carries auth_req_id plus the token response members."""
     payload = note.payload or {}
     secrets = [
         str(payload.get(k)) for k in ("access_token", "refresh_token", "id_token") if payload.get(k)
@@ -353,7 +375,10 @@ def push_token_payload(
 
 @check("CIBA-PUSH-11")
 def push_error_code_allowed(note: Notification, *, requirement: str = "CIBA-PUSH-11") -> None:
-    """A pushed error uses access_denied, expired_token or transaction_failed and names auth_req_id."""
+    """A pushed error uses access_denied, expired_token or transaction_failed and names auth_req_id.
+
+    CIBA §12: a pushed error is access_denied, expired_token or transaction_failed, with
+    auth_req_id."""
     payload = note.payload or {}
     if payload.get("error") not in PUSH_ERROR_CODES:
         raise NotificationViolation(
@@ -372,7 +397,9 @@ def push_error_code_allowed(note: Notification, *, requirement: str = "CIBA-PUSH
 
 @check(title="The pushed error is the expected one for the flow")
 def push_error_is(note: Notification, code: str, auth_req_id: str, *, requirement: str) -> None:
-    """An error push with `error` = code and the flow's auth_req_id."""
+    """An error push with `error` = code and the flow's auth_req_id.
+
+    CIBA §12: an error push carries `error` and the REQUIRED auth_req_id."""
     payload = note.payload or {}
     if note.kind != "push_error" or payload.get("error") != code:
         raise NotificationViolation(
@@ -401,7 +428,10 @@ def id_token_alg_is(
     requirement: str = "CIBA-IDT-02",
     exchange: Exchange | None = None,
 ) -> None:
-    """The ID token's JWS alg is the registered one."""
+    """The ID token's JWS alg is the registered one.
+
+    OIDC Registration §2: the ID token is signed with id_token_signed_response_alg (default
+    RS256)."""
     try:
         header, _ = decode_unverified(id_token)
     except ValueError as exc:
@@ -425,7 +455,10 @@ def id_token_alg_is(
 
 @check("CIBA-IDT-03")
 def acr_present(claims: Mapping[str, Any], *, requirement: str = "CIBA-IDT-03") -> None:
-    """The ID token has an acr claim (acr_values was sent)."""
+    """The ID token has an acr claim (acr_values was sent).
+
+    CIBA §7.1: when acr_values was sent the ID token's acr claim is highly RECOMMENDED (a
+    warning; MUST under FAPI-CIBA)."""
     if not isinstance(claims.get("acr"), str) or not claims["acr"]:
         raise InvalidIdToken(
             requirement=requirement,
@@ -444,7 +477,9 @@ def auth_time_within(
     skew: float,
     requirement: str = "CIBA-IDT-04",
 ) -> None:
-    """auth_time, when present, lies between the request and the token response (± skew)."""
+    """auth_time, when present, lies between the request and the token response (± skew).
+
+    OIDC Core §2: auth_time, when present, is the time of the user's authentication."""
     if "auth_time" not in claims:
         return
     value = claims["auth_time"]
@@ -463,7 +498,10 @@ def auth_time_within(
 
 @check("CIBA-IDT-09")
 def same_subject(first: str, second: str, *, requirement: str = "CIBA-IDT-09") -> None:
-    """Two flows for the same user and client yield the same sub."""
+    """Two flows for the same user and client yield the same sub.
+
+    CIBA §7.1 (implied) / OIDC Core §2: sub identifies the user named by the hint, stably for
+    one client."""
     if first != second:
         raise InvalidIdToken(
             requirement=requirement,
@@ -475,7 +513,9 @@ def same_subject(first: str, second: str, *, requirement: str = "CIBA-IDT-09") -
 
 @check(title="An optional ID token claim is present")
 def claim_present(claims: Mapping[str, Any], name: str, *, requirement: str) -> None:
-    """The claim is present (used at INFO severity to record optional claims)."""
+    """The claim is present (used at INFO severity to record optional claims).
+
+    Generic: records OPTIONAL ID token claims (OIDC Core §2, CIBA §10.1.1)."""
     if name not in claims:
         raise InvalidIdToken(
             requirement=requirement, title=f"ID token has no {name}", actual=sorted(claims)
@@ -484,7 +524,9 @@ def claim_present(claims: Mapping[str, Any], name: str, *, requirement: str) -> 
 
 @check("CIBA-IDT-05")
 def nonce_absent(claims: Mapping[str, Any], *, requirement: str = "CIBA-IDT-05") -> None:
-    """CIBA requests carry no nonce, so the ID token has none."""
+    """CIBA requests carry no nonce, so the ID token has none.
+
+    CIBA §7.1 (descriptive): CIBA requests carry no nonce, so the ID token has none."""
     if "nonce" in claims:
         raise InvalidIdToken(
             requirement=requirement,

@@ -94,7 +94,9 @@ def push_not_advertised(
     document: Mapping[str, Any], *, requirement: str = "FAPI-CIBA-03",
     exchange: Exchange | None = None,
 ) -> None:
-    """push is absent from backchannel_token_delivery_modes_supported."""
+    """push is absent from backchannel_token_delivery_modes_supported.
+
+    FAPI-CIBA (authorization server list, ID1 5.2.2-3): push mode shall not be supported."""
     modes = _listed(document, "backchannel_token_delivery_modes_supported") or []
     if "push" in modes:
         raise InvalidMember(
@@ -111,7 +113,9 @@ def poll_advertised(
     document: Mapping[str, Any], *, requirement: str = "FAPI-CIBA-04",
     exchange: Exchange | None = None,
 ) -> None:
-    """poll is listed in backchannel_token_delivery_modes_supported."""
+    """poll is listed in backchannel_token_delivery_modes_supported.
+
+    FAPI-CIBA (authorization server list, ID1 5.2.2-4): poll mode shall be supported."""
     modes = _listed(document, "backchannel_token_delivery_modes_supported") or []
     if "poll" not in modes:
         raise MissingMember(
@@ -128,7 +132,9 @@ def metadata_algs_fapi(
     document: Mapping[str, Any], name: str, *, requirement: str = "FAPI-CIBA-18",
     exchange: Exchange | None = None, must_list: bool = False,
 ) -> None:
-    """A metadata alg list holds PS256 / ES256 only (never none, HS*, RS*)."""
+    """A metadata alg list holds PS256 / ES256 only (never none, HS*, RS*).
+
+    FAPI-CIBA algorithm considerations: JWS shall use PS256 or ES256; none never."""
     algs = _listed(document, name)
     if algs is None:
         if must_list:
@@ -153,7 +159,10 @@ def fapi_auth_method_advertised(
     document: Mapping[str, Any], *, requirement: str = "FAPI-CIBA-20",
     exchange: Exchange | None = None,
 ) -> None:
-    """token_endpoint_auth_methods_supported offers private_key_jwt or an mTLS method."""
+    """token_endpoint_auth_methods_supported offers private_key_jwt or an mTLS method.
+
+    FAPI 1.0 Part 2 §5.2.2 (FAPI-CIBA-20): only tls_client_auth, self_signed_tls_client_auth
+    or private_key_jwt."""
     methods = _listed(document, "token_endpoint_auth_methods_supported") or []
     if not set(methods) & FAPI_AUTH_METHODS:
         raise MissingMember(
@@ -186,7 +195,9 @@ def no_rsa1_5(
     document: Mapping[str, Any], *, requirement: str = "FAPI-CIBA-19",
     exchange: Exchange | None = None,
 ) -> None:
-    """No *_encryption_alg_values_supported list offers RSA1_5."""
+    """No *_encryption_alg_values_supported list offers RSA1_5.
+
+    FAPI-CIBA encryption considerations: RSA1_5 shall not be used."""
     offending = [name for name, value in document.items()
                  if name.endswith("encryption_alg_values_supported")
                  and isinstance(value, list) and "RSA1_5" in value]
@@ -205,6 +216,9 @@ def string_array_if_present(
     document: Mapping[str, Any], name: str, *, requirement: str,
     exchange: Exchange | None = None,
 ) -> None:
+    """The member, when present, is a JSON array of strings.
+
+    Generic: FAPI-CIBA registration metadata (FAPI-CIBA-14/15) defines such arrays."""
     value = document.get(name)
     if value is None:
         return
@@ -223,6 +237,9 @@ def member_echoed(
     document: Mapping[str, Any], name: str, value: Any, *, requirement: str,
     exchange: Exchange | None = None,
 ) -> None:
+    """The registration response echoes the registered value.
+
+    Generic: RFC 7591 §3.2.1: the response contains all registered metadata."""
     if document.get(name) != value:
         raise InvalidMember(
             requirement=requirement,
@@ -244,7 +261,9 @@ def token_entropy(
     tokens: Mapping[str, Any], *, requirement: str = "FAPI-CIBA-26",
     exchange: Exchange | None = None,
 ) -> None:
-    """access_token / refresh_token carry >= 128 bits (length and Shannon estimate)."""
+    """access_token / refresh_token carry >= 128 bits (length and Shannon estimate).
+
+    FAPI 1.0 Part 1 §5.2.2 (FAPI-CIBA-26): tokens shall have at least 128 bits of entropy."""
     for name in ("access_token", "refresh_token"):
         value = tokens.get(name)
         if not isinstance(value, str):
@@ -266,7 +285,10 @@ def refresh_not_rotated(
     original: str, response: Mapping[str, Any], *, requirement: str = "FAPI-CIBA-25",
     exchange: Exchange | None = None,
 ) -> None:
-    """A refresh grant returns no new refresh token (or the same one)."""
+    """A refresh grant returns no new refresh token (or the same one).
+
+    FAPI 2.0 Security Profile §5.3.2.1 (FAPI-CIBA-25): no refresh-token rotation except in
+    extraordinary circumstances."""
     new = response.get("refresh_token")
     if new is not None and new != original:
         raise InvalidMember(
@@ -284,7 +306,10 @@ def cnf_matches(
     introspection: Mapping[str, Any], thumbprint: str, *, requirement: str = "FAPI-CIBA-21",
     exchange: Exchange | None = None,
 ) -> None:
-    """Introspection shows cnf.x5t#S256 = the thumbprint of the client's certificate."""
+    """Introspection shows cnf.x5t#S256 = the thumbprint of the client's certificate.
+
+    RFC 8705 §3.1 (FAPI-CIBA-21): a certificate-bound token names the certificate's SHA-256
+    thumbprint."""
     cnf = introspection.get("cnf")
     value = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
     if value != thumbprint:
@@ -299,6 +324,10 @@ def cnf_matches(
 
 @check(title="The TLS handshake is refused")
 def handshake_refused(probe: TlsProbe, *, requirement: str) -> None:
+    """The offered protocol version or cipher suite is refused.
+
+    Generic: FAPI-CIBA TLS considerations (FAPI-CIBA-16/17): TLS below 1.2 and other suites
+    shall not be accepted."""
     if probe.established:
         raise UnexpectedSuccess(
             requirement=requirement,
@@ -310,6 +339,9 @@ def handshake_refused(probe: TlsProbe, *, requirement: str) -> None:
 
 @check(title="A TLS 1.2+ handshake succeeds with a verified certificate")
 def handshake_established(probe: TlsProbe, *, requirement: str) -> None:
+    """A verified TLS 1.2+ handshake succeeds.
+
+    Generic: FAPI-CIBA TLS considerations (FAPI-CIBA-16): TLS 1.2 or later is required."""
     if not probe.established or probe.version not in {"TLSv1.2", "TLSv1.3"}:
         raise InvalidMember(
             requirement=requirement,
