@@ -7,6 +7,7 @@
   ciba-harness load [locust args...]
   ciba-harness report diff|html|load ...
   ciba-harness check-config FILE
+  ciba-harness client [--ciba-client-config FILE] [pytest args...] | client reference --config FILE
 """
 
 from __future__ import annotations
@@ -153,7 +154,14 @@ def _check_config(args: list[str]) -> int:
     return 0
 
 
+def _client(args: list[str]) -> int:
+    from .rp._cli import main as client_main
+
+    return client_main(args)
+
+
 COMMANDS = {
+    "client": _client,
     "conformance": _conformance,
     "provider": _provider,
     "load": _load,

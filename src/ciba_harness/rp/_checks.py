@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 
 from .._checks import check
@@ -282,9 +282,16 @@ def rp_no_overlapping_token_requests(run: TestRun, *,
 
 
 @check("CIBA-RP-20")
-def rp_callback_answered_204(run: TestRun, *, requirement: str = "CIBA-RP-20") -> None:
-    """A valid ping or push is answered 204 (200 tolerated)."""
+def rp_callback_answered_204(run: TestRun, concluded: Mapping[str, float] | None = None, *,
+                             requirement: str = "CIBA-RP-20") -> None:
+    """A valid ping or push is answered 204 (200 tolerated).
+
+    `concluded`: auth_req_id -> when the client reported its outcome; a callback sent after
+    that finds a transaction the client has closed, so its answer is not judged."""
     for callback in run.callbacks:
+        closed = (concluded or {}).get(callback.auth_req_id)
+        if closed is not None and callback.sent > closed:
+            continue
         if callback.label == "valid" and callback.status not in (200, 204):
             raise _fail(requirement, "Valid callback not answered 204 or 200",
                         expected="204 No Content (or 200)",

@@ -204,7 +204,10 @@ class ClientTest:
             self.check(c.rp_notification_token_entropy, run)
             self.check(c.rp_notification_token_fresh,
                        [t.notification_token for t in run.transactions if t.notification_token])
-            self.check(c.rp_callback_answered_204, run)
+            concluded = {txn.auth_req_id: outcome.concluded
+                         for txn, outcome in zip(run.transactions, observation.outcomes,
+                                                 strict=False)}
+            self.check(c.rp_callback_answered_204, run, concluded)
 
     def conclude(self) -> None:
         """Raise the first failure (the others are in the record and the report)."""
