@@ -294,6 +294,7 @@ def test_access_denied_status(ciba, ciba_config, ciba_metadata):
 # --- nothing left behind, no 5xx -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
 @pytest.mark.requirement("CIBA-AERR-15")
 def test_no_callback_after_rejected_request(ciba, ciba_config, ciba_metadata, ciba_inbox):
     """A rejected request of a ping or push client is never followed by a ping or push

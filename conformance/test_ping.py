@@ -120,6 +120,7 @@ def test_endpoint_answering_200_with_body(ciba, ciba_config, ciba_inbox, ping_cl
     ciba.check(status_is, exchange, {200}, requirement="CIBA-PING-05", severity=Severity.WARNING)
 
 
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
 @pytest.mark.requirement("CIBA-PING-07")
 @pytest.mark.parametrize("status", [401, 503])
 def test_tokens_retrievable_after_failed_ping(ciba, ciba_config, ciba_inbox, ping_client, status):
@@ -149,6 +150,7 @@ def test_slow_endpoint_does_not_hold_tokens(ciba, ciba_config, ciba_inbox, ping_
     ciba.check(status_is, exchange, {200}, requirement="CIBA-PING-07", severity=Severity.WARNING)
 
 
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
 @pytest.mark.requirement("CIBA-PING-06", "CIBA-SEC-10")
 def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, ping_client):
     """The notification endpoint answers 307 to another harness URL: the provider never
@@ -167,6 +169,7 @@ def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, pin
     )
 
 
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
 @pytest.mark.requirement("CIBA-PING-11")
 def test_one_ping_and_none_for_poll_clients(
     ciba, ciba_config, ciba_metadata, ciba_inbox, ping_client

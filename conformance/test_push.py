@@ -110,6 +110,7 @@ def test_expiry(ciba, ciba_config, ciba_inbox, push_client):
     )
 
 
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
 @pytest.mark.requirement("CIBA-PUSH-07", "CIBA-SEC-10")
 def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, push_client):
     """The notification endpoint answers 307 to another harness URL: the provider never
@@ -130,6 +131,7 @@ def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, pus
     )
 
 
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
 @pytest.mark.requirement("CIBA-PUSH-15")
 def test_exactly_one_delivery(ciba, ciba_config, ciba_inbox, push_client):
     """One delivery per auth_req_id (a duplicate is a warning)."""

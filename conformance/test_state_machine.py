@@ -511,6 +511,7 @@ def machine_clients(config: Any, metadata: Any) -> tuple[ClientConfig, ...]:
     return (owner, second, *((ping,) if ping is not None else ()))
 
 
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
 @pytest.mark.requirement(
     "CIBA-ACK-01",
     "CIBA-ACK-03",

@@ -9,6 +9,7 @@ record) and results.json lists them as `provider_choices`, shown in the HTML rep
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -81,7 +82,15 @@ LATITUDES: Mapping[str, tuple[str, str]] = {
         "Tokens revoked when an auth_req_id is replayed", "RFC 6749 §4.1.2 analogue (A-11)"),
 }
 
-_current: list[dict[str, str]] = []
+# per thread: tests started early run their bodies in background threads (_early.py)
+_record = threading.local()
+
+
+def _current() -> list[dict[str, str]]:
+    if not hasattr(_record, "choices"):
+        _record.choices = []
+    choices: list[dict[str, str]] = _record.choices
+    return choices
 
 
 def record_choice(latitude: str, choice: str, evidence: str = "") -> None:
@@ -91,19 +100,19 @@ def record_choice(latitude: str, choice: str, evidence: str = "") -> None:
     if latitude not in LATITUDES:
         raise ValueError(f"unknown latitude {latitude!r}: add it to LATITUDES")
     entry = {"latitude": latitude, "choice": str(choice), "evidence": str(evidence)[:300]}
-    if entry not in _current:
-        _current.append(entry)
+    if entry not in _current():
+        _current().append(entry)
 
 
 def recorded_choices() -> list[dict[str, str]]:
     """The choices recorded since the last reset (copies)."""
-    return [dict(c) for c in _current]
+    return [dict(c) for c in _current()]
 
 
 def reset_choices() -> list[dict[str, str]]:
     """Empty the record; returns what it held (the plugin calls this around each test)."""
     taken = recorded_choices()
-    _current.clear()
+    _current().clear()
     return taken
 
 

@@ -6,6 +6,7 @@ transport error (timeout, refused, reset) as text, so checks can turn it into a 
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
 import secrets as random_source
@@ -437,10 +438,21 @@ class CibaClient:
         self.driver = driver or make_driver(config.device, config.issuer, config.secrets)
         self.runner = runner or self.new_runner()
         self._metadata: ProviderMetadata | None = None
+        # what one discovery or JWKS fetch learnt, shared with this client's forks
+        self._shared: dict[str, Any] = {}
         self.jwks = Jwks()
         self._jwks_loaded = False
         #: the session's endpoint breakers and run budget (set by the pytest plugin)
         self.health: SessionHealth | None = None
+
+    def fork(self) -> CibaClient:
+        """A view of this client for one test: the same transport, provider metadata, keys,
+        inbox, driver and health; its own check runner and recorder (so tests can run
+        concurrently without mixing their outcomes)."""
+        twin = copy.copy(self)
+        twin.recorder = Recorder()
+        twin.runner = twin.new_runner()
+        return twin
 
     def new_runner(self) -> CheckRunner:
         """A fresh check runner with this configuration's strictness and profile rules."""
@@ -498,7 +510,7 @@ class CibaClient:
 
     def _endpoint_of(self, url: str) -> str | None:
         """The breaker a request belongs to: the endpoint of the metadata it goes to."""
-        metadata = self._metadata
+        metadata = self._metadata or self._shared.get("metadata")
         if metadata is None:
             return None
         base = url.partition("?")[0]
@@ -527,7 +539,8 @@ class CibaClient:
     @property
     def metadata(self) -> ProviderMetadata:
         if self._metadata is None:
-            self._metadata = self.discover()
+            self._metadata = self._shared.get("metadata") or self.discover()
+            self._shared["metadata"] = self._metadata
         return self._metadata
 
     def discover(self) -> ProviderMetadata:
@@ -551,7 +564,8 @@ class CibaClient:
         return parse_metadata(exchange.response, url=request.url)
 
     def load_jwks(self, *, force: bool = False) -> Jwks:
-        if (self._jwks_loaded and not force) or not self.metadata.jwks_uri:
+        loaded = self._jwks_loaded or self._shared.get("jwks_loaded", False)
+        if (loaded and not force) or not self.metadata.jwks_uri:
             return self.jwks
         exchange = self.send(HttpRequest("GET", self.metadata.jwks_uri), label="jwks")
         body = exchange.response.json_object() if exchange.response else None
@@ -563,6 +577,7 @@ class CibaClient:
             )
         self.jwks.update(body)
         self._jwks_loaded = True
+        self._shared["jwks_loaded"] = True
         return self.jwks
 
     # --- requests ---

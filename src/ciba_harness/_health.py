@@ -29,6 +29,7 @@ import fcntl
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ class SessionHealth:
         self.threshold = threshold
         self.probe_after = probe_after
         self.run_timeout = run_timeout
-        self.test = ""  # the current test (node id), named in a breaker's cause
+        self._tests = threading.local()  # the running test of each thread
         self.receiver_url: str | None = None  # where the provider was told to send callbacks
         self._snapshot: _Snapshot | None = None
         if not path.exists():
@@ -119,6 +120,15 @@ class SessionHealth:
             if deadline is None and run_timeout is not None:
                 deadline = time.time() + run_timeout
             self._write({"run_deadline": deadline, "run_timeout": run_timeout, "breakers": {}})
+
+    @property
+    def test(self) -> str:
+        """The running test (node id) of this thread, named in a breaker's cause."""
+        return str(getattr(self._tests, "nodeid", ""))
+
+    @test.setter
+    def test(self, nodeid: str) -> None:
+        self._tests.nodeid = nodeid
 
     @classmethod
     def in_new_directory(cls, **options: Any) -> SessionHealth:

@@ -93,6 +93,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="wall-clock budget of the whole run (default [budgets] run_timeout, 300 s)",
     )
+    group.addoption(
+        "--ciba-no-early",
+        action="store_true",
+        default=False,
+        help="run wait-bound tests (marker slow) in order, not started early in the background",
+    )
 
 
 PREFLIGHT_DONE = pytest.StashKey[bool]()  # set by `ciba-harness conformance` once it checked
@@ -104,6 +110,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _is_worker(config):
         _preflight(config)
     _configure_health(config)
+    if not _is_worker(config) and not config.getoption("ciba_no_early", False):
+        from ._early import EarlyStart
+
+        config.pluginmanager.register(EarlyStart(config), "ciba-early-start")
     if _is_worker(config) or config.getoption("ciba_no_report", False):
         return
     collector = ResultCollector(config)
@@ -410,17 +420,20 @@ def ciba_metadata(ciba_session: CibaSession) -> ProviderMetadata:
 
 @pytest.fixture
 def ciba(ciba_session: CibaSession, request: pytest.FixtureRequest) -> Iterator[CibaClient]:
-    """The client for this test: fresh check runner and recorder; results go to the report."""
+    """The client for this test: its own check runner and recorder over the session's
+    transport (`CibaClient.fork`: tests started early run concurrently); results go to the
+    report. The teardown only reads what the test left (the body of a test started early
+    may still be running then, see _early.py)."""
     from ._choices import reset_choices
 
-    client = ciba_session.client
-    client.runner = client.new_runner()
-    client.recorder.reset()
+    client = ciba_session.client.fork()
     reset_choices()
     yield client
     request.node.stash[_methods_key] = sorted(client.recorder.auth_methods)
     request.node.stash[_choices_key] = reset_choices()
-    request.node.stash[_outcomes_key] = (list(client.runner.outcomes), client.recorder.reset())
+    request.node.stash[_outcomes_key] = (
+        list(client.runner.outcomes), list(client.recorder.exchanges)
+    )
 
 
 @pytest.fixture
@@ -542,6 +555,7 @@ def _test_record(
         "failure": failure,
         "skip_reason": skip_reason,
         "auth_methods": item.stash.get(_methods_key, []),
+        **_early_seconds(item),
         "choices": item.stash.get(_choices_key, []) if report.when == "teardown" else [],
         "checks": [
             {
@@ -556,6 +570,14 @@ def _test_record(
         ],
         "exchanges": [e.to_dict() for e in exchanges[-12:]],
     }
+
+
+def _early_seconds(item: pytest.Item) -> dict[str, float]:
+    """How long the body of a test started early took (its `duration` is only the wait)."""
+    from ._early import early_seconds_key
+
+    seconds = item.stash.get(early_seconds_key, None)
+    return {} if seconds is None else {"early_seconds": round(seconds, 3)}
 
 
 class ResultCollector:
@@ -674,7 +696,7 @@ class ResultCollector:
 
 
 def _merge(record: dict[str, Any], value: dict[str, Any], report: pytest.TestReport) -> None:
-    for key in ("requirements", "modes", "doc", "auth_methods"):
+    for key in ("requirements", "modes", "doc", "auth_methods", "early_seconds"):
         if value.get(key):
             record[key] = value[key]
     record.setdefault("checks", []).extend(value.get("checks", []))
