@@ -213,3 +213,78 @@ def test_fapi_tests_are_deselected_in_one_line_without_the_fapi_profile(
     output = result.stdout.str()
     assert output.count("FAPI-CIBA profile not selected") == 1, output
     assert "SKIPPED" not in output
+
+
+WRONG_CODE_SUITE = """
+import pytest
+
+@pytest.mark.requirement("CIBA-TOKEN-03", "CIBA-TOKEN-01")
+def test_expects_the_wrong_code(ciba, ciba_config):
+    client = ciba_config.find_client(mode="poll")
+    exchange = ciba.token(client, "unknown-id-123456789")
+    ciba.expect_error(exchange, "authorization_pending", requirement="CIBA-TOKEN-03")
+
+@pytest.mark.requirement("CIBA-DISC-01")
+def test_passes(ciba, ciba_metadata):
+    assert ciba_metadata.issuer
+"""
+
+
+@pytest.mark.parametrize("workers", [None, "2"], ids=["in-process", "xdist"])
+def test_junit_has_one_requirement_property_per_id_and_the_id_first(
+    pytester: pytest.Pytester, workers: str | None
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    pytester.makepyfile(test_suite=WRONG_CODE_SUITE)
+    report = pytester.path / "out"
+    args = ["--ciba-report", str(report), "-p", "no:cacheprovider"]
+    result = pytester.runpytest_subprocess(*args, *(["-n", workers] if workers else []))
+    result.assert_outcomes(failed=1, passed=1)
+    tree = ET.parse(report / "junit.xml")
+    cases = {case.get("name"): case for case in tree.iter("testcase")}
+    failing = cases["test_expects_the_wrong_code"]
+    properties = [(p.get("name"), p.get("value")) for p in failing.iter("property")]
+    assert properties == [("requirement", "CIBA-TOKEN-03"), ("requirement", "CIBA-TOKEN-01")]
+    message = failing.find("failure").get("message")  # type: ignore[union-attr]
+    assert message.startswith("CIBA-TOKEN-03 "), message
+    assert [(p.get("name"), p.get("value")) for p in cases["test_passes"].iter("property")] == [
+        ("requirement", "CIBA-DISC-01")]
+    assert "{'nodeid'" not in (report / "junit.xml").read_text()
+    records = {t["nodeid"].split("::")[1]: t for t in _results(report)["tests"]}
+    assert records["test_expects_the_wrong_code"]["failure"]["requirement"] == "CIBA-TOKEN-03"
+    assert records["test_passes"]["outcome"] == "passed"
+
+
+def test_terminal_summary_shows_the_requirement_and_hides_harness_frames(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_suite=WRONG_CODE_SUITE)
+    result = pytester.runpytest_subprocess("--ciba-no-report", "-p", "no:cacheprovider", "-rf")
+    output = result.stdout.str()
+    summary = [line for line in output.splitlines() if line.startswith("FAILED ")]
+    assert len(summary) == 1 and "CIBA-TOKEN-03" in summary[0], summary
+    assert "_checks.py" not in output and "_client.py" not in output, output
+    assert "test_suite.py:" in output  # the test's own frame stays
+    assert "PytestAssertRewriteWarning" not in output + result.stderr.str()
+
+
+def test_no_stray_callback_warning_after_an_interrupt(pytester: pytest.Pytester) -> None:
+    """Callbacks still arriving after Ctrl-C are not the provider's fault (CIBA-PING-02)."""
+    pytester.makepyfile(test_suite="""
+import httpx
+
+def test_stray(ciba, ciba_receiver):
+    answer = httpx.post(ciba_receiver.url, json={"auth_req_id": "x"},
+                        headers={"Authorization": "Bearer not-a-token-of-this-run"})
+    assert answer.status_code == 401
+
+def test_interrupt():
+    raise KeyboardInterrupt
+""")
+    report = pytester.path / "out"
+    result = pytester.runpytest_subprocess("--ciba-report", str(report), "-p", "no:cacheprovider")
+    assert "CIBA-PING-02" not in result.stdout.str()
+    results = _results(report)
+    assert results["interrupted"] is True
+    assert not [w for w in results["warnings"] if w["requirement"] == "CIBA-PING-02"]

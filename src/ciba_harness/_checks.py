@@ -24,8 +24,11 @@ from ._errors import (
     UnexpectedStatus,
     UnexpectedSuccess,
     WrongErrorCode,
+    hide_check_failure_frames,
 )
 from ._http import Exchange
+
+__tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
 __all__ = [
     "check",

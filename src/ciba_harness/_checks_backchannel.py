@@ -33,6 +33,7 @@ from ._errors import (
     Severity,
     UnexpectedStatus,
     UnexpectedSuccess,
+    hide_check_failure_frames,
 )
 from ._http import Exchange
 from ._requests import Acknowledgement, BackchannelParams, error_code, parse_acknowledgement
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from ._client import CibaClient, Flow
     from ._config import ClientConfig, UsersConfig
     from ._notifications import NotificationInbox
+
+__tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
 __all__ = [
     "ERROR_STATUS",

@@ -21,10 +21,13 @@ from ._errors import (
     UnexpectedStatus,
     UnexpectedSuccess,
     WrongErrorCode,
+    hide_check_failure_frames,
 )
 from ._http import Exchange
 from ._idtoken import decode_unverified
 from ._notifications import Notification
+
+__tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
 __all__ = [
     "FAST_POLL_CODES",

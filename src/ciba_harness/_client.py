@@ -36,6 +36,7 @@ from ._errors import (
     ResponseTimeout,
     Severity,
     TransportError,
+    hide_check_failure_frames,
 )
 from ._flow import Poller, PollResult, PollStatus
 from ._health import SessionHealth
@@ -53,6 +54,8 @@ from ._requests import (
     new_notification_token,
     parse_acknowledgement,
 )
+
+__tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
 __all__ = ["CibaClient", "Flow", "Recorder", "HttpxTransport"]
 

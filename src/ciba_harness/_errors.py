@@ -23,6 +23,7 @@ from typing import Any
 from ._http import Exchange, _mask_members, redact, to_curl
 
 __all__ = [
+    "hide_check_failure_frames",
     "Severity",
     "CibaHarnessError",
     "ConfigError",
@@ -47,6 +48,12 @@ class Severity(enum.StrEnum):
     FAILURE = "failure"
     WARNING = "warning"
     INFO = "info"
+
+
+def hide_check_failure_frames(excinfo: Any) -> bool:
+    """The `__tracebackhide__` of the harness's helper modules: pytest leaves their frames out
+    of a check failure's traceback (the test's own line shows where); a harness bug keeps them."""
+    return bool(excinfo.errisinstance(CheckFailure))
 
 
 class CibaHarnessError(Exception):

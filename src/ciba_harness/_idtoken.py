@@ -17,8 +17,10 @@ from typing import Any
 
 import jwt
 
-from ._errors import InvalidIdToken
+from ._errors import InvalidIdToken, hide_check_failure_frames
 from ._http import Exchange
+
+__tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
 __all__ = [
     "AUTH_REQ_ID_CLAIM",

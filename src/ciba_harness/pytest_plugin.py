@@ -114,7 +114,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from ._early import EarlyStart
 
         config.pluginmanager.register(EarlyStart(config), "ciba-early-start")
-    if _is_worker(config) or config.getoption("ciba_no_report", False):
+    if _is_worker(config):
+        return
+    if config.getoption("ciba_no_report", False):
+        config.pluginmanager.register(RecordDropper(), "ciba-record-dropper")
         return
     collector = ResultCollector(config)
     config.stash[_collector_key] = collector
@@ -496,6 +499,11 @@ def pytest_runtest_makereport(
             # A requirement the whole session rests on is broken (e.g. discovery without a
             # backchannel endpoint): each test shows that verdict, not the plugin's traceback.
             report.longrepr = f"ciba-harness setup failed: {call.excinfo.value}"
+    _lead_with_requirement(report, call)
+    if report.when == "teardown":
+        # JUnit XML (written from the teardown report): one property per requirement ID.
+        for marker in item.iter_markers("requirement"):
+            report.user_properties += [("requirement", str(a)) for a in marker.args]
     if "ciba" not in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
         "requirement"
     ):
@@ -511,6 +519,17 @@ def pytest_runtest_makereport(
     if report.failed or report.skipped:
         report.user_properties.append((PROPERTY, _test_record(item, report, [], [], call)))
     return report
+
+
+def _lead_with_requirement(report: pytest.TestReport, call: pytest.CallInfo[None]) -> None:
+    """The one-line message of a check failure (short summary, JUnit failure message) starts
+    with the requirement ID, not the exception's module path."""
+    from ._errors import CheckFailure
+
+    failure = call.excinfo.value if call.excinfo is not None else None
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if isinstance(failure, CheckFailure) and crash is not None:
+        crash.message = f"{failure.requirement} {failure.title} ({type(failure).__name__})"
 
 
 def _test_record(
@@ -580,6 +599,23 @@ def _early_seconds(item: pytest.Item) -> dict[str, float]:
     return {} if seconds is None else {"early_seconds": round(seconds, 3)}
 
 
+def take_records(report: pytest.TestReport) -> list[dict[str, Any]]:
+    """The test records a report carries (from this process or an xdist worker), removed from
+    its user properties: JUnit XML gets the requirement IDs, not whole records."""
+    records = [v for n, v in report.user_properties if n == PROPERTY and isinstance(v, dict)]
+    if records:
+        report.user_properties = [(n, v) for n, v in report.user_properties if n != PROPERTY]
+    return records
+
+
+class RecordDropper:
+    """Without a report (--ciba-no-report) the records still stay out of JUnit XML."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        take_records(report)
+
+
 class ResultCollector:
     """Gathers per-test records (local or from xdist workers) and writes results.json."""
 
@@ -605,12 +641,11 @@ class ResultCollector:
         if isinstance(info, dict) and not self.session_info.get("harness_version"):
             self.session_info = info
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes the properties
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Every phase counts toward a test's duration, whether or not it carries a record.
         self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
-        for name, value in report.user_properties:
-            if name != PROPERTY or not isinstance(value, dict):
-                continue
+        for value in take_records(report):
             self.uses_ciba = True
             record = self.tests.setdefault(
                 report.nodeid, {"nodeid": report.nodeid, "outcome": "passed"}
@@ -648,7 +683,11 @@ class ResultCollector:
         if health is not None:
             results["endpoint_health"] = health.report()
         stray = getattr(self, "stray_notifications", 0)
-        if stray:
+        if stray and exitstatus == pytest.ExitCode.INTERRUPTED:
+            # Ctrl-C dropped the run's transactions: their late callbacks are no fault of
+            # the provider.
+            results["session"]["stray_notifications_after_interrupt"] = stray
+        elif stray:
             # Callbacks no transaction of this session asked for (unknown or missing bearer):
             # answered 401 by the receiver, and not attributable to one test.
             results["session"]["stray_notifications"] = stray
