@@ -7,6 +7,7 @@ provider under the policy, and the two observations must be the documented ones.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import subprocess
 import sys
@@ -18,10 +19,12 @@ from typing import Any
 import jwt
 import pytest
 from provider_helpers import (
+    AUTH_REQ_ID_RE,
     CLIENTS,
     DROP,
     ISSUER,
     PROFILE,
+    RECEIVER,
     REPO,
     Api,
     Env,
@@ -246,6 +249,25 @@ async def register_http_endpoint(env: Env) -> tuple[int, int]:
     return http.status_code, https.status_code
 
 
+async def expires_in_of_request(env: Env) -> int:
+    value: int = (await env.api.start(requested_expiry="30"))["expires_in"]
+    return value
+
+
+async def auth_req_id_shape(env: Env) -> tuple[bool, bool]:
+    rid: str = (await env.api.start())["auth_req_id"]
+    return "." in rid, bool(re.fullmatch(AUTH_REQ_ID_RE, rid))
+
+
+async def attempts_after_failure(env: Env) -> int:
+    """Ping attempts for a request whose notification endpoint answers 500."""
+    await env.api.set_endpoint("ping-basic", f"{RECEIVER}/fail")
+    rid = (await env.api.start("ping-basic"))["auth_req_id"]
+    assert (await env.api.approve(rid)).status_code == 200
+    await env.idle()
+    return sum(1 for d in env.provider.deliveries if d.auth_req_id == rid)
+
+
 #: policy -> (observation, under the default, under the policy)
 SCENARIOS: dict[str, tuple[Observe, Any, Any]] = {
     "refresh_token_rotation": (refresh_rotation, (200, False, 200), (200, True, 400)),
@@ -287,6 +309,9 @@ SCENARIOS: dict[str, tuple[Observe, Any, Any]] = {
     "poll_notification_token_refused": (
         poll_client_notification_token, (200, None), (400, "invalid_request")),
     "https_notification_endpoints_only": (register_http_endpoint, (201, 201), (400, 201)),
+    "requested_expiry_ignored": (expires_in_of_request, 30, 120),
+    "auth_req_id_dotted": (auth_req_id_shape, (False, True), (True, True)),
+    "notification_retry": (attempts_after_failure, 1, 2),
 }
 
 

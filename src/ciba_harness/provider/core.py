@@ -98,6 +98,8 @@ MTLS_ALIASED = {
     "userinfo_endpoint": "/userinfo",
     "introspection_endpoint": "/introspect",
 }
+#: policy notification_retry: seconds before the one retry of a failed ping / push
+NOTIFICATION_RETRY_DELAY = 1.0
 #: auth_req_id_reused: a pending identical request younger than this is handed out again
 REUSE_WINDOW = 1.0
 
@@ -1224,7 +1226,8 @@ class Provider:
                 raise invalid_request(
                     f"requested_expiry must be between 1 and {s.max_requested_expiry}"
                 )
-            expires_in = requested
+            if self.policy.honour_requested_expiry:
+                expires_in = requested
         acr_values = params.get("acr_values")
         assert acr_values is None or isinstance(acr_values, str)
         keep = self.policy.unknown_scopes == "keep"
@@ -1276,6 +1279,8 @@ class Provider:
         if "auth_req_id_bad_charset" in f:
             raw = secrets.token_urlsafe(27).replace("-", "+").replace("_", "+")
             return f"{raw[:18]}+{raw[18:]}"
+        if self.policy.auth_req_id_dotted:
+            return f"{secrets.token_hex(16)}.{secrets.token_hex(16)}"  # 256 bits, hex and a dot
         return secrets.token_urlsafe(27)  # 216 bits, A-Za-z0-9-_
 
     def _ack(self, tx: Transaction) -> Response:
@@ -1439,7 +1444,9 @@ class Provider:
             headers["Authorization"] = f"Bearer {bearer}"
         content = json.dumps(payload, separators=(",", ":")).encode()
         client = self.outbound.client()
-        for _ in range(times):
+        attempts, retry = 0, kind != "webhook" and self.policy.notification_retry
+        while attempts < times:
+            attempts += 1
             record = Delivery(kind, url, auth_req_id, payload, headers.get("Authorization"))
             try:
                 resp = await client.post(
@@ -1457,6 +1464,12 @@ class Provider:
                 log.exception("%s to %s crashed", kind, url)
             record.done = time.time()
             self.deliveries.append(record)
+            failed = record.error is not None or (record.status or 0) >= 400
+            if failed and retry and attempts == times:
+                # policy notification_retry: one more attempt after a failure (not after 3xx)
+                retry = False
+                times += 1
+                await asyncio.sleep(NOTIFICATION_RETRY_DELAY)
 
     # ---------------------------------------------------------------- token endpoint
 

@@ -107,6 +107,12 @@ class ProviderPolicy:
     poll_notification_token_refused: bool = False
     #: registration refuses http (also loopback) notification endpoints
     https_notification_endpoints: bool = False
+    #: requested_expiry becomes expires_in (False: validated, then default_expires_in)
+    honour_requested_expiry: bool = True
+    #: auth_req_id as two 128-bit hex halves joined by a dot
+    auth_req_id_dotted: bool = False
+    #: a failed ping / push (4xx, 5xx, no connection) is retried once after 1 s
+    notification_retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -348,6 +354,25 @@ _CATALOGUE: tuple[Policy, ...] = (
         "registration refuses an http notification endpoint, also on loopback",
         "CIBA §4: backchannel_client_notification_endpoint \"MUST be an HTTPS URL\"",
         "CIBA-REG-04 and dynamic ping/push registrations", "strict"),
+    Policy(
+        "requested_expiry_ignored", "honour_requested_expiry", False,
+        "requested_expiry is validated but ignored: expires_in is always default_expires_in "
+        "(120 s)",
+        "CIBA §7.1: requested_expiry lets the client request the expires_in value; \"the "
+        "server MAY use this value\" (catalogue CIBA-AUTH-20: OP MAY honour)",
+        "CIBA-AUTH-20, every expiry test (the harness must wait or say why not)"),
+    Policy(
+        "auth_req_id_dotted", "auth_req_id_dotted", True,
+        "auth_req_id is two 128-bit hex halves joined by '.' (65 characters)",
+        "CIBA §7.3: auth_req_id uses the characters A-Z a-z 0-9 . - _ and carries at least 128 "
+        "bits of entropy; its form is otherwise the OP's",
+        "CIBA-ACK-04/05, auth_req_id handling in every flow"),
+    Policy(
+        "notification_retry", "notification_retry", True,
+        "a ping or push answered 4xx / 5xx (or not answered) is retried once after 1 s",
+        "CIBA §10.2 / §10.3 say nothing about retries (catalogue CIBA-PING-07: retry "
+        "behaviour undefined; tokens stay retrievable)",
+        "CIBA-PING-07, notification endpoint failure tests"),
 )
 
 POLICIES: Mapping[str, Policy] = MappingProxyType({p.name: p for p in _CATALOGUE})
