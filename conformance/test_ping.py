@@ -202,9 +202,9 @@ def test_one_ping_and_none_for_poll_clients(
 
 @pytest.mark.slow
 @pytest.mark.requirement("CIBA-PING-10", "CIBA-TOKEN-12")
-def test_expiry(ciba, ciba_config, ping_client):
-    """The request expires unanswered: a ping is optional (BB-202), the token request then
-    gets expired_token."""
+def test_expiry(ciba, ciba_config, ciba_inbox, ping_client):
+    """The request expires unanswered: a ping is optional (BB-202, recorded), the token request
+    then gets expired_token."""
     flow = ciba.start(ping_client, requested_expiry=ciba_config.budgets.requested_expiry)
     ack = flow.acknowledgement
     assert ack is not None
@@ -217,6 +217,8 @@ def test_expiry(ciba, ciba_config, ping_client):
     time.sleep(max(0.0, ack.received_at + expires_in + EXPIRY_MARGIN - time.monotonic()))
     exchange = ciba.token(ping_client, flow.auth_req_id)
     ciba.check(token_error_is, exchange, {"expired_token"}, requirement="CIBA-TOKEN-12")
+    pinged = flow_callbacks(ciba_inbox, flow, timeout=0.0)
+    record_choice("ping_on_expiry", "pinged" if pinged else "no ping", "until the poll after expiry")
 
 
 @pytest.mark.requirement("CIBA-PING-04")

@@ -23,6 +23,7 @@ from ciba_harness._checks_delivery import (
     push_error_is,
     push_token_payload,
 )
+from ciba_harness._choices import record_choice
 from ciba_harness._receiver import REDIRECT_TARGET_PATH
 from ciba_harness.pytest_plugin import require_client
 
@@ -102,6 +103,8 @@ def test_expiry(ciba, ciba_config, ciba_inbox, push_client):
         )
     deadline = ack.received_at + expires_in + EXPIRY_MARGIN + EXPIRY_DELIVERY_WINDOW
     notes = flow_callbacks(ciba_inbox, flow, timeout=max(0.0, deadline - time.monotonic()))
+    record_choice("push_on_expiry", "pushed" if notes else "nothing pushed",
+                  f"within {EXPIRY_DELIVERY_WINDOW:g} s after expiry")
     if not notes:
         return  # pushing expired_token is optional (CIBA §12)
     ciba.check(push_error_code_allowed, notes[0])
