@@ -1,5 +1,5 @@
 """Client-side checks: one per `CIBA-RP-nn` requirement, on what the client test provider
-recorded (`TestRun`) and what the client concluded (`FlowOutcome`).
+recorded (`Recording`) and what the client concluded (`FlowOutcome`).
 
 Same machinery as the provider checks: registered with `@check`, raising a typed
 `CheckFailure`, severity chosen by the caller through `CheckRunner`.
@@ -16,7 +16,7 @@ from itertools import pairwise
 from .._checks import check
 from .._errors import CheckFailure
 from ._driver import FlowOutcome
-from ._provider import CIBA_GRANT, FORGED_SUB, Callback, RecordedRequest, TestRun, Transaction
+from ._provider import CIBA_GRANT, FORGED_SUB, Callback, RecordedRequest, Recording, Transaction
 
 __all__ = ["ClientViolation", "TIME_TOLERANCE"]
 
@@ -42,11 +42,11 @@ def _fail(requirement: str, title: str, *, requests: Iterable[RecordedRequest] =
                            expected=expected, actual=actual)
 
 
-def _polls_of(run: TestRun, txn: Transaction) -> list[RecordedRequest]:
+def _polls_of(run: Recording, txn: Transaction) -> list[RecordedRequest]:
     return [r for r in run.of_kind("token") if r.param("auth_req_id") == txn.auth_req_id]
 
 
-def _elapsed(run: TestRun, at: float) -> str:
+def _elapsed(run: Recording, at: float) -> str:
     return f"{at - run.started:.2f} s into the test"
 
 
@@ -54,8 +54,11 @@ def _elapsed(run: TestRun, at: float) -> str:
 
 
 @check("CIBA-RP-01")
-def rp_auth_request_is_form_post(run: TestRun, *, requirement: str = "CIBA-RP-01") -> None:
-    """The authentication request is an HTTP POST with a form-encoded body."""
+def rp_auth_request_is_form_post(run: Recording, *, requirement: str = "CIBA-RP-01") -> None:
+    """The authentication request is an HTTP POST with a form-encoded body.
+
+    CIBA §7.1: an "HTTP POST" request with the parameters application/x-www-form-urlencoded.
+    """
     for record in run.of_kind("backchannel"):
         if record.method != "POST" or record.encoding != "form":
             raise _fail(requirement, "Authentication request is not a form-encoded POST",
@@ -65,8 +68,11 @@ def rp_auth_request_is_form_post(run: TestRun, *, requirement: str = "CIBA-RP-01
 
 
 @check("CIBA-RP-02")
-def rp_scope_has_openid(run: TestRun, *, requirement: str = "CIBA-RP-02") -> None:
-    """scope is present and contains openid."""
+def rp_scope_has_openid(run: Recording, *, requirement: str = "CIBA-RP-02") -> None:
+    """scope is present and contains openid.
+
+    CIBA §7.1: the CIBA authentication request MUST contain the openid scope value.
+    """
     for record in run.of_kind("backchannel"):
         if "openid" not in (record.param("scope") or "").split():
             raise _fail(requirement, "Authentication request without the openid scope",
@@ -75,8 +81,11 @@ def rp_scope_has_openid(run: TestRun, *, requirement: str = "CIBA-RP-02") -> Non
 
 
 @check("CIBA-RP-03")
-def rp_exactly_one_hint(run: TestRun, *, requirement: str = "CIBA-RP-03") -> None:
-    """Exactly one of login_hint_token, id_token_hint, login_hint."""
+def rp_exactly_one_hint(run: Recording, *, requirement: str = "CIBA-RP-03") -> None:
+    """Exactly one of login_hint_token, id_token_hint, login_hint.
+
+    CIBA §7.1: it is REQUIRED that Clients provide one (and only one) of the hints.
+    """
     for record in run.of_kind("backchannel"):
         sent = [h for h in HINTS if h in record.params]
         if len(sent) != 1:
@@ -86,8 +95,12 @@ def rp_exactly_one_hint(run: TestRun, *, requirement: str = "CIBA-RP-03") -> Non
 
 
 @check("CIBA-RP-04")
-def rp_client_authenticated(run: TestRun, *, requirement: str = "CIBA-RP-04") -> None:
-    """Every backchannel and token request authenticates with the registered method."""
+def rp_client_authenticated(run: Recording, *, requirement: str = "CIBA-RP-04") -> None:
+    """Every backchannel and token request authenticates with the registered method.
+
+    CIBA §7.1: the Client MUST authenticate using the method registered for its client_id;
+    RFC 6749 §3.2.1 for the token endpoint.
+    """
     for record in run.requests:
         if record.kind in ("backchannel", "token") and not record.auth_ok:
             raise _fail(requirement, "Request without valid client authentication",
@@ -98,8 +111,12 @@ def rp_client_authenticated(run: TestRun, *, requirement: str = "CIBA-RP-04") ->
 
 
 @check("CIBA-RP-05")
-def rp_notification_token_syntax(run: TestRun, *, requirement: str = "CIBA-RP-05") -> None:
-    """Ping/push requests carry client_notification_token: <= 1024 chars, b64token."""
+def rp_notification_token_syntax(run: Recording, *, requirement: str = "CIBA-RP-05") -> None:
+    """Ping/push requests carry client_notification_token: <= 1024 chars, b64token.
+
+    CIBA §7.1: REQUIRED for Ping and Push; MUST NOT exceed 1024 characters; MUST conform to
+    the Bearer credential syntax of RFC 6750 §2.1.
+    """
     for txn in run.transactions:
         if txn.client.mode == "poll":
             continue
@@ -128,9 +145,12 @@ def estimated_bits(token: str) -> float:
 
 
 @check("CIBA-RP-06")
-def rp_notification_token_entropy(run: TestRun, *, minimum_bits: float = 128.0,
+def rp_notification_token_entropy(run: Recording, *, minimum_bits: float = 128.0,
                                   requirement: str = "CIBA-RP-06") -> None:
-    """client_notification_token carries at least 128 bits of entropy."""
+    """client_notification_token carries at least 128 bits of entropy.
+
+    CIBA §7.1: Clients MUST ensure sufficient entropy (a minimum of 128 bits).
+    """
     for txn in run.transactions:
         token = txn.notification_token
         if txn.client.mode == "poll" or not token:
@@ -145,7 +165,10 @@ def rp_notification_token_entropy(run: TestRun, *, minimum_bits: float = 128.0,
 @check("CIBA-RP-07")
 def rp_notification_token_fresh(tokens: Sequence[str], *,
                                 requirement: str = "CIBA-RP-07") -> None:
-    """No client_notification_token is used for two authentication requests."""
+    """No client_notification_token is used for two authentication requests.
+
+    CIBA §10.2 / §10.3.1: the token MUST be associated with the auth_req_id (implied).
+    """
     repeated = [t for t, n in Counter(tokens).items() if n > 1]
     if repeated:
         raise _fail(requirement, "client_notification_token reused across requests",
@@ -155,9 +178,12 @@ def rp_notification_token_fresh(tokens: Sequence[str], *,
 
 
 @check("CIBA-RP-08")
-def rp_binding_message_sent(run: TestRun, expected: Sequence[str], *,
+def rp_binding_message_sent(run: Recording, expected: Sequence[str], *,
                             requirement: str = "CIBA-RP-08") -> None:
-    """The binding_message the client was asked to show is sent."""
+    """The binding_message the client was asked to show is sent.
+
+    FAPI-CIBA client provisions: a binding_message or enough authorization context; CIBA §7.1.
+    """
     sent = [r.param("binding_message") for r in run.of_kind("backchannel")]
     missing = [m for m in expected if m not in sent]
     if missing:
@@ -170,8 +196,11 @@ def rp_binding_message_sent(run: TestRun, expected: Sequence[str], *,
 
 
 @check("CIBA-RP-10")
-def rp_token_request_well_formed(run: TestRun, *, requirement: str = "CIBA-RP-10") -> None:
-    """Token requests: POST, form-encoded, the CIBA grant type, an auth_req_id."""
+def rp_token_request_well_formed(run: Recording, *, requirement: str = "CIBA-RP-10") -> None:
+    """Token requests: POST, form-encoded, the CIBA grant type, an auth_req_id.
+
+    CIBA §10.1 (grant_type urn:openid:params:grant-type:ciba, auth_req_id); RFC 6749 §3.2.
+    """
     for record in run.of_kind("token"):
         problems = []
         if record.method != "POST" or record.encoding != "form":
@@ -191,8 +220,11 @@ def _gaps(polls: Sequence[RecordedRequest]) -> list[tuple[RecordedRequest, float
 
 
 @check("CIBA-RP-12")
-def rp_poll_interval_kept(run: TestRun, *, requirement: str = "CIBA-RP-12") -> None:
-    """Polls are never closer together than the announced interval."""
+def rp_poll_interval_kept(run: Recording, *, requirement: str = "CIBA-RP-12") -> None:
+    """Polls are never closer together than the announced interval.
+
+    CIBA §7.3: the minimum time the Client MUST wait between polling requests.
+    """
     for txn in run.transactions:
         if txn.interval is None or txn.client.mode != "poll":
             continue
@@ -205,8 +237,11 @@ def rp_poll_interval_kept(run: TestRun, *, requirement: str = "CIBA-RP-12") -> N
 
 
 @check("CIBA-RP-13")
-def rp_default_interval_kept(run: TestRun, *, requirement: str = "CIBA-RP-13") -> None:
-    """Without an announced interval, polls are at least 5 s apart."""
+def rp_default_interval_kept(run: Recording, *, requirement: str = "CIBA-RP-13") -> None:
+    """Without an announced interval, polls are at least 5 s apart.
+
+    CIBA §7.3: if no value is provided, clients MUST use 5 as the default value.
+    """
     for txn in run.transactions:
         if txn.interval is not None or txn.client.mode != "poll":
             continue
@@ -219,8 +254,12 @@ def rp_default_interval_kept(run: TestRun, *, requirement: str = "CIBA-RP-13") -
 
 
 @check("CIBA-RP-14")
-def rp_slow_down_honoured(run: TestRun, *, requirement: str = "CIBA-RP-14") -> None:
-    """After slow_down, the client's interval grows by at least 5 s (for every later poll)."""
+def rp_slow_down_honoured(run: Recording, *, requirement: str = "CIBA-RP-14") -> None:
+    """After slow_down, the client's interval grows by at least 5 s (for every later poll).
+
+    CIBA §11: the interval MUST be increased by at least 5 seconds for this and all
+    subsequent requests.
+    """
     for txn in run.transactions:
         polls = _polls_of(run, txn)
         base = float(txn.interval if txn.interval is not None else 5)
@@ -237,8 +276,11 @@ def rp_slow_down_honoured(run: TestRun, *, requirement: str = "CIBA-RP-14") -> N
 
 
 @check("CIBA-RP-15")
-def rp_no_poll_after_expiry(run: TestRun, *, requirement: str = "CIBA-RP-15") -> None:
-    """No poll after expires_in has elapsed."""
+def rp_no_poll_after_expiry(run: Recording, *, requirement: str = "CIBA-RP-15") -> None:
+    """No poll after expires_in has elapsed.
+
+    CIBA §7.3 expires_in; §11 expired_token: a new Authentication Request is needed.
+    """
     for txn in run.transactions:
         limit = txn.acked_at + txn.expires_in + EXPIRY_TOLERANCE
         late = [r for r in _polls_of(run, txn) if r.arrived > limit]
@@ -250,8 +292,11 @@ def rp_no_poll_after_expiry(run: TestRun, *, requirement: str = "CIBA-RP-15") ->
 
 
 @check("CIBA-RP-16")
-def rp_no_poll_after_terminal_error(run: TestRun, *, requirement: str = "CIBA-RP-16") -> None:
-    """A poll-mode client stops polling after access_denied, expired_token, invalid_grant."""
+def rp_no_poll_after_terminal_error(run: Recording, *, requirement: str = "CIBA-RP-16") -> None:
+    """A poll-mode client stops polling after access_denied, expired_token, invalid_grant.
+
+    CIBA §11: these errors end the transaction.
+    """
     for txn in run.transactions:
         if txn.client.mode != "poll":
             continue
@@ -265,9 +310,12 @@ def rp_no_poll_after_terminal_error(run: TestRun, *, requirement: str = "CIBA-RP
 
 
 @check("CIBA-RP-17")
-def rp_no_overlapping_token_requests(run: TestRun, *,
+def rp_no_overlapping_token_requests(run: Recording, *,
                                      requirement: str = "CIBA-RP-17") -> None:
-    """No two token requests for one auth_req_id are in flight at the same time."""
+    """No two token requests for one auth_req_id are in flight at the same time.
+
+    CIBA §10.1: no new poll before the previous one is answered (CIBA-TOKEN-10).
+    """
     for txn in run.transactions:
         polls = sorted(_polls_of(run, txn), key=lambda r: r.arrived)
         for earlier, later in pairwise(polls):
@@ -282,10 +330,11 @@ def rp_no_overlapping_token_requests(run: TestRun, *,
 
 
 @check("CIBA-RP-20")
-def rp_callback_answered_204(run: TestRun, concluded: Mapping[str, float] | None = None, *,
+def rp_callback_answered_204(run: Recording, concluded: Mapping[str, float] | None = None, *,
                              requirement: str = "CIBA-RP-20") -> None:
     """A valid ping or push is answered 204 (200 tolerated).
 
+    CIBA §10.2 / §10.3.1: the endpoint SHOULD respond 204 No Content (200 is accepted).
     `concluded`: auth_req_id -> when the client reported its outcome; a callback sent after
     that finds a transaction the client has closed, so its answer is not judged."""
     for callback in run.callbacks:
@@ -299,13 +348,16 @@ def rp_callback_answered_204(run: TestRun, concluded: Mapping[str, float] | None
                         callbacks=[callback])
 
 
-def _token_requests_between(run: TestRun, start: float, end: float) -> list[RecordedRequest]:
+def _token_requests_between(run: Recording, start: float, end: float) -> list[RecordedRequest]:
     return [r for r in run.of_kind("token") if start <= r.arrived < end]
 
 
 @check("CIBA-RP-21")
-def rp_wrong_bearer_ping_ignored(run: TestRun, *, requirement: str = "CIBA-RP-21") -> None:
-    """A ping with a wrong bearer token is not followed by a token request."""
+def rp_wrong_bearer_ping_ignored(run: Recording, *, requirement: str = "CIBA-RP-21") -> None:
+    """A ping with a wrong bearer token is not followed by a token request.
+
+    CIBA §10.2: the Client MUST verify the client_notification_token.
+    """
     for index, callback in enumerate(run.callbacks):
         if callback.label != "wrong_bearer" or callback.kind != "ping":
             continue
@@ -319,8 +371,11 @@ def rp_wrong_bearer_ping_ignored(run: TestRun, *, requirement: str = "CIBA-RP-21
 
 
 @check("CIBA-RP-22")
-def rp_invalid_bearer_answered_401(run: TestRun, *, requirement: str = "CIBA-RP-22") -> None:
-    """A callback with an invalid bearer token is answered 401."""
+def rp_invalid_bearer_answered_401(run: Recording, *, requirement: str = "CIBA-RP-22") -> None:
+    """A callback with an invalid bearer token is answered 401.
+
+    CIBA §10.2 / §10.3.1: the Client SHOULD respond with HTTP 401 Unauthorized.
+    """
     for callback in run.callbacks:
         if callback.label == "wrong_bearer" and callback.status != 401:
             raise _fail(requirement, "Callback with a wrong bearer token not answered 401",
@@ -330,8 +385,11 @@ def rp_invalid_bearer_answered_401(run: TestRun, *, requirement: str = "CIBA-RP-
 
 
 @check("CIBA-RP-23")
-def rp_foreign_ping_ignored(run: TestRun, *, requirement: str = "CIBA-RP-23") -> None:
-    """A ping naming an auth_req_id the client never started is not redeemed."""
+def rp_foreign_ping_ignored(run: Recording, *, requirement: str = "CIBA-RP-23") -> None:
+    """A ping naming an auth_req_id the client never started is not redeemed.
+
+    CIBA §7.4: the Client MUST keep the auth_req_id to validate Ping and Push callbacks.
+    """
     foreign = {c.auth_req_id for c in run.callbacks if c.label == "unknown_auth_req_id"}
     redeemed = [r for r in run.of_kind("token") if r.param("auth_req_id") in foreign]
     if redeemed:
@@ -343,7 +401,10 @@ def rp_foreign_ping_ignored(run: TestRun, *, requirement: str = "CIBA-RP-23") ->
 @check("CIBA-RP-30")
 def rp_forged_push_refused(outcome: FlowOutcome, expected_sub: str, *,
                            requirement: str = "CIBA-RP-30") -> None:
-    """Tokens pushed with a wrong bearer token are not used."""
+    """Tokens pushed with a wrong bearer token are not used.
+
+    CIBA §10.3.1: the Client MUST verify the client_notification_token of the Push callback.
+    """
     if outcome.outcome == "tokens" and outcome.sub == FORGED_SUB:
         raise _fail(requirement, "Accepted tokens pushed with a wrong bearer token",
                     expected=f"tokens for {expected_sub!r} from the authenticated push",
@@ -354,9 +415,12 @@ def rp_forged_push_refused(outcome: FlowOutcome, expected_sub: str, *,
 
 
 @check("CIBA-RP-34")
-def rp_push_error_ends_flow(run: TestRun, outcome: FlowOutcome, *, within: float = 2.0,
+def rp_push_error_ends_flow(run: Recording, outcome: FlowOutcome, *, within: float = 2.0,
                             requirement: str = "CIBA-RP-34") -> None:
-    """A push error makes the client report a refusal at once."""
+    """A push error makes the client report a refusal at once.
+
+    CIBA §12: the error is delivered to the Client Notification Endpoint.
+    """
     errors = [c for c in run.callbacks if c.label == "error"]
     if not errors:
         raise _fail(requirement, "The error push was not delivered",
@@ -376,7 +440,10 @@ def rp_push_error_ends_flow(run: TestRun, outcome: FlowOutcome, *, within: float
 
 @check(title="The client refuses the tokens")
 def rp_tokens_refused(outcome: FlowOutcome, *, what: str, requirement: str) -> None:
-    """The client does not accept tokens it must refuse."""
+    """The client does not accept tokens it must refuse.
+
+    OIDC Core §3.1.3.7 and CIBA §10.3.1 (the requirement is chosen by the caller).
+    """
     if outcome.outcome == "tokens":
         raise _fail(requirement, f"Accepted {what}", expected="refused",
                     actual=outcome.describe())
@@ -388,7 +455,10 @@ def rp_tokens_refused(outcome: FlowOutcome, *, what: str, requirement: str) -> N
 @check("CIBA-RP-48")
 def rp_tokens_accepted(outcome: FlowOutcome, expected_sub: str, *,
                        requirement: str = "CIBA-RP-48") -> None:
-    """A valid token response is accepted for the right user."""
+    """A valid token response is accepted for the right user.
+
+    CIBA §10.1.1; OIDC Core §3.1.3.7 (no nonce is demanded: none was sent).
+    """
     if outcome.outcome != "tokens" or outcome.sub != expected_sub:
         raise _fail(requirement, "A valid token response was not accepted",
                     expected=f"got tokens for sub {expected_sub!r}", actual=outcome.describe())

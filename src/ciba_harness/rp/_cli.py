@@ -30,9 +30,28 @@ def _plan(args: list[str]) -> int:
     if not any(a.startswith("--ciba-client-report") or a == "--ciba-client-no-report"
                for a in pass_through):
         pass_through += ["--ciba-client-report", str(DEFAULT_REPORT_DIR.resolve())]
-    if not any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in pass_through):
+    if not any(Path(a.split("::")[0]).exists() for a in _positional(pass_through)):
         pass_through.insert(0, str(package_folder(CLIENT_SUITES_PACKAGE)))
     return int(pytest.main(["-p", "no:locust", "-p", "no:cacheprovider", *pass_through]))
+
+
+#: options whose value is the next argument (so a report folder is not taken for a suite)
+_VALUE_OPTIONS = frozenset({
+    "-k", "-m", "-p", "-o", "-n", "-c", "--junitxml", "--rootdir", "--ciba-client-config",
+    "--ciba-client-report", "--ciba-client-fault", "--maxfail", "--tb",
+})
+
+
+def _positional(args: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            out.append(arg)
+    return out
 
 
 def _reference(args: list[str]) -> int:

@@ -18,7 +18,7 @@ from ._behaviours import BEHAVIOURS, Behaviour
 from ._catalogue import default_severity
 from ._config import ClientUnderTest
 from ._driver import ClientDriver, CommandClientDriver, FlowOutcome, FlowRequest, HttpClientDriver
-from ._provider import ClientRegistration, ClientTestProvider, TestRun
+from ._provider import ClientRegistration, ClientTestProvider, Recording
 from .reference_client import ReferenceClient
 
 __all__ = ["ClientSession", "ClientTest", "Observation", "start_client_session"]
@@ -27,7 +27,7 @@ __all__ = ["ClientSession", "ClientTest", "Observation", "start_client_session"]
 @dataclass
 class Observation:
     behaviour: Behaviour
-    run: TestRun
+    run: Recording
     flows: list[FlowRequest]
     outcomes: list[FlowOutcome]
     expected_subs: list[str]
@@ -71,7 +71,7 @@ class ClientSession:
             self.provider.end(run)
         return Observation(behaviour, run, flows, outcomes, subs)
 
-    def _run_flow(self, run: TestRun, flow: FlowRequest) -> FlowOutcome:
+    def _run_flow(self, run: Recording, flow: FlowRequest) -> FlowOutcome:
         timeout = self.config.flow_timeout
         already = len(run.outcomes)
         outcome = self.driver.start_flow(flow, timeout)

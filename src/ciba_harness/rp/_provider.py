@@ -36,7 +36,7 @@ __all__ = [
     "ClientRegistration",
     "ClientTestProvider",
     "RecordedRequest",
-    "TestRun",
+    "Recording",
     "Transaction",
 ]
 
@@ -111,7 +111,7 @@ class Transaction:
 
 
 @dataclass
-class TestRun:
+class Recording:
     behaviour: Behaviour
     started: float
     outcome_token: str
@@ -142,7 +142,7 @@ class ClientTestProvider:
         self._rotated = _new_key()
         self._foreign = _new_key()
         self._rotated_published = False
-        self.run: TestRun | None = None
+        self.run: Recording | None = None
         self._server: BackgroundServer | None = None
         self._http: httpx.AsyncClient | None = None
         self._transactions: dict[str, Transaction] = {}
@@ -161,23 +161,23 @@ class ClientTestProvider:
         if self._server is not None:
             self._server.stop()
 
-    def begin(self, behaviour: Behaviour) -> TestRun:
-        self.run = TestRun(behaviour, time.monotonic(), secrets.token_urlsafe(16))
+    def begin(self, behaviour: Behaviour) -> Recording:
+        self.run = Recording(behaviour, time.monotonic(), secrets.token_urlsafe(16))
         if behaviour.id_token == "rotated_key":
             self._rotated_published = True
         return self.run
 
-    def outcome_url(self, run: TestRun) -> str:
+    def outcome_url(self, run: Recording) -> str:
         return f"{self.issuer}/rp-harness/outcome/{run.outcome_token}"
 
-    def settle(self, run: TestRun, *, grace: float = 0.2, timeout: float = 10.0) -> None:
+    def settle(self, run: Recording, *, grace: float = 0.2, timeout: float = 10.0) -> None:
         """Wait until the run's callbacks are all answered, then a short grace for late polls."""
         deadline = time.monotonic() + timeout
         while run.pending_tasks and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(grace)
 
-    def end(self, run: TestRun) -> None:
+    def end(self, run: Recording) -> None:
         if self.run is run:
             self.run = None
 
@@ -427,13 +427,13 @@ class ClientTestProvider:
 
     # --- notifications ----------------------------------------------------------------------
 
-    async def _notify(self, run: TestRun, txn: Transaction) -> None:
+    async def _notify(self, run: Recording, txn: Transaction) -> None:
         try:
             await self._notify_steps(run, txn)
         finally:
             run.pending_tasks -= 1
 
-    async def _notify_steps(self, run: TestRun, txn: Transaction) -> None:
+    async def _notify_steps(self, run: Recording, txn: Transaction) -> None:
         behaviour = run.behaviour
         await asyncio.sleep(behaviour.notify_after)
         kind = txn.client.mode
@@ -471,7 +471,7 @@ class ClientTestProvider:
         else:
             await self._send(run, kind, "valid", txn, right, payload)
 
-    async def _send(self, run: TestRun, kind: str, label: str, txn: Transaction, bearer: str,
+    async def _send(self, run: Recording, kind: str, label: str, txn: Transaction, bearer: str,
                     payload: dict[str, Any], *, auth_req_id: str | None = None) -> None:
         url = txn.client.notification_endpoint
         callback = Callback(kind, label, auth_req_id or txn.auth_req_id, time.monotonic())
