@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODULES = ["bench_provider", "bench_client", "bench_suite", "bench_fuzz", "bench_load"]
+MODULES = ["bench_provider", "bench_client", "bench_suite", "bench_hostile", "bench_fuzz", "bench_load"]
 
 
 def main(argv: list[str]) -> int:

@@ -150,7 +150,6 @@ def test_slow_endpoint_does_not_hold_tokens(ciba, ciba_config, ciba_inbox, ping_
     ciba.check(status_is, exchange, {200}, requirement="CIBA-PING-07", severity=Severity.WARNING)
 
 
-@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
 @pytest.mark.requirement("CIBA-PING-06", "CIBA-SEC-10")
 def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, ping_client):
     """The notification endpoint answers 307 to another harness URL: the provider never

@@ -113,7 +113,6 @@ def test_expiry(ciba, ciba_config, ciba_inbox, push_client):
     )
 
 
-@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
 @pytest.mark.requirement("CIBA-PUSH-07", "CIBA-SEC-10")
 def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, push_client):
     """The notification endpoint answers 307 to another harness URL: the provider never
