@@ -1,9 +1,12 @@
-"""Load generator measures (issue 6), as ratios taken side by side in one run.
+"""Load generator measures (issues 6 and 16), as ratios taken side by side in one run.
 
 * efficiency: backchannel requests per load-generator CPU-second of the Locust storm
-  scenario (FastHttpUser + the harness's core), beside a plain-Python `http.client`
-  keep-alive loop posting the same prebuilt request to the same endpoint (target: >= 0.5)
-* whole poll flows per second, per generator CPU-second, and the generator's CPU share
+  scenario (FastHttpUser + the harness's core), beside a bare FastHttpUser posting the same
+  prebuilt request to the same endpoint (target: >= 0.7), and beside a plain-Python
+  `http.client` keep-alive loop (target: >= 0.5)
+* whole poll flows per second and per generator CPU-second, and the generator's CPU share:
+  with one client (client_secret_basic) and with the flows taking turns over every client
+  authentication method of the reference profile (the default workload)
 * scaling: two load processes against one on the same storm (target 1.6x where the
   provider is not the bottleneck; on this 2-core machine it is, see the notes)
 
@@ -23,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,47 @@ from ciba_harness.load._embedded import EmbeddedProvider  # noqa: E402
 
 LOCUSTFILE = REPO / "load" / "locustfile.py"
 WINDOW = 6.0
+
+# A bare FastHttpUser: the same backchannel request, built once, posted in a loop.
+# Two steps between them split the difference: Locust's catch_response, then the harness's
+# transport adapter (core HttpRequest in, HttpResponse out) on the same prebuilt request.
+BARE_LOCUSTFILE = r"""
+import json, os
+from locust import FastHttpUser, constant, task
+from ciba_harness._http import HttpRequest
+from ciba_harness.load._transport import LocustTransport, ok
+
+REQUEST = json.loads(os.environ["CIBA_BENCH_REQUEST"])
+PREBUILT = HttpRequest("POST", REQUEST["issuer"] + REQUEST["path"],
+                       tuple(REQUEST["headers"].items()), REQUEST["body"].encode())
+
+
+class BareBackchannel(FastHttpUser):
+    host = REQUEST["issuer"]
+    wait_time = constant(0)
+
+    @task
+    def post(self):
+        self.client.post(REQUEST["path"], data=REQUEST["body"], headers=REQUEST["headers"],
+                         name="bare backchannel")
+
+
+class CaughtBackchannel(BareBackchannel):
+    @task
+    def post(self):
+        with self.client.post(REQUEST["path"], data=REQUEST["body"], headers=REQUEST["headers"],
+                              name="bare backchannel", catch_response=True) as response:
+            response.success()
+
+
+class AdapterBackchannel(BareBackchannel):
+    def on_start(self):
+        self.transport = LocustTransport(self.client)
+
+    @task
+    def post(self):
+        self.transport.send(PREBUILT, name="bare backchannel", judge=ok)
+"""
 
 LOCUST_CHILD = r"""
 import importlib.util, json, resource, sys, time
@@ -130,6 +175,15 @@ def _locust(issuer: str, classes: list[str], users: int, args: list[str], *, war
     return _spawn(LOCUST_CHILD, config, cpu)
 
 
+def _bare(locustfile: Path, users: int, *, warmup: float, cpu: int | None = 1,
+          user_class: str = "BareBackchannel") -> subprocess.Popen[str]:
+    config = {
+        "locustfile": str(locustfile), "classes": [user_class], "users": users,
+        "warmup": warmup, "seconds": WINDOW, "start_at": None, "args": [],
+    }
+    return _spawn(LOCUST_CHILD, config, cpu)
+
+
 STORM = ["--ciba-storm-rate", "0", "--ciba-invalid-share", "0",
          "--ciba-storm-clients", "client_secret_basic"]
 
@@ -171,6 +225,21 @@ def main() -> list[dict[str, object]]:
             provider, lambda: _result(_locust(provider.issuer, ["BackchannelStorm"], 20, STORM, warmup=2.0))
         )
         storm_count, storm_failures = _count(storm, "POST backchannel client_secret_basic")
+        with tempfile.TemporaryDirectory() as folder:
+            bare_file = Path(folder) / "bare_locustfile.py"
+            bare_file.write_text(BARE_LOCUSTFILE, encoding="utf-8")
+            os.environ["CIBA_BENCH_REQUEST"] = json.dumps({
+                "issuer": provider.issuer, "path": raw_config["path"], "body": raw_config["body"],
+                "headers": raw_config["headers"],
+            })
+            bare, bare_provider = _provider_share(
+                provider, lambda: _result(_bare(bare_file, 20, warmup=2.0)))
+            steps = {
+                name: _result(_bare(bare_file, 20, warmup=2.0, user_class=name))
+                for name in ("CaughtBackchannel", "AdapterBackchannel")
+            }
+        bare_count, bare_failures = _count(bare, "POST bare backchannel")
+        bare_per_core = bare_count / bare["cpu"]
         raw_per_core = raw["count"] / raw["cpu"]
         storm_per_core = storm_count / storm["cpu"]
         row("raw http.client loop, backchannel", raw["count"] / raw["wall"], "req/s",
@@ -182,19 +251,33 @@ def main() -> list[dict[str, object]]:
         row("locust storm per generator core", storm_per_core, "req/cpu-s",
             "FastHttpUser + core builders + transport adapter + CIBA checks")
         row("efficiency locust / raw (per core)", storm_per_core / raw_per_core, "ratio", "target >= 0.5")
+        row("bare FastHttpUser, backchannel", bare_count / bare["wall"], "req/s",
+            f"20 users, prebuilt request, {bare_failures} failures; generator CPU "
+            f"{bare['cpu'] / bare['wall']:.0%}, provider CPU {bare_provider:.0%}")
+        row("bare FastHttpUser per generator core", bare_per_core, "req/cpu-s",
+            "the same request built once: Locust's own floor")
+        row("efficiency CIBA storm / bare FastHttpUser (per core)", storm_per_core / bare_per_core,
+            "ratio", "target >= 0.7")
+        for name, label in (("CaughtBackchannel", "bare + catch_response"),
+                            ("AdapterBackchannel", "bare + catch_response + transport adapter")):
+            count = _count(steps[name], "POST bare backchannel")[0]
+            row(f"{label} / bare (per core)", count / steps[name]["cpu"] / bare_per_core, "ratio",
+                "where the difference goes: Locust's response checking, then the adapter")
 
         # 2. whole poll flows (approval at once; the reference interval is 1 s)
-        flows, flows_provider = _provider_share(provider, lambda: _result(_locust(
-            provider.issuer, ["PollFlow"], 150, ["--ciba-approval-delay", "fixed:0",
-                                                "--ciba-deny-share", "0", "--ciba-expire-share", "0"],
-            warmup=3.0, seconds=WINDOW + 2)))
-        done, failed = _count(flows, "CIBA time_to_tokens poll")
-        row("poll flows", done / flows["wall"], "flows/s",
-            f"150 users, {failed} failed; provider CPU {flows_provider:.0%}")
-        row("poll flows per generator core", done / flows["cpu"], "flows/cpu-s",
-            "backchannel + device approve + token polls per flow")
-        row("generator CPU share (poll flows)", 100.0 * flows["cpu"] / flows["wall"], "%",
-            "of one core, for the flow rate above")
+        for label, clients in (("one client", "first"), ("every auth method", "all")):
+            flows, flows_provider = _provider_share(provider, lambda clients=clients: _result(_locust(
+                provider.issuer, ["PollFlow"], 150, ["--ciba-approval-delay", "fixed:0",
+                                                    "--ciba-deny-share", "0", "--ciba-expire-share", "0",
+                                                    "--ciba-flow-clients", clients],
+                warmup=3.0, seconds=WINDOW + 2)))
+            done, failed = _count(flows, "CIBA time_to_tokens poll")
+            row(f"poll flows ({label})", done / flows["wall"], "flows/s",
+                f"150 users, {failed} failed; provider CPU {flows_provider:.0%}")
+            row(f"poll flows per generator core ({label})", done / flows["cpu"], "flows/cpu-s",
+                "backchannel + device approve + token polls per flow")
+            row(f"generator CPU share (poll flows, {label})", 100.0 * flows["cpu"] / flows["wall"],
+                "%", "of one core, for the flow rate above")
 
         # 3. scaling: one load process, then two at once (unpinned: the OS spreads them)
         one, one_provider = _provider_share(provider, lambda: _result(

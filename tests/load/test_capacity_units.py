@@ -3,6 +3,7 @@ window of Locust's stats, the step judgement, and the open model's retargeting."
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 from dataclasses import dataclass, field
@@ -10,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from ciba_harness.load import ArrivalScheduler, Thresholds
+from ciba_harness import ConfigError
+from ciba_harness.load import ArrivalScheduler, LoadSettings, Thresholds, add_arguments
+from ciba_harness.load.__main__ import build_command
 from ciba_harness.load._capacity import (
     CapacityPlan,
     CapacitySearch,
@@ -182,3 +185,40 @@ def test_retarget_wakes_users_waiting_on_the_old_rate() -> None:
     assert not waiter.is_alive() and took
     assert time.monotonic() - started < 3.0  # not the 10 s of the old rate
     assert scheduler.rate == 100.0
+
+
+def _options(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = parser.parse_args(list(argv))
+    options.run_time, options.num_users, options.csv_prefix = 40, 5, None
+    return options
+
+
+def test_capacity_options_make_a_plan_with_default_objectives() -> None:
+    settings = LoadSettings.from_options(_options(
+        "--ciba-find-capacity", "--ciba-capacity-start", "3", "--ciba-capacity-step-time", "9"))
+    assert settings.capacity is not None
+    assert settings.capacity.start_rate == 3 and settings.capacity.step_seconds == 9
+    assert settings.capacity.settle_seconds == 3  # a third of the step
+    assert settings.capacity.max_seconds == 40 and settings.capacity.min_users == 5
+    # a capacity needs a latency and an error objective: the documented defaults
+    assert settings.thresholds.p95_time_to_token_ms == 5000
+    assert settings.thresholds.max_error_ratio == 0.01
+    own = LoadSettings.from_options(_options(
+        "--ciba-find-capacity", "--ciba-p99-time-to-token-ms", "900", "--ciba-max-fail-ratio", "0"))
+    assert own.thresholds.p95_time_to_token_ms is None and own.thresholds.max_error_ratio is None
+    assert LoadSettings.from_options(_options()).capacity is None
+    with pytest.raises(ConfigError, match="capacity-growth"):
+        LoadSettings.from_options(_options("--ciba-find-capacity", "--ciba-capacity-growth", "1.001"))
+    with pytest.raises(ConfigError, match="find-capacity: capacity settle"):
+        LoadSettings.from_options(_options("--ciba-find-capacity", "--ciba-capacity-step-time", "5",
+                                           "--ciba-capacity-settle", "6"))
+
+
+def test_wrapper_gives_a_capacity_search_the_time_of_all_its_steps() -> None:
+    command = build_command(["--ciba-find-capacity", "--ciba-capacity-max-steps", "4",
+                             "--ciba-capacity-step-time", "5"], issuer=None, ui=False)
+    assert command[command.index("-t") + 1] == "35s" and command.count("-t") == 1
+    plain = build_command([], issuer=None, ui=False)
+    assert plain[plain.index("-t") + 1] == "20s"

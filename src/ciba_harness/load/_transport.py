@@ -1,13 +1,15 @@
 """The transport adapter: the protocol core's `HttpRequest` over Locust's FastHttpSession.
 
-Every request goes through `client.request(..., name=..., catch_response=True)`, so it is
-timed and counted by Locust; a `judge` reads the `HttpResponse` and says whether it counts as
-a success (expected CIBA errors such as authorization_pending are 400s that succeed), a
-failure (with a `CibaError` carrying the code), and under which row name it is recorded.
+Every request goes out through the session's user agent and is timed and counted through
+Locust's request event, as `catch_response=True` would; a `judge` reads the `HttpResponse`
+and says whether it counts as a success (expected CIBA errors such as authorization_pending
+are 400s that succeed), a failure (with a `CibaError` carrying the code), and under which
+row name it is recorded.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -50,35 +52,64 @@ def error_for(response: HttpResponse) -> CibaError:
 
 
 class LocustTransport:
-    """Sends core requests with a FastHttpSession (`self.client` of a FastHttpUser)."""
+    """Sends core requests with a FastHttpSession (`self.client` of a FastHttpUser).
+
+    It sends through the session's own user agent (`session.client`: its connection pool,
+    TLS context, timeouts) and fires Locust's request event itself, with what Locust's
+    `catch_response` would have fired: the same timing (send to body read), length, name,
+    context and exception. Locust's response context manager copies the response object and
+    raises (and catches) an HTTPError for every 4xx, which in CIBA polling is most answers:
+    skipping it is a sixth of the generator's CPU per request (bench/bench_load.py)."""
 
     def __init__(self, session: Any) -> None:
+        from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
+
         self.session = session
+        self._failures: tuple[type[BaseException], ...] = FAILURE_EXCEPTIONS
 
     def send(self, request: HttpRequest, *, name: str, judge: Judge = ok) -> HttpResponse | None:
         """The response as data, or None when no HTTP answer came (recorded as a failure)."""
-        with self.session.request(
-            request.method,
-            request.url,
-            data=request.body or None,
-            headers=dict(request.headers),
-            name=name,
-            catch_response=True,
-        ) as raw:
-            status = raw.status_code or 0
-            if status == 0:
-                # connection refused / reset / timeout: Locust records the transport exception
-                return None
-            response = HttpResponse(
-                status,
-                tuple(raw.headers.items()) if raw.headers is not None else (),
-                raw.content or b"",
+        session = self.session
+        user = getattr(session, "user", None)
+        context = user.context() if user is not None else {}
+        start_time = time.time()
+        started = time.perf_counter()
+        raw: Any = None
+        body = b""
+        problem: BaseException | None = None
+        try:
+            raw = session.client.urlopen(
+                request.url, method=request.method, payload=request.body or None,
+                headers=dict(request.headers),
             )
-            verdict = judge(response)
-            if verdict.name is not None:
-                raw.request_meta["name"] = verdict.name
-            if verdict.error is None:
-                raw.success()
+            body = raw.content or b""  # the body's arrival is part of the response time
+        except self._failures as exc:
+            answered = getattr(exc, "response", None)  # a 4xx / 5xx: the user agent raises it
+            if answered is None:
+                problem = exc
             else:
-                raw.failure(verdict.error)
-            return response
+                raw = answered
+                try:
+                    body = raw.content or b""
+                except self._failures as read_error:
+                    problem = read_error
+        elapsed = (time.perf_counter() - started) * 1000.0
+        status = 0 if raw is None or problem is not None else (raw.status_code or 0)
+        if status == 0:
+            # connection refused / reset / timeout: recorded with the transport exception
+            session.request_event.fire(
+                request_type=request.method, name=name, response_time=elapsed,
+                response_length=0, exception=problem or CibaError("transport_error"),
+                context=context, response=raw, start_time=start_time, url=request.url,
+            )
+            return None
+        response = HttpResponse(
+            status, tuple(raw.headers.items()) if raw.headers is not None else (), body
+        )
+        verdict = judge(response)
+        session.request_event.fire(
+            request_type=request.method, name=verdict.name or name, response_time=elapsed,
+            response_length=len(body), exception=verdict.error, context=context, response=raw,
+            start_time=start_time, url=request.url,
+        )
+        return response
