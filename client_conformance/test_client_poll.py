@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.poll, pytest.mark.client_requirement(*COMMON)]
 
 @pytest.mark.client_requirement("CIBA-RP-48")
 def test_poll_faithful(ciba_rp: ClientTest) -> None:
-    """Two authorization_pending, then tokens: the client polls at the interval and accepts."""
+    """authorization_pending, then tokens: the client polls at the interval and accepts."""
     seen = ciba_rp.observe("poll_faithful")
     ciba_rp.standard(seen)
     ciba_rp.check(c.rp_tokens_accepted, seen.outcome, seen.expected_sub)
@@ -63,7 +63,7 @@ def test_poll_expired(ciba_rp: ClientTest) -> None:
 
 
 def test_poll_denied(ciba_rp: ClientTest) -> None:
-    """access_denied on the second poll: the client stops polling and reports a refusal."""
+    """access_denied on the first poll: the client stops polling and reports a refusal."""
     seen = ciba_rp.observe("poll_denied")
     ciba_rp.standard(seen)
     ciba_rp.check(c.rp_tokens_refused, seen.outcome, what="a denied request",
@@ -81,6 +81,27 @@ def test_poll_error_with_tokens(ciba_rp: ClientTest) -> None:
     ciba_rp.conclude()
 
 
+def test_poll_invalid_request(ciba_rp: ClientTest) -> None:
+    """invalid_request on the first poll: an error that ends the transaction."""
+    seen = ciba_rp.observe("poll_invalid_request")
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_tokens_refused, seen.outcome, what="a failed request",
+                  requirement="CIBA-RP-16")
+    ciba_rp.conclude()
+
+
+@pytest.mark.client_requirement("CIBA-RP-09")
+@pytest.mark.parametrize("behaviour", ["poll_ack_missing_auth_req_id",
+                                       "poll_ack_missing_expires_in", "poll_unknown_user_id"],
+                         ids=["missing_auth_req_id", "missing_expires_in", "unknown_user_id"])
+def test_poll_acknowledgement_refused(ciba_rp: ClientTest, behaviour: str) -> None:
+    """An acknowledgement without auth_req_id or expires_in, or an error: no poll, a refusal."""
+    seen = ciba_rp.observe(behaviour)
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_failed_acknowledgement_ends_flow, seen.run, seen.outcome)
+    ciba_rp.conclude()
+
+
 ID_TOKEN_CASES = [
     ("poll_forged_signature", "CIBA-RP-40", "an ID token whose signature does not verify",
      Severity.WARNING),
@@ -90,6 +111,11 @@ ID_TOKEN_CASES = [
     ("poll_wrong_iss", "CIBA-RP-44", "an ID token of another issuer", Severity.FAILURE),
     ("poll_wrong_aud", "CIBA-RP-45", "an ID token for another audience", Severity.FAILURE),
     ("poll_expired_id_token", "CIBA-RP-46", "an expired ID token", Severity.FAILURE),
+    ("poll_missing_iss", "CIBA-RP-44", "an ID token without iss", Severity.FAILURE),
+    ("poll_missing_aud", "CIBA-RP-45", "an ID token without aud", Severity.FAILURE),
+    ("poll_secondary_aud", "CIBA-RP-45", "an ID token also for an untrusted audience",
+     Severity.FAILURE),
+    ("poll_missing_exp", "CIBA-RP-46", "an ID token without exp", Severity.FAILURE),
 ]
 
 
@@ -105,6 +131,15 @@ def test_poll_id_token_refused(ciba_rp: ClientTest, behaviour: str, requirement:
     ciba_rp.standard(seen)
     ciba_rp.check(c.rp_tokens_refused, seen.outcome, what=what, requirement=requirement,
                   severity=severity)
+    ciba_rp.conclude()
+
+
+@pytest.mark.client_requirement("CIBA-RP-48")
+def test_poll_aud_array(ciba_rp: ClientTest) -> None:
+    """aud as a one-element array holding the client_id: a valid ID token, accepted."""
+    seen = ciba_rp.observe("poll_aud_array")
+    ciba_rp.standard(seen)
+    ciba_rp.check(c.rp_tokens_accepted, seen.outcome, seen.expected_sub)
     ciba_rp.conclude()
 
 

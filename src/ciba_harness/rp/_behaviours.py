@@ -26,13 +26,19 @@ ID_TOKEN_VARIANTS = frozenset(
         "missing_auth_req_id",  # push: no urn:openid:params:jwt:claim:auth_req_id
         "bad_at_hash",
         "bad_rt_hash",
+        "missing_iss",
+        "missing_aud",
+        "missing_exp",
+        "aud_array",  # aud = [client_id]: valid
+        "secondary_aud",  # aud = [client_id, an untrusted audience]
     }
 )
 #: what goes to the client's notification endpoint (ping and push)
 NOTIFICATIONS = frozenset(
     {
         "valid",
-        "wrong_bearer_first",  # a callback with a wrong bearer, then after 0.7 s the valid one
+        "wrong_bearer_first",  # a callback with a wrong bearer, then after 0.5 s the valid one
+        "no_bearer_first",  # a callback without Authorization, then the valid one
         "unknown_auth_req_id_first",  # right bearer, an auth_req_id the client never saw
         "twice",  # two pings back to back
         "error:access_denied",
@@ -61,6 +67,8 @@ class Behaviour:
     flows: int = 1
     #: seconds the token endpoint holds each answer (so duplicate requests overlap)
     token_delay: float = 0.0
+    #: the acknowledgement: valid, missing_auth_req_id, missing_expires_in, error:<code>
+    ack: str = "valid"
 
 
 def _b(*args: Behaviour) -> dict[str, Behaviour]:
@@ -68,22 +76,32 @@ def _b(*args: Behaviour) -> dict[str, Behaviour]:
 
 
 BEHAVIOURS: dict[str, Behaviour] = _b(
-    Behaviour("poll_faithful", "poll", polls=("pending", "pending", "tokens")),
+    Behaviour("poll_faithful", "poll", polls=("pending", "tokens")),
     Behaviour("poll_slow_down", "poll", polls=("pending", "slow_down", "tokens")),
     Behaviour("poll_interval_absent", "poll", polls=("pending", "tokens"), interval=None),
     Behaviour("poll_interval_5s", "poll", polls=("pending", "tokens"), interval=5),
     Behaviour("poll_expired", "poll", polls=("pending",), expires_in=2, expiry_grace=2.0),
-    Behaviour("poll_denied", "poll", polls=("pending", "access_denied")),
+    Behaviour("poll_denied", "poll", polls=("access_denied",)),
     Behaviour("poll_error_with_tokens", "poll", polls=("error_with_tokens",)),
+    Behaviour("poll_invalid_request", "poll", polls=("invalid_request",)),
+    Behaviour("poll_ack_missing_auth_req_id", "poll", ack="missing_auth_req_id"),
+    Behaviour("poll_ack_missing_expires_in", "poll", ack="missing_expires_in"),
+    Behaviour("poll_unknown_user_id", "poll", ack="error:unknown_user_id"),
     Behaviour("poll_forged_signature", "poll", id_token="forged_signature"),
     Behaviour("poll_foreign_kid", "poll", id_token="foreign_kid"),
     Behaviour("poll_alg_none", "poll", id_token="alg_none"),
     Behaviour("poll_wrong_iss", "poll", id_token="wrong_iss"),
     Behaviour("poll_wrong_aud", "poll", id_token="wrong_aud"),
     Behaviour("poll_expired_id_token", "poll", id_token="expired"),
+    Behaviour("poll_missing_iss", "poll", id_token="missing_iss"),
+    Behaviour("poll_missing_aud", "poll", id_token="missing_aud"),
+    Behaviour("poll_missing_exp", "poll", id_token="missing_exp"),
+    Behaviour("poll_secondary_aud", "poll", id_token="secondary_aud"),
+    Behaviour("poll_aud_array", "poll", id_token="aud_array"),
     Behaviour("poll_rotated_key", "poll", id_token="rotated_key"),
     Behaviour("ping_faithful", "ping"),
     Behaviour("ping_wrong_bearer", "ping", notification="wrong_bearer_first"),
+    Behaviour("ping_no_bearer", "ping", notification="no_bearer_first"),
     Behaviour("ping_unknown_auth_req_id", "ping", notification="unknown_auth_req_id_first"),
     Behaviour("ping_twice", "ping", notification="twice", token_delay=0.3),
     Behaviour("ping_two_flows", "ping", flows=2),

@@ -26,7 +26,8 @@ EXPIRY_TOLERANCE = 0.5
 HINTS = ("login_hint_token", "id_token_hint", "login_hint")
 B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-TERMINAL_ERRORS = {"access_denied", "expired_token", "invalid_grant"}
+#: token endpoint errors after which polling goes on (every other error is terminal)
+CONTINUE_ERRORS = {"authorization_pending", "slow_down"}
 
 
 class ClientViolation(CheckFailure):
@@ -192,6 +193,24 @@ def rp_binding_message_sent(run: Recording, expected: Sequence[str], *,
                     requests=run.of_kind("backchannel"))
 
 
+@check("CIBA-RP-09")
+def rp_failed_acknowledgement_ends_flow(run: Recording, outcome: FlowOutcome, *,
+                                        requirement: str = "CIBA-RP-09") -> None:
+    """A malformed or refused acknowledgement ends the flow with a refusal.
+
+    CIBA §7.3: auth_req_id and expires_in are REQUIRED; §13: an error response.
+    """
+    polls = run.of_kind("token")
+    if polls:
+        raise _fail(requirement, "Polled after a malformed or refused acknowledgement",
+                    expected="no token request", actual=f"{len(polls)} token request(s)",
+                    requests=[*run.of_kind("backchannel")[:1], polls[0]])
+    if outcome.outcome != "refused":
+        raise _fail(requirement, "Malformed or refused acknowledgement not reported as a "
+                    "refusal", expected="refused", actual=outcome.describe(),
+                    requests=run.of_kind("backchannel")[:1])
+
+
 # --- token requests and polling ---------------------------------------------------------
 
 
@@ -293,16 +312,17 @@ def rp_no_poll_after_expiry(run: Recording, *, requirement: str = "CIBA-RP-15") 
 
 @check("CIBA-RP-16")
 def rp_no_poll_after_terminal_error(run: Recording, *, requirement: str = "CIBA-RP-16") -> None:
-    """A poll-mode client stops polling after access_denied, expired_token, invalid_grant.
+    """A poll-mode client stops polling after an error other than pending or slow_down.
 
-    CIBA §11: these errors end the transaction.
+    CIBA §11: access_denied, expired_token, invalid_grant, invalid_request... end it.
     """
     for txn in run.transactions:
         if txn.client.mode != "poll":
             continue
         polls = _polls_of(run, txn)
         for index, record in enumerate(polls):
-            if record.answer.get("error") in TERMINAL_ERRORS and index + 1 < len(polls):
+            error = record.answer.get("error")
+            if error and error not in CONTINUE_ERRORS and index + 1 < len(polls):
                 raise _fail(requirement, "Polled again after a terminal error",
                             expected="no poll after " + str(record.answer.get("error")),
                             actual=f"{len(polls) - index - 1} more poll(s)",

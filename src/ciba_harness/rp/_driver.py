@@ -79,11 +79,12 @@ class HttpClientDriver:
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     name: str = "http"
+    _http: httpx.Client = field(default_factory=httpx.Client, repr=False)
 
     def start_flow(self, flow: FlowRequest, timeout: float) -> FlowOutcome | None:
         try:
-            response = httpx.post(self.url, json=flow.values(), headers=self.headers,
-                                  timeout=timeout)
+            response = self._http.post(self.url, json=flow.values(), headers=self.headers,
+                                       timeout=timeout)
         except httpx.HTTPError as exc:
             raise CibaHarnessError(
                 f"client driver: POST {self.url} failed: {type(exc).__name__}: {exc}"

@@ -170,7 +170,7 @@ class ClientTestProvider:
     def outcome_url(self, run: Recording) -> str:
         return f"{self.issuer}/rp-harness/outcome/{run.outcome_token}"
 
-    def settle(self, run: Recording, *, grace: float = 0.2, timeout: float = 10.0) -> None:
+    def settle(self, run: Recording, *, grace: float = 0.05, timeout: float = 10.0) -> None:
         """Wait until the run's callbacks are all answered, then a short grace for late polls."""
         deadline = time.monotonic() + timeout
         while run.pending_tasks and time.monotonic() < deadline:
@@ -221,6 +221,12 @@ class ClientTestProvider:
             claims["at_hash"] = half_hash(access_token + "x", "ES256")
         elif variant == "bad_rt_hash":
             claims["urn:openid:params:jwt:claim:rt_hash"] = half_hash(refresh_token + "x", "ES256")
+        elif variant in ("missing_iss", "missing_aud", "missing_exp"):
+            claims.pop(variant.removeprefix("missing_"))
+        elif variant == "aud_array":
+            claims["aud"] = [txn.client.client_id]
+        elif variant == "secondary_aud":
+            claims["aud"] = [txn.client.client_id, "https://untrusted.example"]
         elif variant == "foreign_kid":
             key, kid = self._foreign, "foreign-1"
         elif variant == "rotated_key":
@@ -389,6 +395,11 @@ class ClientTestProvider:
         body: dict[str, Any] = {"auth_req_id": txn.auth_req_id, "expires_in": txn.expires_in}
         if client.mode != "push" and behaviour.interval is not None:
             body["interval"] = behaviour.interval
+        if behaviour.ack.startswith("error:"):
+            txn.finished = True
+            return self._answer(record, {"error": behaviour.ack.split(":", 1)[1]}, 400)
+        if behaviour.ack.startswith("missing_"):
+            body.pop(behaviour.ack.removeprefix("missing_"))
         response = self._answer(record, body, 200)
         if client.mode in ("ping", "push"):
             run.pending_tasks += 1
@@ -418,8 +429,8 @@ class ClientTestProvider:
         if answer == "slow_down":
             return self._answer(record, {"error": "slow_down"}, 400)
         txn.finished = True
-        if answer == "access_denied":
-            return self._answer(record, {"error": "access_denied"}, 400)
+        if answer in ("access_denied", "invalid_request"):
+            return self._answer(record, {"error": answer}, 400)
         tokens = self._token_body(txn)
         if answer == "error_with_tokens":
             return self._answer(record, {"error": "access_denied", **tokens}, 400)
@@ -439,17 +450,17 @@ class ClientTestProvider:
         kind = txn.client.mode
         right = txn.notification_token or ""
         variant = behaviour.notification
-        if variant == "wrong_bearer_first":
+        if variant in ("wrong_bearer_first", "no_bearer_first"):
             payload = (self._token_body(txn, sub=FORGED_SUB) | {"auth_req_id": txn.auth_req_id}
                        if kind == "push" else {"auth_req_id": txn.auth_req_id})
-            await self._send(run, kind, "wrong_bearer", txn, "wrong-" + secrets.token_urlsafe(24),
-                             payload)
-            await asyncio.sleep(0.7)
+            bearer = "wrong-" + secrets.token_urlsafe(24) if variant == "wrong_bearer_first" else None
+            await self._send(run, kind, "wrong_bearer", txn, bearer, payload)
+            await asyncio.sleep(0.5)
         elif variant == "unknown_auth_req_id_first" and kind == "ping":
             unknown = secrets.token_urlsafe(24)
             await self._send(run, kind, "unknown_auth_req_id", txn, right,
                              {"auth_req_id": unknown}, auth_req_id=unknown)
-            await asyncio.sleep(0.7)
+            await asyncio.sleep(0.5)
         if variant.startswith("error:"):
             txn.finished = True
             error = variant.split(":", 1)[1]
@@ -471,8 +482,9 @@ class ClientTestProvider:
         else:
             await self._send(run, kind, "valid", txn, right, payload)
 
-    async def _send(self, run: Recording, kind: str, label: str, txn: Transaction, bearer: str,
-                    payload: dict[str, Any], *, auth_req_id: str | None = None) -> None:
+    async def _send(self, run: Recording, kind: str, label: str, txn: Transaction,
+                    bearer: str | None, payload: dict[str, Any], *,
+                    auth_req_id: str | None = None) -> None:
         url = txn.client.notification_endpoint
         callback = Callback(kind, label, auth_req_id or txn.auth_req_id, time.monotonic())
         run.callbacks.append(callback)
@@ -482,8 +494,10 @@ class ClientTestProvider:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         body = json.dumps(payload).encode()
-        headers = (("Authorization", f"Bearer {bearer}"), ("Content-Type", "application/json"))
-        exchange = Exchange(HttpRequest("POST", url, headers, body, frozenset({bearer})),
+        headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
+        if bearer is not None:
+            headers = (("Authorization", f"Bearer {bearer}"), *headers)
+        exchange = Exchange(HttpRequest("POST", url, headers, body, frozenset({bearer or ""})),
                             label=f"provider -> client: {kind} ({label})")
         callback.exchange = exchange
         try:

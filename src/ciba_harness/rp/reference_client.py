@@ -61,6 +61,8 @@ CLIENT_FAULTS: dict[str, ClientFault] = _faults(
     ("reuse_notification_token", "one client_notification_token for every request",
      "CIBA-RP-07"),
     ("drops_binding_message", "never sends the binding_message", "CIBA-RP-08"),
+    ("defaults_missing_expires_in", "polls with a 120 s default when expires_in is missing",
+     "CIBA-RP-09"),
     ("wrong_grant_type", "polls with grant_type=client_credentials", "CIBA-RP-10"),
     ("ignores_interval", "polls every 0.2 s whatever interval says", "CIBA-RP-12"),
     ("no_default_interval", "polls every second when interval is absent", "CIBA-RP-13"),
@@ -211,7 +213,11 @@ class ReferenceClient:
             if response.status_code != 200 or not isinstance(ack.get("auth_req_id"), str):
                 raise RefusedFlow(f"authentication request refused: {ack.get('error')}")
             auth_req_id = ack["auth_req_id"]
-            expires_in = float(ack.get("expires_in") or 120)
+            expires_in = ack.get("expires_in")
+            if not isinstance(expires_in, int | float) or expires_in <= 0:
+                if "defaults_missing_expires_in" not in self.faults:
+                    raise RefusedFlow("acknowledgement without a positive expires_in")
+                expires_in = 120
             if mode == "poll":
                 return await self._poll(http, metadata, registration, ack, auth_req_id,
                                         expires_in)
@@ -393,8 +399,8 @@ class ReferenceClient:
             raise RefusedFlow("id_token: iss is not the issuer")
         audience = claims.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
-        if registration.client_id not in audiences and "skips_aud" not in self.faults:
-            raise RefusedFlow("id_token: aud does not hold the client_id")
+        if set(audiences) != {registration.client_id} and "skips_aud" not in self.faults:
+            raise RefusedFlow("id_token: aud is not (only) the client_id")
         exp = claims.get("exp")
         if "skips_exp" not in self.faults and (not isinstance(exp, int | float) or exp < now - 30):
             raise RefusedFlow("id_token: expired")
