@@ -81,3 +81,55 @@ def test_allowed_choice_passes_and_is_recorded(name: str, tmp_path: Path) -> Non
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert 'id="choices"' in html and "Provider choices" in html
     assert seen[0]["title"] in html
+
+
+class _NeverSeen(dict):  # type: ignore[type-arg]
+    """A jti store that never remembers: every replayed assertion looks fresh."""
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+
+def _accept_replayed_assertions(provider: Any) -> None:
+    provider.assertion_jtis = _NeverSeen()
+
+
+def _ignore_invalid_requested_expiry(provider: Any) -> None:
+    original = provider._authentication_parameters
+
+    def lenient(form: Any, client: Any) -> Any:
+        params = original(form, client)
+        value = str(params.get("requested_expiry", "1"))
+        if not value.isdigit() or int(value) == 0:
+            params.pop("requested_expiry", None)  # ignored, as some providers do (A-17)
+        return params
+
+    provider._authentication_parameters = lenient
+
+
+SILENT_PASSES = {
+    # OIDC Core §9: client assertions MUST only be used once; a replay accepted is warned.
+    "assertion_replay": (_accept_replayed_assertions, "test_client_auth.py", "replay",
+                         "CIBA-CAUTH-09"),
+    # CIBA §13: invalid_request for an invalid value; accepting requested_expiry=-5 is warned.
+    "invalid_requested_expiry": (_ignore_invalid_requested_expiry, "test_auth_request.py",
+                                 "invalid_requested_expiry", "CIBA-AUTH-21"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SILENT_PASSES))
+def test_lenient_provider_is_warned_not_passed_silently(name: str, tmp_path: Path) -> None:
+    """A provider accepting what the spec calls invalid, without a MUST to refuse it, gets a
+    warning on that row (Verdict severity), not a failure and not a silent pass."""
+    patch, file, select, requirement = SILENT_PASSES[name]
+    with start_provider(default_profile_path()) as provider:
+        patch(provider.provider)
+        process, results = run_files(tmp_path, (file,), select, provider.issuer)
+    output = process.stdout[-3000:] + process.stderr[-2000:]
+    assert results is not None, output
+    assert not failed_tests(results), output
+    verdicts = {r["id"]: r["verdict"] for r in results["requirements"]}
+    assert verdicts[requirement] == "warning", output
+    assert any(w["requirement"] == requirement for w in results["warnings"])
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert requirement in html
