@@ -63,6 +63,7 @@ pytestmark = pytest.mark.fuzz
 
 RATE_MARGIN = 0.25  # s: a poll this much later than the interval is surely not too fast
 EXPIRY_MARGIN = 0.5  # s: around expires_in both pending and expired_token are right
+RECORD_KEPT = 1.0  # s after that: an OP may have dropped the record (invalid_grant)
 MAX_TRANSACTIONS = 3  # per program: steps go to what happens to them, not to starting more
 DEFAULT_INTERVAL = 5.0  # CIBA-ACK-10
 
@@ -238,6 +239,13 @@ def make_machine(
                 requirement = "CIBA-TOKEN-14"
             elif state == "expired":
                 codes = {"expired_token"} | ({"invalid_grant"} if tx.reported else set())
+                if tx.expires_in is not None and sent > tx.acked_at + tx.expires_in + (
+                    EXPIRY_MARGIN + RECORD_KEPT
+                ):
+                    # Long after expiry the OP may have forgotten the request: an unknown
+                    # auth_req_id is invalid_grant (CIBA §11, RFC 6749 §5.2). Right after
+                    # expiry expired_token is still due (test_expired_token_after_expiry).
+                    codes.add("invalid_grant")
                 requirement = "CIBA-TOKEN-12"
             elif state == "denied":
                 codes = {"access_denied"} | ({"invalid_grant"} if tx.reported else set())
@@ -272,6 +280,10 @@ def make_machine(
                 record_choice("after_expiry" if state == "expired" else "after_denial",
                               f"{code} again" if code != "invalid_grant" else "invalid_grant",
                               "poll after the terminal error was answered once")
+            if state == "expired" and not tx.reported and code == "invalid_grant":
+                record_choice("after_expiry", "invalid_grant once the record is dropped",
+                              f"first poll more than {EXPIRY_MARGIN + RECORD_KEPT:g} s after "
+                              "expiry")
             if too_fast and state == "pending" and code in {"slow_down", "authorization_pending"}:
                 record_choice("slow_down", f"{code} for a fast poll",
                               "poll sooner than the interval")
