@@ -186,7 +186,12 @@ def test_check_config_names_the_same_mistake(
         pytest.skip("check-config reads the issuer from the file only")
     result = _harness("check-config", args[1], cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
-    _one_clear_line(result.stderr, *words)
+    # check-config lists every mistake of the file, one line each: this one among them
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    named = [line for line in lines if all(word in line for word in words)]
+    assert len(named) == 1, lines
+    _one_clear_line(named[0], *words)
+    assert all(line.startswith("ciba-harness: ") and " — " in line for line in lines), lines
     assert list(tmp_path.glob("**/results.json")) == []
 
 
@@ -232,3 +237,89 @@ def test_provider_port_in_use(busy_port: int, tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{busy_port}" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _line_of(path: Path, text: str, occurrence: int = 1) -> int:
+    """1-based line number of the `occurrence`-th line of `path` starting with `text`."""
+    seen = 0
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip().startswith(text):
+            seen += 1
+            if seen == occurrence:
+                return number
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+def test_check_config_reports_every_mistake_at_once_with_file_and_line(tmp_path: Path) -> None:
+    path = _profile(tmp_path, **{
+        'auth_method = "client_secret_post"': 'auth_method = "magic"',
+        "request_timeout = 5.0": 'request_timeout = "ten"',
+        '[receiver]\n': '[receiver]\nbnid = "127.0.0.1:0"\n',
+    })
+    result = _harness("check-config", str(path), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    expected = {
+        "clients[1].auth_method": _line_of(path, 'auth_method = "magic"'),
+        "budgets.request_timeout": _line_of(path, "request_timeout"),
+        "receiver.bnid": _line_of(path, "bnid"),
+    }
+    for key, line_number in expected.items():
+        matching = [line for line in lines if f"key '{key}'" in line]
+        assert len(matching) == 1, (key, lines)
+        assert f"{path}:{line_number}:" in matching[0], (key, matching[0])
+    assert "did you mean 'bind'" in " ".join(lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_conformance_names_the_first_mistake_and_counts_the_others(tmp_path: Path) -> None:
+    path = _profile(tmp_path, **{
+        'auth_method = "client_secret_post"': 'auth_method = "magic"',
+        "request_timeout = 5.0": 'request_timeout = "ten"',
+    })
+    result = _harness("conformance", "--ciba-config", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    line = _one_clear_line(result.stderr, "budgets.request_timeout")
+    assert "1 more" in line and "check-config" in line
+
+
+def test_check_config_suggests_a_misspelled_required_key(tmp_path: Path) -> None:
+    path = _profile(tmp_path, **{'issuer = "embedded"': 'isuer = "embedded"'})
+    result = _harness("check-config", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    line = _one_clear_line(result.stderr, "provider.issuer", "is required",
+                           "did you mean 'issuer'", "'isuer'")
+    assert f"{path}:{_line_of(path, 'isuer')}:" in line
+
+
+@pytest.fixture(scope="module")
+def reference_provider() -> Iterator[str]:
+    from ciba_harness.provider import start_provider
+
+    provider = start_provider(PROFILE)
+    try:
+        yield provider.issuer
+    finally:
+        provider.stop()
+
+
+def test_check_config_warns_when_the_provider_cannot_reach_the_receiver(
+    tmp_path: Path, reference_provider: str
+) -> None:
+    """A provider of its own (not embedded) with a ping client, the receiver on a random port
+    with no public_url: ok, but say that callbacks will not arrive."""
+    path = tmp_path / "mine.toml"
+    path.write_text(MINIMAL.format(issuer=reference_provider) + (
+        '[[clients]]\nclient_id = "c2"\nclient_secret = "s3cr3t-of-the-cli-test"\n'
+        'auth_method = "client_secret_basic"\ndelivery_mode = "ping"\n'
+        '[receiver]\nbind = "127.0.0.1:0"\n'))
+    result = _harness("check-config", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ": ok" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings and "port 0" in warnings[0] and "public_url" in warnings[0], result.stderr
+    fixed = tmp_path / "fixed.toml"
+    fixed.write_text(path.read_text().replace(
+        'bind = "127.0.0.1:0"', 'bind = "127.0.0.1:0"\npublic_url = "http://127.0.0.1:8999"'))
+    result = _harness("check-config", str(fixed), cwd=tmp_path)
+    assert result.returncode == 0 and "port 0" in result.stderr  # a random port stays a risk

@@ -268,13 +268,21 @@ class ProviderConfig:
 
 
 class _Reader:
-    """Typed access to a TOML table with errors that name the file and the dotted key."""
+    """Typed access to a TOML table with errors that name the file and the dotted key.
 
-    def __init__(self, file: Path, table: Mapping[str, Any], prefix: str = "") -> None:
+    Mistakes are collected, not raised, so that one pass finds every mistake of the file: a
+    getter that finds one reports it and answers its default; `load_config` raises the
+    first with all of them in `ConfigError.problems`."""
+
+    def __init__(
+        self, file: Path, table: Mapping[str, Any], prefix: str = "",
+        problems: list[ConfigError] | None = None,
+    ) -> None:
         self.file = file
         self.table = table
         self.prefix = prefix
         self.seen: set[str] = set()
+        self.problems: list[ConfigError] = [] if problems is None else problems
 
     def reject_unknown(self, also_allowed: frozenset[str] = frozenset()) -> None:
         """A key nobody reads is a typo until proven otherwise: name it, suggest the closest."""
@@ -284,23 +292,43 @@ class _Reader:
             known = sorted(self.seen | also_allowed)
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
-            raise self.error(key, f"unknown key{hint}")
+            self.report(key, f"unknown key{hint}")
 
     def error(self, key: str, message: str) -> ConfigError:
         return ConfigError(message, file=str(self.file), key=f"{self.prefix}{key}")
+
+    def report(self, key: str, message: str, *, at: str | None = None) -> None:
+        """Record a mistake of `key`; `at`: the key whose line shows it (a misspelling)."""
+        error = self.error(key, message)
+        error.line = _line_of_key(self.file, f"{self.prefix}{at or key}")
+        self.problems.append(error)
+
+    def reported(self, key: str) -> bool:
+        return any(p.key == f"{self.prefix}{key}" for p in self.problems)
+
+    def child(self, table: Mapping[str, Any], prefix: str) -> _Reader:
+        return _Reader(self.file, table, prefix, self.problems)
 
     def sub(self, key: str) -> _Reader:
         self.seen.add(key)
         value = self.table.get(key, {})
         if not isinstance(value, Mapping):
-            raise self.error(key, "must be a table")
-        return _Reader(self.file, value, f"{self.prefix}{key}.")
+            self.report(key, "must be a table")
+            value = {}
+        return self.child(value, f"{self.prefix}{key}.")
 
     def _get(self, key: str, kind: type | tuple[type, ...], default: Any, required: bool) -> Any:
         self.seen.add(key)
         if key not in self.table:
             if required:
-                raise self.error(key, "is required")
+                unread = [k for k in self.table if k not in self.seen]
+                close = difflib.get_close_matches(key, unread, n=1, cutoff=0.75)
+                if close:  # `isuer = ...`: one mistake, told at the misspelled key's line
+                    self.seen.add(close[0])
+                    self.report(key, f"is required (did you mean '{key}' instead of "
+                                f"'{close[0]}'?)", at=close[0])
+                else:
+                    self.report(key, "is required")
             return default
         value = self.table[key]
         if isinstance(value, str):
@@ -311,14 +339,16 @@ class _Reader:
             names = (
                 kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             )
-            raise self.error(key, f"must be a {names}, got {type(value).__name__}")
+            self.report(key, f"must be a {names}, got {type(value).__name__}")
+            return default
         return value
 
     def _expand(self, key: str, value: str) -> str:
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
-                raise self.error(key, f"refers to environment variable {name}, which is not set")
+                self.report(key, f"refers to environment variable {name}, which is not set")
+                return ""
             return os.environ[name]
 
         return _ENV_PATTERN.sub(substitute, value)
@@ -333,17 +363,20 @@ class _Reader:
         """A finite number; positive, or (positive=False) at least zero."""
         value = float(self._get(key, float, default, False))
         if not math.isfinite(value):
-            raise self.error(key, f"must be a finite number, got {value}")
-        if positive and value <= 0:
-            raise self.error(key, f"must be positive, got {value}")
-        if value < 0:
-            raise self.error(key, f"must not be negative, got {value}")
-        return value
+            self.report(key, f"must be a finite number, got {value}")
+        elif positive and value <= 0:
+            self.report(key, f"must be positive, got {value}")
+        elif value < 0:
+            self.report(key, f"must not be negative, got {value}")
+        else:
+            return value
+        return default
 
     def integer(self, key: str, default: int, *, positive: bool = True) -> int:
         value = int(self._get(key, int, default, False))
         if positive and value <= 0:
-            raise self.error(key, f"must be positive, got {value}")
+            self.report(key, f"must be positive, got {value}")
+            return default
         return value
 
     def choice(
@@ -355,8 +388,11 @@ class _Reader:
         required: bool = False,
     ) -> Any:
         value = self.text(key, default, required=required)
+        if value is None and required:
+            return choices[0]  # reported as missing
         if value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
+            self.report(key, f"must be one of {', '.join(choices)}, got {value!r}")
+            return default if default is not None else choices[0]
         return value
 
     def path(self, key: str, *, must_exist: bool = True) -> Path | None:
@@ -371,17 +407,20 @@ class _Reader:
             try:
                 return resolve_pki_path(value)
             except (ValueError, OSError) as exc:
-                raise self.error(key, str(exc)) from None
+                self.report(key, str(exc))
+                return None
         path: Path = (self.file.parent / value).resolve()
         if must_exist and not path.is_file():
-            raise self.error(key, f"file {path} does not exist")
+            self.report(key, f"file {path} does not exist")
+            return None
         return path
 
     def text_list(self, key: str) -> tuple[str, ...]:
         self.seen.add(key)
         value = self.table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.error(key, "must be a list of strings")
+            self.report(key, "must be a list of strings")
+            return ()
         return tuple(value)
 
 
@@ -400,15 +439,25 @@ def load_config(path: str | os.PathLike[str]) -> ProviderConfig:
         raise ConfigError(f"is not valid TOML: {exc}", file=str(file)) from None
     file = file.resolve()
     root = _Reader(file, raw)
+    config = _read_config(root)
+    if root.problems:
+        first = root.problems[0]
+        first.problems = list(root.problems)
+        raise first
+    return config
+
+
+def _read_config(root: _Reader) -> ProviderConfig:
+    file, raw = root.file, root.table
     known = {"provider", "budgets", "device", "receiver", "users", "clients", "reference_provider"}
     for key in raw:
         if key not in known:
-            raise root.error(key, f"unknown section (known: {', '.join(sorted(known))})")
+            root.report(key, f"unknown section (known: {', '.join(sorted(known))})")
 
     provider = root.sub("provider")
-    issuer = provider.text("issuer", required=True)
+    issuer = provider.text("issuer", "embedded", required=True)
     if issuer != "embedded" and not re.match(r"^https?://[^/\s]+", issuer):
-        raise provider.error("issuer", f"must be an http(s) URL or 'embedded', got {issuer!r}")
+        provider.report("issuer", f"must be an http(s) URL or 'embedded', got {issuer!r}")
     profile = provider.choice("profile", ("ciba", "fapi-ciba"), "ciba")
     fapi_ciba_version = provider.choice("fapi_ciba_version", ("id1", "draft"), "id1")
     fapi_base = provider.choice("fapi_base", ("1.0", "2.0"), "1.0")
@@ -421,8 +470,8 @@ def load_config(path: str | os.PathLike[str]) -> ProviderConfig:
         run_timeout=budgets_reader.number("run_timeout", 300.0),
     )
     clients = _load_clients(root)
-    if not any(c.ciba_allowed and c.auth_method != "none" for c in clients):
-        raise root.error("clients", "needs at least one confidential client allowed to use CIBA")
+    if clients and not any(c.ciba_allowed and c.auth_method != "none" for c in clients):
+        root.report("clients", "needs at least one confidential client allowed to use CIBA")
     receiver = root.sub("receiver")
     _check_bind(receiver, "bind", receiver.text("bind", "127.0.0.1:0"))
     device = _load_device(root.sub("device"))
@@ -460,12 +509,47 @@ def load_config(path: str | os.PathLike[str]) -> ProviderConfig:
     return config
 
 
+_TABLE_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?")
+_KEY_LINE = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
+
+
+def _line_of_key(file: Path, dotted: str) -> int | None:
+    """Where `dotted` (e.g. `clients[1].auth_method`, `provider.issuer`) is written in the
+    file: the key's line, else its table's header line; None when neither is found."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    table, _, leaf = dotted.rpartition(".")
+    counts: dict[str, int] = {}
+    current = ""
+    header_line = None
+    for number, line in enumerate(lines, start=1):
+        header = _TABLE_HEADER.match(line)
+        if header:
+            name = header.group(2)
+            if header.group(1) == "[[":
+                counts[name] = counts.get(name, -1) + 1
+                current = f"{name}[{counts[name]}]"
+            else:
+                current = name
+            if current == table:
+                header_line = number
+            if not table and name == leaf and header_line is None:
+                header_line = number  # a whole section (e.g. `clients`, an unknown one)
+            continue
+        key = _KEY_LINE.match(line)
+        if key and current == table and key.group(1) == leaf:
+            return number
+    return header_line
+
+
 def _load_receiver(reader: _Reader) -> ReceiverConfig:
     certificate = reader.path("tls_certificate")
     key = reader.path("tls_key")
     if (certificate is None) != (key is None):
-        raise reader.error("tls_key" if key is None else "tls_certificate",
-                           "tls_certificate and tls_key go together")
+        reader.report("tls_key" if key is None else "tls_certificate",
+                      "tls_certificate and tls_key go together")
     if reader.flag("https") and certificate is None:
         # A certificate for 127.0.0.1 / localhost from the generated test PKI; the provider
         # must trust its CA (pki:ca.pem).
@@ -475,7 +559,7 @@ def _load_receiver(reader: _Reader) -> ReceiverConfig:
         certificate, key = pki.server_cert, pki.server_key
     public_url = reader.text("public_url")
     if public_url is not None and not re.match(r"^https?://[^/\s]+", public_url):
-        raise reader.error("public_url", f"must be an http(s) URL, got {public_url!r}")
+        reader.report("public_url", f"must be an http(s) URL, got {public_url!r}")
     return ReceiverConfig(
         bind=reader.text("bind", "127.0.0.1:0"),
         public_url=public_url,
@@ -487,7 +571,7 @@ def _load_receiver(reader: _Reader) -> ReceiverConfig:
 def _check_bind(reader: _Reader, key: str, value: str) -> None:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
-        raise reader.error(key, f"must be HOST:PORT, got {value!r}")
+        reader.report(key, f"must be HOST:PORT, got {value!r}")
 
 
 def _load_device(reader: _Reader) -> DeviceConfig:
@@ -502,10 +586,12 @@ def _load_device(reader: _Reader) -> DeviceConfig:
         form = call.table.get("form")
         headers = call.table.get("headers", {})
         if not isinstance(headers, Mapping) or (form is not None and not isinstance(form, Mapping)):
-            raise reader.error(action, "headers and form must be tables of strings")
+            reader.report(action, "headers and form must be tables of strings")
+            templates[action] = None
+            continue
         templates[action] = HttpCallTemplate(
             method=call.text("method", "POST"),
-            url=call.text("url", required=True),
+            url=call.text("url", "", required=True),
             headers={k: call._expand(f"headers.{k}", str(v)) for k, v in headers.items()},
             json=_expand_json(call, "json", call.table.get("json")),
             form=(
@@ -517,7 +603,7 @@ def _load_device(reader: _Reader) -> DeviceConfig:
         call.reject_unknown()
     reader.seen |= {"approve", "deny"}
     if driver == "http" and (templates["approve"] is None or templates["deny"] is None):
-        raise reader.error("driver", "the http driver needs [device.approve] and [device.deny]")
+        reader.report("driver", "the http driver needs [device.approve] and [device.deny]")
     webhook_bind = reader.text("webhook_bind", "127.0.0.1:0")
     _check_bind(reader, "webhook_bind", webhook_bind)
     device = DeviceConfig(
@@ -546,43 +632,45 @@ def _expand_json(reader: _Reader, key: str, value: Any) -> Any:
 def _load_clients(root: _Reader) -> tuple[ClientConfig, ...]:
     raw_clients = root.table.get("clients")
     if not isinstance(raw_clients, list) or not raw_clients:
-        raise root.error("clients", "at least one [[clients]] entry is required")
+        root.report("clients", "at least one [[clients]] entry is required")
+        return ()
     clients: list[ClientConfig] = []
     names: set[str] = set()
     for index, table in enumerate(raw_clients):
         if not isinstance(table, Mapping):
-            raise root.error(f"clients[{index}]", "must be a table")
-        reader = _Reader(root.file, table, f"clients[{index}].")
-        client_id = reader.text("client_id", required=True)
+            root.report(f"clients[{index}]", "must be a table")
+            continue
+        reader = root.child(table, f"clients[{index}].")
+        client_id = reader.text("client_id", f"clients[{index}]", required=True)
         name = reader.text("name", client_id)
         if name in names:
-            raise reader.error("name", f"duplicate client name {name!r}")
+            reader.report("name", f"duplicate client name {name!r}")
         names.add(name)
         method = reader.choice("auth_method", AUTH_METHODS, required=True)
         mode = reader.choice("delivery_mode", DELIVERY_MODES, "poll")
         secret = reader.text("client_secret")
-        if method in SECRET_METHODS and not secret:
-            raise reader.error("client_secret", f"is required for auth_method {method}")
+        if method in SECRET_METHODS and not secret and not reader.reported("client_secret"):
+            reader.report("client_secret", f"is required for auth_method {method}")
         key_path = reader.path("private_key")
         key = _load_private_key(reader, key_path) if key_path else None
-        if method == "private_key_jwt" and key is None:
-            raise reader.error("private_key", "is required for auth_method private_key_jwt")
+        if method == "private_key_jwt" and key is None and not reader.reported("private_key"):
+            reader.report("private_key", "is required for auth_method private_key_jwt")
         signing_alg = reader.text("signing_alg")
         if signing_alg is None:
             signing_alg = "HS256" if method == "client_secret_jwt" else _default_alg(key)
-        if method == "private_key_jwt" and signing_alg not in ASYMMETRIC_ALGS:
-            raise reader.error("signing_alg", f"{signing_alg!r} is not an asymmetric JWS alg")
+        if method == "private_key_jwt" and key is not None and signing_alg not in ASYMMETRIC_ALGS:
+            reader.report("signing_alg", f"{signing_alg!r} is not an asymmetric JWS alg")
         certificate = reader.path("certificate")
         certificate_key = reader.path("certificate_key")
         if method in {"tls_client_auth", "self_signed_tls_client_auth"} and not (
             certificate and certificate_key
         ):
-            raise reader.error(
+            reader.report(
                 "certificate", f"certificate and certificate_key are required for {method}"
             )
         sign_requests = reader.flag("sign_requests")
-        if sign_requests and key is None:
-            raise reader.error("sign_requests", "needs a private_key to sign requests with")
+        if sign_requests and key is None and not reader.reported("private_key"):
+            reader.report("sign_requests", "needs a private_key to sign requests with")
         clients.append(
             ClientConfig(
                 name=name,
@@ -617,13 +705,13 @@ def _default_alg(key: PrivateKey | None) -> str | None:
     return None
 
 
-def _load_private_key(reader: _Reader, path: Path) -> PrivateKey:
+def _load_private_key(reader: _Reader, path: Path) -> PrivateKey | None:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as exc:
-        raise reader.error(
-            "private_key", f"{path} is not an unencrypted PEM private key ({exc})"
-        ) from None
+        reader.report("private_key", f"{path} is not an unencrypted PEM private key ({exc})")
+        return None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise reader.error("private_key", f"{path} holds a {type(key).__name__}; RSA or EC needed")
+        reader.report("private_key", f"{path} holds a {type(key).__name__}; RSA or EC needed")
+        return None
     return key

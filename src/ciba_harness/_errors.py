@@ -61,12 +61,26 @@ class CibaHarnessError(Exception):
 
 
 class ConfigError(CibaHarnessError):
-    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+    """A mistake in the provider description. `problems` holds every mistake of the file
+    (this one first); `line` is where in the file, when known."""
+
+    def __init__(
+        self, message: str, *, file: str | None = None, key: str | None = None,
+        line: int | None = None,
+    ) -> None:
         self.file = file
         self.key = key
         self.message = message
-        where = ", ".join(p for p in (file, f"key '{key}'" if key else None) if p)
-        super().__init__(f"{where}: {message}" if where else message)
+        self.line = line
+        self.problems: list[ConfigError] = [self]
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        key = f"key '{self.key}'" if self.key else None
+        if self.file and self.line:  # file:line: as compilers write it
+            return f"{self.file}:{self.line}: {key + ': ' if key else ''}{self.message}"
+        where = ", ".join(p for p in (self.file, key) if p)
+        return f"{where}: {self.message}" if where else self.message
 
 
 class TransportError(CibaHarnessError):

@@ -12,16 +12,33 @@ Everything the suite judges (issuer mismatch, wrong members, ...) stays a test v
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 
 from ._config import ProviderConfig, default_profile_path, load_config
 from ._errors import CibaHarnessError, ConfigError
 
-__all__ = ["preflight", "describe_config_error"]
+__all__ = ["preflight", "describe_config_error", "describe_each_config_error",
+           "receiver_warnings"]
 
 
 def describe_config_error(error: ConfigError) -> str:
-    """A ConfigError as one line: what is wrong, and where to fix it."""
+    """A ConfigError as one line: what is wrong, and where to fix it; how many more mistakes
+    the file has (check-config lists them all)."""
+    line = _describe(error)
+    others = len(error.problems) - 1
+    if others > 0:
+        line += (f" — and {others} more mistake(s) in this file: "
+                 f"ciba-harness check-config {error.file} lists them all")
+    return line
+
+
+def describe_each_config_error(error: ConfigError) -> list[str]:
+    """Every mistake of the file, one line each (check-config)."""
+    return [_describe(problem) for problem in error.problems]
+
+
+def _describe(error: ConfigError) -> str:
     if error.message == "file not found":
         fix = "give the path of an existing provider description (TOML)"
     elif error.key and error.file:
@@ -29,6 +46,42 @@ def describe_config_error(error: ConfigError) -> str:
     else:
         fix = f"fix {error.file or 'the provider description'}"
     return f"{error} — {fix} (every key is described in docs/configuration.md)"
+
+
+def receiver_warnings(config: ProviderConfig) -> list[str]:
+    """Ping and push need the provider to call the receiver: a provider of its own (not the
+    embedded one) cannot call back a random port, nor a loopback address unless it runs on
+    this machine (CIBA §10.2, §10.3: the client_notification_endpoint is registered with the
+    provider). Said before the run, not after every ping test waited in vain."""
+    if config.embedded:
+        return []
+    callback_clients = [c for c in config.clients if c.delivery_mode in {"ping", "push"}]
+    if not callback_clients:
+        return []
+    names = ", ".join(c.name for c in callback_clients)
+    receiver = config.receiver
+    host, _, port = receiver.bind.rpartition(":")
+    warnings = []
+    if port == "0":
+        warnings.append(
+            f"the receiver listens on a random port ([receiver] bind = {receiver.bind!r}, port 0) "
+            f"but the ping/push clients ({names}) need a client_notification_endpoint "
+            "registered with the provider — bind a fixed port and set [receiver] public_url "
+            "(or the clients' notification_endpoint) to the address the provider reaches"
+        )
+    issuer_host = urllib.parse.urlsplit(config.issuer).hostname or ""
+    unreachable = [c.name for c in callback_clients if not c.notification_endpoint]
+    if receiver.public_url is None and unreachable and not _is_loopback(issuer_host):
+        warnings.append(
+            f"no [receiver] public_url and no notification_endpoint for {', '.join(unreachable)}: "
+            f"the provider at {config.issuer} would be told {host or receiver.bind}, which it "
+            "cannot reach from its network — set [receiver] public_url"
+        )
+    return warnings
+
+
+def _is_loopback(host: str) -> bool:
+    return host in {"localhost", "::1"} or host.startswith("127.")
 
 
 def preflight(

@@ -83,11 +83,13 @@ def _conformance(args: list[str]) -> int:
     pass_through = list(args)
     checked = "--co" not in args and "--collect-only" not in args
     if checked:
-        from ._preflight import preflight
+        from ._preflight import preflight, receiver_warnings
 
         # The user's input first: a wrong config, an unreachable or non-CIBA provider, a port
         # in use end here with one message and exit code 2, before any report is written.
-        preflight(own.ciba_config, issuer=own.ciba_issuer)
+        checked_config = preflight(own.ciba_config, issuer=own.ciba_issuer)
+        for warning in receiver_warnings(checked_config):
+            print(f"ciba-harness: warning: {warning}", file=sys.stderr)
     if own.ciba_report is None and not own.ciba_no_report:
         pass_through += ["--ciba-report", str(Path("reports/out").resolve())]
     if not any(a == "--rootdir" or a.startswith("--rootdir=") for a in args):
@@ -142,12 +144,20 @@ def _report(args: list[str]) -> int:
 
 
 def _check_config(args: list[str]) -> int:
-    from ._preflight import preflight
+    from ._errors import ConfigError
+    from ._preflight import describe_each_config_error, preflight, receiver_warnings
 
     if len(args) != 1:
         print("usage: ciba-harness check-config FILE", file=sys.stderr)
         return 2
-    config = preflight(args[0])
+    try:
+        config = preflight(args[0])
+    except ConfigError as exc:  # every mistake of the file, one line each
+        for line in describe_each_config_error(exc):
+            print(f"ciba-harness: {line}", file=sys.stderr)
+        return 2
+    for warning in receiver_warnings(config):
+        print(f"ciba-harness: warning: {warning}", file=sys.stderr)
     reached = "" if config.embedded else " (discovery answered with CIBA metadata)"
     print(f"{args[0]}: ok — issuer {config.issuer}{reached}, {len(config.clients)} clients, "
           f"device driver {config.device.driver}")
