@@ -150,3 +150,47 @@ def test_cli_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     other = _write(tmp_path / "other.json", {"format": "something else"})
     assert cli_main(["html", str(other)]) == 2
     assert "is not a ciba-harness results.json" in capsys.readouterr().err
+
+
+def _run(issuer: str = "https://op.example", faults: tuple[str, ...] = (), profile: str = "ciba",
+         tests: tuple[str, ...] = ("t::a", "t::b")) -> dict[str, Any]:
+    return {
+        "session": {"issuer": issuer, "faults": list(faults), "profile": profile},
+        "requirements": [{"id": "CIBA-DISC-01", "verdict": "pass"}],
+        "tests": [{"nodeid": n, "outcome": "passed"} for n in tests],
+    }
+
+
+def test_diff_warns_when_the_runs_are_not_comparable() -> None:
+    diff = diff_results(_run(), _run())
+    assert diff.warnings == []
+    diff = diff_results(
+        _run(), _run(issuer="https://other.example", faults=("wrong_iss",), profile="fapi-ciba",
+                     tests=("t::a", "t::c")))
+    text = " ".join(diff.warnings)
+    for word in ("provider", "https://other.example", "faults", "wrong_iss", "profile",
+                 "fapi-ciba", "selection", "1 test(s) only in the old run"):
+        assert word in text, (word, diff.warnings)
+    assert diff.render().startswith("WARNING")
+
+
+def test_a_latency_change_needs_enough_samples() -> None:
+    old, new = _load(token=100.0), _load(token=300.0)
+    for doc in (old, new):
+        doc["requests"]["token"]["count"] = 5
+    diff = diff_results(old, new)
+    assert diff.regressions == []
+    assert any("too few samples" in e.note for e in diff.changes), diff.changes
+    for doc in (old, new):
+        doc["requests"]["token"]["count"] = 200
+    assert [e.key for e in diff_results(old, new).regressions] == ["token p95"]
+
+
+def test_the_harness_own_traffic_is_never_a_regression() -> None:
+    old = _load(**{"POST device approve": 100.0, "POST device deny": 100.0})
+    new = _load(**{"POST device approve": 900.0, "POST device deny": 900.0})
+    for name in new["requests"]:
+        new["requests"][name]["failure_ratio"] = 0.5
+    diff = diff_results(old, new)
+    assert diff.regressions == [] and diff.exit_code == 0
+    assert all("harness" in e.note for e in diff.changes if "device" in e.key), diff.changes
