@@ -27,3 +27,15 @@ def flow_callbacks(inbox, flow, *, timeout, count=1, expected=False):
 
     notes = guarded_callback_wait(inbox, wait, timeout=timeout) if expected else wait()
     return [n for n in notes if n.path != REDIRECT_TARGET_PATH]
+
+
+def redirected_callbacks(inbox, flow, *, timeout):
+    """Callbacks of this flow that reached the redirect target (a followed redirect): matched
+    by the flow's bearer token or auth_req_id, so other tests' callbacks (tests run
+    concurrently, _early.py) never count."""
+    return inbox.wait_for_flow(
+        token=flow.notification_token,
+        auth_req_id=flow.auth_req_id,
+        path=REDIRECT_TARGET_PATH,
+        timeout=timeout,
+    )

@@ -22,10 +22,9 @@ from ciba_harness._checks_delivery import (
     token_error_is,
 )
 from ciba_harness._choices import record_choice
-from ciba_harness._receiver import REDIRECT_TARGET_PATH
 from ciba_harness.pytest_plugin import require_client
 
-from ._callbacks import flow_callbacks, notification_wait
+from ._callbacks import flow_callbacks, notification_wait, redirected_callbacks
 
 pytestmark = pytest.mark.ping
 
@@ -154,15 +153,14 @@ def test_slow_endpoint_does_not_hold_tokens(ciba, ciba_config, ciba_inbox, ping_
 def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, ping_client):
     """The notification endpoint answers 307 to another harness URL: the provider never
     calls that URL (SSRF guard)."""
-    before = len(ciba_inbox.received(path=REDIRECT_TARGET_PATH))
     behaviour = EndpointBehaviour(status=307, redirect_to=ciba_receiver.redirect_target)
     flow = ciba.start(ping_client, behaviour=behaviour)
     ciba.approve(flow)
     expect_ping(ciba, ciba_config, ciba_inbox, flow)
-    hits = ciba_inbox.wait_for(path=REDIRECT_TARGET_PATH, timeout=QUIET_WINDOW, count=before + 1)
+    hits = redirected_callbacks(ciba_inbox, flow, timeout=QUIET_WINDOW)
     ciba.check(
         no_callback_for_flow,
-        hits[before:],
+        hits,
         requirement="CIBA-PING-06",
         title="The provider followed the notification endpoint's redirect",
     )
