@@ -59,8 +59,9 @@ pytestmark = [
 ]
 
 #: statuses an HTTP layer answers before any OAuth processing (wrong method, body too large,
-#: unsupported media type, URI or headers too long): a refusal whatever the body holds
-HTTP_LEVEL = frozenset({405, 411, 413, 414, 415, 431})
+#: unsupported media type, URI or headers too long, a gateway's rate limit, RFC 6585 §4): a
+#: refusal whatever the body holds
+HTTP_LEVEL = frozenset({405, 411, 413, 414, 415, 429, 431})
 #: CIBA §13: error code -> (allowed statuses, requirement row)
 BACKCHANNEL_STATUS: dict[str, tuple[frozenset[int], str]] = {
     "invalid_request": (frozenset({400}), "CIBA-AERR-04"),
