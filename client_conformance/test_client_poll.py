@@ -116,6 +116,8 @@ ID_TOKEN_CASES = [
     ("poll_secondary_aud", "CIBA-RP-45", "an ID token also for an untrusted audience",
      Severity.FAILURE),
     ("poll_missing_exp", "CIBA-RP-46", "an ID token without exp", Severity.FAILURE),
+    ("poll_alternate_alg", "CIBA-RP-49", "an ID token signed with an alg the OP does not "
+     "announce", Severity.WARNING),
 ]
 
 

@@ -122,7 +122,11 @@ def test_client_fault_matrix(tmp_path: Path) -> None:
         missed = expected - set(seen)
         extra = {r: v for r, v in seen.items() if r not in expected}
         if missed or extra:
-            problems.append(f"faults {group}: missed {sorted(missed)}, also flagged {extra}")
+            harness = [f"{t['nodeid']}: {(t.get('failure') or {}).get('title')}"
+                       for t in result["tests"] if t.get("outcome") in ("failed", "error")
+                       and not (t.get("failure") or {}).get("requirement")]
+            problems.append(f"faults {group}: missed {sorted(missed)}, also flagged {extra}"
+                            + "".join(f"\n  harness-side: {h}" for h in harness))
     assert not problems, "\n".join(problems)
 
 

@@ -30,6 +30,7 @@ ID_TOKEN_VARIANTS = frozenset(
         "missing_aud",
         "missing_exp",
         "aud_array",  # aud = [client_id]: valid
+        "alternate_alg",  # RS256 with a published RSA key, while ES256 is announced
         "secondary_aud",  # aud = [client_id, an untrusted audience]
     }
 )
@@ -98,6 +99,7 @@ BEHAVIOURS: dict[str, Behaviour] = _b(
     Behaviour("poll_missing_exp", "poll", id_token="missing_exp"),
     Behaviour("poll_secondary_aud", "poll", id_token="secondary_aud"),
     Behaviour("poll_aud_array", "poll", id_token="aud_array"),
+    Behaviour("poll_alternate_alg", "poll", id_token="alternate_alg"),
     Behaviour("poll_rotated_key", "poll", id_token="rotated_key"),
     Behaviour("ping_faithful", "ping"),
     Behaviour("ping_wrong_bearer", "ping", notification="wrong_bearer_first"),

@@ -79,7 +79,11 @@ class HttpClientDriver:
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     name: str = "http"
-    _http: httpx.Client = field(default_factory=httpx.Client, repr=False)
+    # No keep-alive: the client under test may close idle connections at any moment.
+    _http: httpx.Client = field(
+        default_factory=lambda: httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)),
+        repr=False,
+    )
 
     def start_flow(self, flow: FlowRequest, timeout: float) -> FlowOutcome | None:
         try:

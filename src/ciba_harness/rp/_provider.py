@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -141,6 +141,7 @@ class ClientTestProvider:
         self._signing = _new_key()
         self._rotated = _new_key()
         self._foreign = _new_key()
+        self._rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._rotated_published = False
         self.run: Recording | None = None
         self._server: BackgroundServer | None = None
@@ -184,7 +185,8 @@ class ClientTestProvider:
     # --- keys and tokens --------------------------------------------------------------------
 
     def jwks(self) -> dict[str, Any]:
-        keys = [self._jwk(self._signing, "rp-test-1")]
+        keys = [self._jwk(self._signing, "rp-test-1"),
+                {**public_jwk(self._rsa.public_key()), "kid": "rp-test-rsa", "use": "sig"}]
         if self._rotated_published:
             keys.append(self._jwk(self._rotated, "rp-test-2"))
         return {"keys": keys}
@@ -231,6 +233,9 @@ class ClientTestProvider:
             key, kid = self._foreign, "foreign-1"
         elif variant == "rotated_key":
             key, kid = self._rotated, "rp-test-2"
+        elif variant == "alternate_alg":
+            claims["at_hash"] = half_hash(access_token, "RS256")
+            return sign(claims, "RS256", self._rsa, "rp-test-rsa")
         if variant == "alg_none":
             head = b64url_encode(json.dumps({"alg": "none", "typ": "JWT"}).encode())
             body = b64url_encode(json.dumps(claims, separators=(",", ":")).encode())
@@ -492,7 +497,9 @@ class ClientTestProvider:
             callback.error = "the client registered no notification endpoint"
             return
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+            # No keep-alive: the client's endpoint may close idle connections any time.
+            self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False,
+                                           limits=httpx.Limits(max_keepalive_connections=0))
         body = json.dumps(payload).encode()
         headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
         if bearer is not None:

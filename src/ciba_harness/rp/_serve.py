@@ -46,6 +46,9 @@ def serve_in_thread(
     config = uvicorn.Config(
         app, log_config=None, log_level="warning", access_log=False, lifespan="off",
         timeout_graceful_shutdown=1,
+        # Longer than any client's idle keep-alive (httpx: 5 s), so a poll after a 5 s
+        # interval never races the server closing that connection.
+        timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(

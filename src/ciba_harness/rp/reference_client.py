@@ -94,6 +94,7 @@ CLIENT_FAULTS: dict[str, ClientFault] = _faults(
     ("skips_exp", "does not check exp", "CIBA-RP-46"),
     ("tokens_from_error_response", "takes tokens from any response that carries them",
      "CIBA-RP-47"),
+    ("accepts_any_alg", "accepts any signing alg its JWKS key fits", "CIBA-RP-49"),
 )
 
 
@@ -438,6 +439,9 @@ class ReferenceClient:
             if "accepts_alg_none" in self.faults:
                 return unverified
             raise RefusedFlow("id_token: alg none")
+        announced = (self._metadata or {}).get("id_token_signing_alg_values_supported", ["RS256"])
+        if header.get("alg") not in announced and "accepts_any_alg" not in self.faults:
+            raise RefusedFlow(f"id_token: alg {header.get('alg')} is not announced by the OP")
         kid = header.get("kid")
         key = await self._key(http, kid)
         if key is None:
