@@ -288,3 +288,26 @@ def test_interrupt():
     results = _results(report)
     assert results["interrupted"] is True
     assert not [w for w in results["warnings"] if w["requirement"] == "CIBA-PING-02"]
+
+
+def test_hypothesis_statistics_of_nested_given(pytester: pytest.Pytester) -> None:
+    """The fuzz suites apply @given inside the test (settings from the session's profile):
+    `--hypothesis-show-statistics` still shows their statistics."""
+    pytester.makepyfile(test_suite="""
+from hypothesis import event, given, strategies as st
+
+def test_nested(ciba_fuzz):
+    @ciba_fuzz.settings
+    @given(st.integers())
+    def run(number):
+        event("even" if number % 2 == 0 else "odd")
+
+    ciba_fuzz.budget().run(run)
+""")
+    result = pytester.runpytest_subprocess("--hypothesis-show-statistics", "--ciba-no-report",
+                                           "--ciba-fuzz-examples", "20", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str()
+    section = output[output.index("Hypothesis Statistics"):]
+    assert "test_suite.py::test_nested" in section, section
+    assert "20 passing" in section and "even" in section, section

@@ -122,6 +122,26 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """The fuzz tests apply @given inside the test, so Hypothesis' own plugin does not see
+    them as Hypothesis tests: collect their statistics here, where it would, so that
+    `--hypothesis-show-statistics` shows them (one block per property the test ran)."""
+    if "ciba_fuzz" not in getattr(item, "fixturenames", ()):
+        return (yield)
+    from hypothesis.statistics import collector, describe_statistics
+
+    blocks: list[str] = []
+
+    def note_statistics(stats: dict[str, object]) -> None:
+        stats["nodeid"] = item.nodeid
+        blocks.append(describe_statistics(stats))  # type: ignore[arg-type]
+        item.hypothesis_statistics = "\n".join(blocks)  # type: ignore[attr-defined]
+
+    with collector.with_value(note_statistics):  # type: ignore[arg-type]
+        return (yield)
+
+
 def selected_profile(config: pytest.Config) -> FuzzProfile:
     profile = PROFILES[config.getoption("ciba_fuzz_profile") or default_profile_name()]
     examples = config.getoption("ciba_fuzz_examples")
