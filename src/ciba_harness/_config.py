@@ -132,6 +132,12 @@ class UsersConfig:
     expired_login_hint_token: str | None = None
     unknown_login_hint_token: str | None = None
     login_hint_token_hs256_key: str | None = field(default=None, repr=False)
+    # How the harness mints login_hint_tokens: HS256 with the provider's key (the reference
+    # provider's default), or a JWS signed by the requesting client.
+    login_hint_token_format: str = "provider_hs256"
+
+
+LOGIN_HINT_TOKEN_FORMATS = ("provider_hs256", "client_signed")
 
 
 @dataclass(frozen=True)
@@ -491,6 +497,9 @@ def _read_config(root: _Reader) -> ProviderConfig:
             expired_login_hint_token=users.text("expired_login_hint_token"),
             unknown_login_hint_token=users.text("unknown_login_hint_token"),
             login_hint_token_hs256_key=users.text("login_hint_token_hs256_key"),
+            login_hint_token_format=users.choice(
+                "login_hint_token_format", LOGIN_HINT_TOKEN_FORMATS, "provider_hs256"
+            ),
         ),
         device=device,
         receiver=_load_receiver(receiver),

@@ -432,6 +432,12 @@ def ciba(ciba_session: CibaSession, request: pytest.FixtureRequest) -> Iterator[
     client = ciba_session.client.fork()
     reset_choices()
     yield client
+    if any(getattr(e, "retried", None) for e in client.recorder.exchanges):
+        from ._choices import record_choice
+
+        # RFC 9112 §9.3: a server may close an idle connection (the client retried once).
+        record_choice("keep_alive", "closes idle keep-alive connections",
+                      "a reused connection failed before any answer; sent again on a new one")
     request.node.stash[_methods_key] = sorted(client.recorder.auth_methods)
     request.node.stash[_choices_key] = reset_choices()
     request.node.stash[_outcomes_key] = (

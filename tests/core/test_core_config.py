@@ -524,3 +524,14 @@ def test_encrypted_key_file(tmp_path: Path) -> None:
         'private_key = "enc.pem"\n',
     )
     assert_key(error, "clients[1].private_key", "enc.pem")
+
+
+def test_login_hint_token_format(tmp_path: Path) -> None:
+    """[users] login_hint_token_format: how the harness mints login_hint_tokens (the
+    provider's HS256 key, or signed by the requesting client)."""
+    assert load_text(tmp_path, BASE).users.login_hint_token_format == "provider_hs256"
+    signed = BASE.replace('login_hint = "alice"',
+                          'login_hint = "alice"\nlogin_hint_token_format = "client_signed"')
+    assert load_text(tmp_path, signed).users.login_hint_token_format == "client_signed"
+    with pytest.raises(ConfigError, match="users.login_hint_token_format.*must be one of"):
+        load_text(tmp_path, signed.replace('"client_signed"', '"jwe"'))
