@@ -27,7 +27,7 @@ from ciba_harness import default_profile_path
 from ciba_harness.provider import start_provider
 from ciba_harness.provider.policies import COMBINATIONS, POLICIES, resolve_policies
 
-PARALLEL_SUITES = 8
+PARALLEL_SUITES = 10
 #: what the harness must be told about a variant (keys added to the profile's tables)
 HARNESS_KEYS: dict[str, dict[str, dict[str, str]]] = {
     "login_hint_token_client_signed": {"users": {"login_hint_token_format": "client_signed"}},

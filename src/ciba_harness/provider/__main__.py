@@ -15,7 +15,13 @@ from typing import NoReturn
 
 from .._config import default_profile_path
 from .faults import FAULTS, faults_listing, faults_markdown
-from .policies import PolicyError, policies_listing, policies_markdown, resolve_policies
+from .policies import (
+    PolicyError,
+    active_policies,
+    policies_listing,
+    policies_markdown,
+    resolve_policies,
+)
 from .server import ProviderStartError, start_provider
 from .settings import ProfileError, load_profile
 
@@ -116,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     print(f"ciba reference provider listening on {running.issuer}", flush=True)
+    active = active_policies(running.provider.policy)
+    if active:
+        print(f"policies: {', '.join(active)}", flush=True)
     if running.mtls_base:
         print(f"mTLS endpoints (mtls_endpoint_aliases) on {running.mtls_base}; "
               f"profile {running.profile}", flush=True)

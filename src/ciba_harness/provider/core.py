@@ -35,7 +35,12 @@ from starlette.responses import Response
 from . import jose
 from .errors import OAuthError, invalid_client, invalid_request
 from .forms import Form, read_form, read_json_object
-from .policies import EXTRA_ACK_MEMBERS, EXTRA_TOKEN_MEMBERS, ProviderPolicy
+from .policies import (
+    EXTRA_ACK_MEMBERS,
+    EXTRA_TOKEN_MEMBERS,
+    ROTATE_EVERY_ID_TOKENS,
+    ProviderPolicy,
+)
 from .settings import (
     AUTH_METHODS,
     DELIVERY_MODES,
@@ -331,8 +336,6 @@ class Signer:
         return self._jwks
 
     def _rotate(self) -> None:
-        from .policies import ROTATE_EVERY_ID_TOKENS
-
         if self.rotation == "off" or self.signed == 0 or self.signed % ROTATE_EVERY_ID_TOKENS:
             return
         if isinstance(self.private, rsa.RSAPrivateKey):

@@ -226,7 +226,8 @@ _CATALOGUE: tuple[Policy, ...] = (
         "CIBA-AUTH-28 (user_code from other clients)", "strict"),
     Policy(
         "no_error_description", "error_description", False,
-        "error responses carry only error (no error_description)",
+        "errors of the backchannel, token, introspection and registration endpoints (and "
+        "405s) carry only error, no error_description",
         "RFC 6749 §5.2 and CIBA §13: error_description OPTIONAL",
         "every error check (CIBA-AERR-*, CIBA-TOKEN-21)", "lenient"),
     Policy(
