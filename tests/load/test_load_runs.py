@@ -204,3 +204,52 @@ def test_capacity_search_against_the_embedded_provider(tmp_path: Path) -> None:
     html = (tmp_path / "ciba-load-report.html").read_text("utf-8")
     assert 'id="capacity"' in html and "Offered flows/s" in html
     assert 'alt="capacity search: offered rate against latency and errors"' in html
+
+
+def test_capacity_search_with_a_master_and_two_workers(tmp_path: Path) -> None:
+    """The search on the master: each step's rate reaches both workers (each takes half),
+    the steps are judged on the merged stats, and the workers' CPU is in the figures."""
+    port = _free_port()
+    with EmbeddedProvider() as provider:
+        locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+        master = subprocess.Popen(
+            [*locust, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+             "--expect-workers", "2", "--headless", "-u", "4", "-t", "30s",
+             "--ciba-issuer", provider.issuer, "--ciba-mix", "poll", "--ciba-find-capacity",
+             "--ciba-approval-delay", "fixed:0.1", "--ciba-deny-share", "0",
+             "--ciba-expire-share", "0", "--ciba-capacity-start", "4", "--ciba-capacity-growth", "3",
+             "--ciba-capacity-step-time", "6", "--ciba-capacity-settle", "2",
+             "--ciba-capacity-max-steps", "3", "--ciba-p95-time-to-token-ms", "5000",
+             "--csv", str(tmp_path / "dist"), "--only-summary"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        )
+        workers = [
+            subprocess.Popen(
+                [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+            )
+            for _ in range(2)
+        ]
+        try:
+            out, err = master.communicate(timeout=TIMEOUT)
+            worker_logs = [w.communicate(timeout=30)[1] for w in workers]
+        finally:
+            for process in (master, *workers):
+                if process.poll() is None:
+                    process.kill()
+                    process.wait(5)
+    shown = f"{err[-4000:]}\n" + "\n".join(log[-2000:] for log in worker_logs)
+    assert master.returncode == 0, shown
+    final = json.loads((tmp_path / "dist_final.json").read_text())
+    capacity = final["capacity"]
+    assert capacity["processes"] == 2, shown
+    steps = capacity["steps"]
+    assert 1 <= len(steps) <= 3 and steps[0]["rate"] == 4.0, steps
+    assert all(step["flows"] > 0 for step in steps), steps
+    if len(steps) > 1 and steps[1]["rate"] > steps[0]["rate"]:
+        assert steps[1]["achieved_rate"] > steps[0]["achieved_rate"], steps
+    assert any(step["generator_cpu"] is not None for step in steps), steps
+    assert len(final["generator"]["processes"]) == 2  # one row per worker
+    for log in worker_logs:
+        tokens = re.findall(r"ciba-load worker summary: flows started \d+, tokens (\d+)", log)
+        assert tokens and int(tokens[-1]) > 0, log[-2000:]

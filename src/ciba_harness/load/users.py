@@ -131,7 +131,9 @@ def _ensure_context(environment: Any, *, from_user: bool = False) -> LoadContext
             context.config.issuer,
             ", ".join(sorted(context.clients)),
             ", ".join(label for label, _ in context.storm_clients),
-            f", open model {settings.arrival_rate:g} flows/s" if context.scheduler else "",
+            f", open model {context.scheduler.rate:g} flows/s in this process"
+            + (" (capacity search: stepped)" if settings.capacity else "")
+            if context.scheduler else "",
         )
         return context
 
@@ -727,7 +729,10 @@ class CapacityShape(LoadTestShape):
         assert self.runner is not None
         settings = self._settings()
         search = self.search or CapacitySearch(settings.capacity or CapacityPlan())
-        processes = len(list(self.runner.clients.all)) if isinstance(self.runner, MasterRunner) else 1
+        processes = 1
+        if isinstance(self.runner, MasterRunner):  # the workers have quit by now: count reports
+            processes = max(len(_state["worker_cpu"]),
+                            int(getattr(self.runner.environment.parsed_options, "expect_workers", 1) or 1))
         if search.stop_reason is None:
             search.stop_reason = "stopped"
         return search.result(settings.thresholds, elapsed=float(self.get_run_time()),  # type: ignore[no-untyped-call]
