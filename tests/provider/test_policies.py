@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from provider_helpers import (
@@ -405,6 +406,25 @@ def test_cli_policy_options() -> None:
     assert "Traceback" not in bad.stderr
 
 
+def test_cli_serves_the_policy_over_http() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ciba_harness.provider", "--port", "0", "--policy", "no_interval"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    try:
+        assert proc.stdout is not None
+        issuer = proc.stdout.readline().split()[-1]
+        assert proc.stdout.readline().strip() == "policies: no_interval"
+        secret = CLIENTS["poll-basic"]["client_secret"]
+        ack = httpx.post(f"{issuer}/backchannel", auth=("poll-basic", secret),
+                         data={"scope": "openid", "login_hint": "alice"}, timeout=10)
+        assert ack.status_code == 200 and "interval" not in ack.json()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
 def test_docs_table_is_current() -> None:
     doc = (REPO / "docs" / "policies.md").read_text()
     assert policies_markdown() in doc, "regenerate: python -m ciba_harness.provider --policies-markdown"
@@ -413,7 +433,6 @@ def test_docs_table_is_current() -> None:
 def test_fault_tenants_inherit_the_policy(settings: ProviderSettings) -> None:
     app = create_app(settings, issuer="http://x", fault_tenants=True, policies=["no_interval"])
     assert all(not t.policy.ack_interval for t in app.state.tenants.values())
-
 
 
 @pytest.mark.asyncio
