@@ -83,9 +83,18 @@ def fault_groups(faults: list[str], size: int) -> list[tuple[str, ...]]:
     return [(name,) for name in solo] + [tuple(g) for g in groups if g]
 
 
+#: requirement -> what the plugin preflight says when it refuses to run the suite for it (a
+#: provider without a backchannel endpoint is no CIBA provider: one usage error, exit 4,
+#: no results.json; that refusal is the detection)
+PREFLIGHT_DETECTS = {"CIBA-DISC-02": "has no backchannel_authentication_endpoint"}
+
+
 def judge(group: tuple[str, ...], results: dict[str, Any] | None, output: str) -> list[str]:
     """The problems of one run; empty when every fault is detected and attributed."""
     if results is None:
+        said = [PREFLIGHT_DETECTS.get(FAULTS[name].requirement) for name in group]
+        if all(said) and all(phrase in output for phrase in said if phrase):
+            return []
         return [f"{'+'.join(group)}: no results.json\n{output[-1500:]}"]
     broken = {FAULTS[name].requirement: name for name in group}
     verdicts = {r["id"]: r["verdict"] for r in results["requirements"]}
