@@ -313,6 +313,19 @@ def robustness_problems(
     return problems
 
 
+PREFLIGHT = "ERROR: ciba-harness: "
+
+
+def preflight_lines(run: SuiteRun) -> list[str]:
+    """The plugin's preflight refusal (one usage error line), if the run was refused."""
+    return [line for line in run.output.splitlines() if line.startswith(PREFLIGHT)]
+
+
+def refused_before_running(run: SuiteRun) -> bool:
+    """pytest stopped with a usage error (exit 4) before any test: the preflight's verdict."""
+    return run.returncode == 4 and run.results is None and bool(preflight_lines(run))
+
+
 def _texts(failure: dict[str, Any]) -> str:
     return (
         f"[{failure.get('requirement')}] {failure.get('kind')}: {failure.get('title')} "

@@ -21,10 +21,13 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from hostile_helpers import (  # noqa: E402
     MAX_WAIT,
+    PREFLIGHT,
     REQUEST_TIMEOUT,
     SLACK,
     SuiteRun,
     budget_profile,
+    preflight_lines,
+    refused_before_running,
     robustness_problems,
     run_cases,
 )
@@ -35,6 +38,12 @@ BEGIN, END = "<!-- measured:begin -->", "<!-- measured:end -->"
 
 
 def verdict(run: SuiteRun) -> str:
+    if refused_before_running(run):
+        line = preflight_lines(run)[0].removeprefix(PREFLIGHT).split(" — ")[0]
+        issuer = re.search(r"http://127\.0\.0\.1:\d+", line)
+        if issuer:
+            line = line.replace(issuer.group(0), "")
+        return f"stopped before the run (exit 4): {line[:100]}".replace("|", "/")
     if run.results is None:
         return "**no results.json**"
     if not run.failures:
@@ -61,8 +70,15 @@ def verdict(run: SuiteRun) -> str:
 
 
 def seconds(run: SuiteRun, endpoint: str) -> float:
-    if endpoint == "notification":
-        return max((t.get("duration") or 0.0 for t in run.tests), default=0.0)
+    if refused_before_running(run):  # no exchange recorded: the server's view of its answers
+        spans = [h.finished - h.started for h in run.hits
+                 if h.endpoint == endpoint and h.finished is not None]
+        return max(spans, default=0.0)
+    if endpoint == "notification":  # a test started early (_early.py) ran its body apart
+        return max(
+            (max(t.get("duration") or 0.0, t.get("early_seconds") or 0.0) for t in run.tests),
+            default=0.0,
+        )
     exchanges = run.exchanges(endpoint)
     return max((e["elapsed_ms"] for e in exchanges), default=0.0) / 1000
 
@@ -81,7 +97,8 @@ def table(runs: dict[str, SuiteRun]) -> str:
         limit = 2 * MAX_WAIT + 2 * REQUEST_TIMEOUT if endpoint == "notification" else (
             REQUEST_TIMEOUT + SLACK
         )
-        bounded = "yes" if took <= limit and not robustness_problems(run) else "**no**"
+        clean = refused_before_running(run) or not robustness_problems(run)
+        bounded = "yes" if took <= limit and clean else "**no**"
         shown = f"{took * 1000:.0f} ms" if took < 1 else f"{took:.2f} s"
         lines.append(f"| {endpoint} | `{behaviour}` | {verdict(run)} | {shown} | {bounded} |")
     return "\n".join(lines)

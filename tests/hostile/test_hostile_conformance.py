@@ -22,6 +22,8 @@ from hostile_helpers import (
     budget_profile,
     failure_texts,
     mentions,
+    preflight_lines,
+    refused_before_running,
     robustness_problems,
     run_cases,
 )
@@ -97,11 +99,12 @@ CASES = [
     Case.of("discovery", "not_http", DISCOVERY, *DISCONNECTED, "RemoteProtocolError"),
     Case.of("discovery", "html", DISCOVERY, *DISCOVERY_UNUSABLE),
     Case.of("discovery", "not_json", DISCOVERY, *DISCOVERY_UNUSABLE),
-    Case.of("discovery", "huge", DISCOVERY, *DISCOVERY_UNUSABLE),
+    Case.of("discovery", "huge", DISCOVERY, *DISCOVERY_UNUSABLE, "response body larger than"),
     Case.of("discovery", "deep_json", DISCOVERY, *DISCOVERY_UNUSABLE),
     Case.of("discovery", "redirect_loop", DISCOVERY, *DISCOVERY_UNUSABLE),
     Case.of("discovery", "json_array", DISCOVERY, *DISCOVERY_UNUSABLE),
-    Case.of("discovery", "no_backchannel_endpoint", DISCOVERY, "CIBA-DISC-02"),
+    Case.of("discovery", "no_backchannel_endpoint", DISCOVERY, "CIBA-DISC-02",
+            "has no backchannel_authentication_endpoint"),
     Case.of("discovery", "dead_endpoints", DISCOVERY, "Connection refused", "CIBA-ACK-01"),
     # --- keys ---------------------------------------------------------------------------------
     Case.of("jwks", "hang", JWKS, "is not usable: no answer within 1 s"),
@@ -153,9 +156,17 @@ def test_hostile_provider_gets_a_bounded_clear_verdict(
     case: Case, runs: dict[str, SuiteRun]
 ) -> None:
     run = runs[case.id]
+    endpoint, behaviour = case.behaviours[0]
+    if endpoint == "discovery" and refused_before_running(run):
+        # The plugin's preflight (as `ciba-harness conformance`): an unusable discovery is one
+        # usage error naming the cause, exit 4, before any test (and so no report files).
+        lines = preflight_lines(run)
+        assert len(lines) == 1 and "Traceback" not in run.output, run.describe()
+        assert any(word in lines[0] for word in case.expect), run.describe()
+        assert any(h.endpoint == "discovery" and h.behaviour != "ok" for h in run.hits)
+        return
     problems = robustness_problems(run)
     assert not problems, "\n".join(problems) + "\n" + run.describe()
-    endpoint, behaviour = case.behaviours[0]
     assert run.hits, f"the hostile server was never asked\n{run.describe()}"
     hostile_hits = [h for h in run.hits if h.endpoint == endpoint and h.behaviour != "ok"]
     assert hostile_hits, f"no request met {endpoint}={behaviour}\n{run.describe()}"
@@ -182,6 +193,8 @@ def test_a_flood_of_stray_callbacks_is_counted_and_warned(runs: dict[str, SuiteR
 def test_case_reports_are_complete(runs: dict[str, SuiteRun]) -> None:
     """Every case wrote results.json (with every selected test) and report.html."""
     for case_id, run in runs.items():
+        if refused_before_running(run):
+            continue  # no test ran (judged above)
         assert run.results is not None, run.describe()
         assert run.results["tests"], f"{case_id}: no test was selected\n{run.describe()}"
         assert Path(run.report_dir, "report.html").stat().st_size > 1000, case_id
