@@ -243,6 +243,16 @@ def _fail_setup(environment: Any, error: Exception) -> None:
 
 
 def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
+    try:
+        _init(environment, runner)
+    finally:
+        # gevent's loop clock stands still until the hub first runs, i.e. since `import
+        # locust`: Locust's -t timer, armed right after this event, would fire early by the
+        # whole start-up (imports, options, this setup; 1-3 s here), cutting short runs
+        gevent.get_hub().loop.update_now()
+
+
+def _init(environment: Any, runner: Any) -> None:
     if environment.parsed_options is None:  # run_single_user without options
         return
     try:
