@@ -189,12 +189,16 @@ async def pragma(env: Env) -> str | None:
     return value
 
 
-async def id_token_alg(env: Env) -> tuple[str, list[str]]:
+async def id_token_alg(env: Env) -> tuple[str, list[str], str | None]:
     claims_ok = await _claims(env)  # verifies against the JWKS
     assert claims_ok["sub"] == "alice"
     _, resp = await env.api.flow()
     header = jwt.get_unverified_header(resp.json()["id_token"])
-    return header["alg"], (await env.api.discovery())["id_token_signing_alg_values_supported"]
+    registered = await env.api.http.post("/register", json={
+        "grant_types": ["urn:openid:params:grant-type:ciba"],
+        "backchannel_token_delivery_mode": "poll", "response_types": []})
+    return (header["alg"], (await env.api.discovery())["id_token_signing_alg_values_supported"],
+            registered.json().get("id_token_signed_response_alg"))
 
 
 async def token_type(env: Env) -> str:
@@ -269,6 +273,21 @@ async def attempts_after_failure(env: Env) -> int:
     return sum(1 for d in env.provider.deliveries if d.auth_req_id == rid)
 
 
+async def scope_member(env: Env) -> tuple[bool, bool]:
+    """(scope in the token response as requested, ... when an unknown value was dropped)."""
+    _, same = await env.api.flow()
+    _, narrowed = await env.api.flow(scope="openid frobnicate")
+    return "scope" in same.json(), "scope" in narrowed.json()
+
+
+async def access_token_shape(env: Env) -> tuple[str | None, int]:
+    _, resp = await env.api.flow()
+    access = resp.json()["access_token"]
+    typ = jwt.get_unverified_header(access)["typ"] if access.count(".") == 2 else None
+    info = await env.api.http.get("/userinfo", headers={"Authorization": f"Bearer {access}"})
+    return typ, info.status_code
+
+
 #: policy -> (observation, under the default, under the policy)
 SCENARIOS: dict[str, tuple[Observe, Any, Any]] = {
     "refresh_token_rotation": (refresh_rotation, (200, False, 200), (200, True, 400)),
@@ -300,8 +319,8 @@ SCENARIOS: dict[str, tuple[Observe, Any, Any]] = {
     "jwks_rotation_drop_old": (id_token_kids, (1, 1, True), (3, 1, True)),
     "login_hint_token_client_signed": (hint_formats, (200, 400), (400, 200)),
     "no_pragma": (pragma, "no-cache", None),
-    "id_token_ps256": (id_token_alg, ("RS256", ["RS256"]), ("PS256", ["PS256"])),
-    "id_token_es256": (id_token_alg, ("RS256", ["RS256"]), ("ES256", ["ES256"])),
+    "id_token_ps256": (id_token_alg, ("RS256", ["RS256"], None), ("PS256", ["PS256"], "PS256")),
+    "id_token_es256": (id_token_alg, ("RS256", ["RS256"], None), ("ES256", ["ES256"], "ES256")),
     "token_type_lowercase": (token_type, "Bearer", "bearer"),
     "extra_response_members": (response_members, (False, False), (True, True)),
     "replay_revokes_tokens": (userinfo_after_replay, 200, 401),
@@ -313,6 +332,8 @@ SCENARIOS: dict[str, tuple[Observe, Any, Any]] = {
     "requested_expiry_ignored": (expires_in_of_request, 30, 120),
     "auth_req_id_dotted": (auth_req_id_shape, (False, True), (True, True)),
     "notification_retry": (attempts_after_failure, 1, 2),
+    "no_scope_when_as_requested": (scope_member, (True, True), (False, True)),
+    "jwt_access_tokens": (access_token_shape, (None, 200), ("at+jwt", 200)),
 }
 
 

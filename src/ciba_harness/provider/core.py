@@ -415,6 +415,8 @@ class Transaction:
     auth_time: float | None = None
     webhook_token: str | None = None
     timer: asyncio.TimerHandle | None = None
+    #: the scope values the client asked for (policy no_scope_when_as_requested)
+    requested_scope: str = ""
     #: policy invalid_grant_after_denial: access_denied was answered once
     denial_reported: bool = False
     #: access and refresh token issued from it (policy replay_revokes_tokens)
@@ -1252,6 +1254,7 @@ class Provider:
             client_id=client.client_id,
             user_id=user_id,
             scope=granted,
+            requested_scope=" ".join(dict.fromkeys(scopes)),
             mode=client.delivery_mode,
             created_at=time.time(),
             expires_at=now + expires_in,
@@ -1589,7 +1592,7 @@ class Provider:
         if grant is None or grant.client_id != client.client_id or grant.expires_at <= now:
             raise OAuthError("invalid_grant", "refresh_token is not valid")
         lifetime = self.settings.access_token_lifetime
-        access = self._new_token()
+        access = self._new_access_token(grant.sub, client.client_id, grant.scope, lifetime)
         self.access_tokens[access] = Grant(
             grant.sub, client.client_id, grant.scope, now + lifetime, cnf
         )
@@ -1615,6 +1618,20 @@ class Provider:
             body["refresh_token"] = rotated
         return json_response(body, 200, self.no_store)
 
+    def _new_access_token(self, sub: str, client_id: str, scope: str, lifetime: int) -> str:
+        """An opaque access token, or under jwt_access_tokens an RFC 9068 JWT."""
+        if self.policy.access_token_format != "jwt" or (
+            self.fapi and "fapi_access_token_low_entropy" in self.faults
+        ):
+            return self._new_token()
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer, "sub": sub, "aud": self.issuer, "client_id": client_id,
+            "scope": scope, "iat": now, "exp": now + lifetime, "jti": secrets.token_urlsafe(16),
+        }
+        return jose.sign(claims, self.signer.alg, self.signer.private, self.signer.kid,
+                         typ="at+jwt")
+
     def _token_type(self, fault: bool = False) -> str:
         if fault:
             return "MAC"
@@ -1636,7 +1653,7 @@ class Provider:
         s = self.settings
         mono, now = time.monotonic(), int(time.time())
         self._purge(mono)
-        access = self._new_token()
+        access = self._new_access_token(tx.user_id, client_id, tx.scope, s.access_token_lifetime)
         refresh: str | None = self._new_token()
         if self.policy.refresh_token_needs_offline_access and (
             "offline_access" not in tx.scope.split()
@@ -1723,6 +1740,10 @@ class Provider:
         }
         if refresh is None:
             del body["refresh_token"]
+        if not self.policy.token_scope_always and set(tx.scope.split()) == set(
+            tx.requested_scope.split()
+        ):
+            del body["scope"]  # RFC 6749 §5.1: OPTIONAL when identical to the requested scope
         if not push and "token_missing_id_token" in f:
             del body["id_token"]
         return body
@@ -2015,6 +2036,10 @@ class Provider:
         if secret is not None:
             response["client_secret"] = secret
             response["client_secret_expires_at"] = 0
+        if id_alg is None and self.signer.alg != "RS256":
+            # policy id_token_ps256 / _es256: the registered value replaces the RS256 default
+            # (RFC 7591 §3.2.1 lets the server substitute metadata values)
+            response["id_token_signed_response_alg"] = self.signer.alg
         if "registration_user_code_not_echoed" in f:
             del response["backchannel_user_code_parameter"]
         return client, response

@@ -105,8 +105,11 @@ def verify(jws: Jws, key: VerifyKey) -> bool:
         return False
 
 
-def sign(claims: dict[str, Any], alg: str, key: PrivateKey | bytes, kid: str | None = None) -> str:
-    header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
+def sign(
+    claims: dict[str, Any], alg: str, key: PrivateKey | bytes, kid: str | None = None,
+    typ: str = "JWT",
+) -> str:
+    header: dict[str, Any] = {"alg": alg, "typ": typ}
     if kid is not None:
         header["kid"] = kid
     head = b64url_encode(json.dumps(header, separators=(",", ":")).encode())

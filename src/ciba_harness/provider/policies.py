@@ -29,6 +29,7 @@ AfterDenial = Literal["access_denied", "invalid_grant"]
 JwksRotation = Literal["off", "keep_old", "drop_old"]
 LoginHintTokenFormat = Literal["provider_hs256", "client_signed"]
 IdTokenAlg = Literal["profile", "PS256", "ES256"]
+AccessTokenFormat = Literal["opaque", "jwt"]
 
 #: binding messages accepted by the strict_binding_message policy (no spaces, 1..20 characters)
 STRICT_BINDING_MESSAGE = r"^[a-zA-Z0-9\-._+/!?#]{1,20}$"
@@ -113,6 +114,10 @@ class ProviderPolicy:
     auth_req_id_dotted: bool = False
     #: a failed ping / push (4xx, 5xx, no connection) is retried once after 1 s
     notification_retry: bool = False
+    #: token responses always carry scope (False: only when it differs from the request)
+    token_scope_always: bool = True
+    #: access tokens: opaque random strings or RFC 9068 JWTs
+    access_token_format: AccessTokenFormat = "opaque"
 
 
 @dataclass(frozen=True)
@@ -302,15 +307,20 @@ _CATALOGUE: tuple[Policy, ...] = (
         "CIBA-TOKEN-15, acknowledgement headers", "lenient"),
     Policy(
         "id_token_ps256", "id_token_alg", "PS256",
-        "ID tokens signed PS256 (the same RSA key); discovery lists only PS256",
-        "OIDC Discovery: id_token_signing_alg_values_supported lists what the OP uses; the "
-        "pre-registered clients are registered with id_token_signed_response_alg PS256",
+        "ID tokens signed PS256 (the same RSA key); discovery lists only PS256; registration "
+        "answers id_token_signed_response_alg PS256",
+        "OIDC Registration §2: id_token_signed_response_alg (default RS256) is client metadata "
+        "the OP registers; RFC 7591 §3.2.1: the server \"MAY reject or replace any of the "
+        "client's requested metadata values\" (the pre-registered clients are registered with "
+        "PS256)",
         "CIBA-IDT-02 (ID token alg)"),
     Policy(
         "id_token_es256", "id_token_alg", "ES256",
-        "ID tokens signed ES256 with a P-256 key of their own; discovery lists only ES256",
-        "OIDC Discovery: id_token_signing_alg_values_supported lists what the OP uses; the "
-        "pre-registered clients are registered with id_token_signed_response_alg ES256",
+        "ID tokens signed ES256 with a P-256 key of their own; discovery lists only ES256; "
+        "registration answers id_token_signed_response_alg ES256",
+        "as id_token_ps256: OIDC Registration §2 id_token_signed_response_alg is registered "
+        "client metadata, RFC 7591 §3.2.1 lets the server replace requested values (the "
+        "pre-registered clients are registered with ES256)",
         "CIBA-IDT-02, JWKS key types"),
     Policy(
         "token_type_lowercase", "token_type_capitalised", False,
@@ -374,6 +384,19 @@ _CATALOGUE: tuple[Policy, ...] = (
         "CIBA §10.2 / §10.3 say nothing about retries (catalogue CIBA-PING-07: retry "
         "behaviour undefined; tokens stay retrievable)",
         "CIBA-PING-07, notification endpoint failure tests"),
+    Policy(
+        "no_scope_when_as_requested", "token_scope_always", False,
+        "token responses omit scope when the granted scope is the requested one",
+        "RFC 6749 §5.1: scope \"OPTIONAL, if identical to the scope requested by the client; "
+        "otherwise, REQUIRED\"",
+        "CIBA-TOKEN-14, granted-scope checks (CIBA-AUTH-05), state machine", "lenient"),
+    Policy(
+        "jwt_access_tokens", "access_token_format", "jwt",
+        "access tokens are RFC 9068 JWTs (typ at+jwt, signed with the ID token key) instead of "
+        "opaque strings",
+        "RFC 6749 §1.4: an access token \"is usually opaque to the client\"; RFC 9068 defines "
+        "the JWT format; at_hash is computed over whatever string is issued",
+        "at_hash checks, token handling, userinfo"),
 )
 
 POLICIES: Mapping[str, Policy] = MappingProxyType({p.name: p for p in _CATALOGUE})
