@@ -222,3 +222,24 @@ def test_wrapper_gives_a_capacity_search_the_time_of_all_its_steps() -> None:
     assert command[command.index("-t") + 1] == "35s" and command.count("-t") == 1
     plain = build_command([], issuer=None, ui=False)
     assert plain[plain.index("-t") + 1] == "20s"
+
+
+def test_an_empty_user_pool_is_the_generator_only_while_the_flows_keep_the_objective() -> None:
+    start = StatsSnapshot.take(0.0, [], [], {})
+
+    def window(p95: int, lag: int) -> StatsWindow:
+        end = StatsSnapshot.take(10.0, [
+            _Entry("CIBA", "time_to_tokens poll", 100, 0, {p95: 100}),
+            _Entry("CIBA", "arrival_lag", 100, 0, {lag: 100}),
+        ], [], {})
+        return StatsWindow(start, end)
+
+    objective = Thresholds(p95_time_to_token_ms=2000)
+    waited, _ = judge_step(window(p95=4000, lag=3000), objective, index=1, phase="climb",
+                           rate=50, users=1000, started_at=0, max_generator_cpu=0.85,
+                           users_exhausted=True)
+    assert waited.generator_limited and waited.limit_reason == "user pool"
+    slow, _ = judge_step(window(p95=8000, lag=3000), objective, index=2, phase="climb",
+                         rate=50, users=1000, started_at=0, max_generator_cpu=0.85,
+                         users_exhausted=True)
+    assert not slow.generator_limited and not slow.passed  # the provider was slow

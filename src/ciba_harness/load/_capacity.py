@@ -82,6 +82,7 @@ class StepResult:
     passed: bool
     generator_limited: bool
     broken: list[str] = field(default_factory=list)  # the verdicts that failed
+    limit_reason: str | None = None  # "cpu" or "user pool" when the generator was the limit
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -239,9 +240,17 @@ def judge_step(
     failed = sum(e.num_failures for e in ended)
     cpu = window.generator_cpu()
     lag_p95 = _merged_percentile(lag, 0.95)
-    # the user pool ran dry: flows waited for a free user, which is the generator's doing
-    pool_limited = users_exhausted and lag_p95 is not None and lag_p95 > 1000.0
-    generator_limited = (cpu is not None and cpu >= max_generator_cpu) or pool_limited
+    p95 = _merged_percentile(tokens, 0.95)
+    # The user pool ran dry and flows waited for a free user: the generator's doing only
+    # when the flows themselves (time to tokens less the wait) kept the objective; a slow
+    # provider also empties the pool, and that is the provider's failure.
+    objective = thresholds.p95_time_to_token_ms or thresholds.p99_time_to_token_ms
+    pool_limited = (
+        users_exhausted and lag_p95 is not None and lag_p95 > 1000.0 and p95 is not None
+        and objective is not None and p95 - lag_p95 <= objective
+    )
+    cpu_limited = cpu is not None and cpu >= max_generator_cpu
+    generator_limited = cpu_limited or pool_limited
     passed = all(v.passed for v in verdicts)
     step = StepResult(
         index=index,
@@ -252,7 +261,7 @@ def judge_step(
         measured_seconds=round(window.seconds, 3),
         flows=flows,
         achieved_rate=round(flows / window.seconds, 4),
-        p95_ms=_merged_percentile(tokens, 0.95),
+        p95_ms=p95,
         p99_ms=_merged_percentile(tokens, 0.99),
         notification_p95_ms=_merged_percentile(notes, 0.95),
         arrival_lag_p95_ms=lag_p95,
@@ -262,6 +271,7 @@ def judge_step(
         generator_cpu=None if cpu is None else round(cpu, 4),
         passed=passed,
         generator_limited=generator_limited,
+        limit_reason="cpu" if cpu_limited else ("user pool" if pool_limited else None),
         broken=[f"{v.row} {v.measure} {v.value:.4g} > {v.limit:g}" if v.measure != "completed flows"
                 else f"{v.row} {v.measure} {v.value:.4g} < {v.limit:g}"
                 for v in verdicts if not v.passed],
@@ -341,13 +351,19 @@ class CapacitySearch:
         knee = self.failing
         capacity = self.passing
         if reason == "generator_saturated":
+            last = limited[-1]
+            why = (
+                f"a load process used {100 * (last.generator_cpu or 0):.0f} % of a core"
+                if last.limit_reason == "cpu" else
+                "its user pool ran dry while the flows themselves kept the objective "
+                "(raise --ciba-capacity-max-users)"
+            )
             verdict = (
-                "the load generator reached its limit at "
-                f"{limited[-1].rate:g} flows/s (CPU {100 * (limited[-1].generator_cpu or 0):.0f} % "
-                "of a core, or its user pool ran dry) before the provider failed the SLO gate: "
-                f"capacity is at least {capacity:g} flows/s; add load processes or machines"
+                f"the load generator reached its limit at {last.rate:g} flows/s ({why}) "
+                f"before the provider failed the SLO gate: capacity is at least {capacity:g} "
+                "flows/s; add load processes or machines"
                 if capacity is not None else
-                "the load generator was the limit from the first step; add load processes"
+                f"the load generator was the limit from the first step ({why})"
             )
         elif capacity is None:
             verdict = "no step passed the SLO gate"
