@@ -14,6 +14,7 @@ from waiting import wait_until
 from ciba_harness import CibaClient, NotificationInbox, load_config
 from ciba_harness._config import ProviderConfig
 from ciba_harness._drivers import WebhookDriver
+from ciba_harness._errors import CibaHarnessError
 from ciba_harness._http import HttpRequest
 from ciba_harness._receiver import NotificationReceiver
 from ciba_harness.provider import RunningProvider, start_provider
@@ -22,10 +23,28 @@ REPO = Path(__file__).resolve().parents[2]
 TLS_PROFILE = REPO / "fixtures" / "profiles" / "reference-tls.toml"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def https_receiver(
+    inbox: NotificationInbox, config: ProviderConfig, public: bool
+) -> NotificationReceiver:
+    """An https receiver on a free port, its public URL naming `localhost` when `public`.
+    The port is chosen before binding (the public URL names it), so another process may take
+    it in between: then try another one."""
+    for _ in range(5):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        try:
+            return NotificationReceiver(
+                inbox,
+                bind=f"127.0.0.1:{port}",
+                public_url=f"https://localhost:{port}" if public else None,
+                certificate=config.receiver.tls_certificate,
+                key=config.receiver.tls_key,
+            )
+        except CibaHarnessError as error:
+            if "cannot listen" not in str(error):
+                raise
+    raise AssertionError("no free port for the receiver in 5 tries")
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +77,7 @@ def test_ping_and_push_reach_the_https_receiver(
     provider: RunningProvider, config: ProviderConfig, name: str, public: bool
 ) -> None:
     inbox = NotificationInbox()
-    port = free_port()
-    with NotificationReceiver(
-        inbox,
-        bind=f"127.0.0.1:{port}",
-        public_url=f"https://localhost:{port}" if public else None,
-        certificate=config.receiver.tls_certificate,
-        key=config.receiver.tls_key,
-    ) as receiver:
+    with https_receiver(inbox, config, public) as receiver:
         assert receiver.url.startswith("https://")
         client = CibaClient(config, inbox=inbox, notification_url=receiver.url)
         try:
