@@ -9,14 +9,13 @@ remaining tests while the report is still written.
 from __future__ import annotations
 
 import multiprocessing
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hostile_helpers import budget_profile, robustness_problems, run_hostile_suite
 
-from ciba_harness import HttpRequest, HttpResponse
+from ciba_harness import HttpRequest, HttpResponse, _health
 from ciba_harness._health import (
     NOTIFICATION,
     EndpointUnavailable,
@@ -91,13 +90,31 @@ def test_answers_never_open_the_breaker_and_reset_the_count(health: SessionHealt
     assert health.report()["breakers"]["token"]["state"] == "closed"
 
 
-def test_a_probe_that_succeeds_closes_the_breaker(tmp_path: Path) -> None:
+class _Clock:
+    """Stands in for the `time` module of _health: only the test moves it, so a loaded machine
+    cannot pass a 0.2 s deadline between two lines."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    fake = _Clock()
+    monkeypatch.setattr(_health, "time", fake)
+    return fake
+
+
+def test_a_probe_that_succeeds_closes_the_breaker(tmp_path: Path, clock: _Clock) -> None:
     health = SessionHealth(tmp_path / "health.json", probe_after=0.2)
     for _ in range(3):
         health.after("token", no_answer())
     with pytest.raises(EndpointUnavailable):
         health.before("token")
-    time.sleep(0.25)
+    clock.now += 0.25
     health.before("token")  # the half-open probe goes through ...
     with pytest.raises(EndpointUnavailable):
         health.before("token")  # ... one at a time
@@ -142,11 +159,11 @@ def test_the_state_is_shared_between_processes(health: SessionHealth) -> None:
     assert health.report()["breakers"]["backchannel"]["failures"] == 3
 
 
-def test_the_run_budget(tmp_path: Path) -> None:
+def test_the_run_budget(tmp_path: Path, clock: _Clock) -> None:
     health = SessionHealth(tmp_path / "health.json", run_timeout=0.2)
     health.before("token")
     assert health.budget_message() is None
-    time.sleep(0.25)
+    clock.now += 0.25
     message = health.budget_message()
     assert message is not None and message.startswith("run budget exhausted")
     with pytest.raises(RunBudgetExhausted):
