@@ -219,7 +219,7 @@ def test_capacity_options_make_a_plan_with_default_objectives() -> None:
 def test_wrapper_gives_a_capacity_search_the_time_of_all_its_steps() -> None:
     command = build_command(["--ciba-find-capacity", "--ciba-capacity-max-steps", "4",
                              "--ciba-capacity-step-time", "5"], issuer=None, ui=False)
-    assert command[command.index("-t") + 1] == "35s" and command.count("-t") == 1
+    assert command[command.index("-t") + 1] == "45s" and command.count("-t") == 1
     plain = build_command([], issuer=None, ui=False)
     assert plain[plain.index("-t") + 1] == "20s"
 

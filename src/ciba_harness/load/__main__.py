@@ -69,11 +69,11 @@ def run_time_seconds(text: str) -> float:
 
 
 def capacity_run_time(args: Sequence[str]) -> str:
-    """-t for a capacity search: every step (--ciba-capacity-max-steps x step time) plus
-    start-up."""
+    """-t for a capacity search: every step (--ciba-capacity-max-steps x step time), the
+    pauses after failed steps (at most a step each, about half the steps), and start-up."""
     steps = float(_value(args, "--ciba-capacity-max-steps") or 10)
     step = float(_value(args, "--ciba-capacity-step-time") or 30)
-    return f"{int(steps * step + 15)}s"
+    return f"{int(steps * step * 1.5 + 15)}s"
 
 
 def build_command(args: Sequence[str], *, issuer: str | None, ui: bool) -> list[str]:

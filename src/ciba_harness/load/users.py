@@ -62,6 +62,7 @@ _state: dict[str, Any] = {
 IDS_KEY = "ciba_auth_req_ids"
 CPU_KEY = "ciba_generator_cpu"  # a worker's (CPU seconds, wall seconds) since its test start
 RATE_MESSAGE = "ciba_capacity_rate"
+PAUSED_RATE = 1e-9  # flows/s while the capacity search lets a failed step drain
 GENERATOR_CPU_LIMIT = 0.85  # share of one core above which the generator is the limit
 FINAL_REPORT_WAIT = 10.0  # seconds the master waits for the workers' last stats
 
@@ -675,6 +676,7 @@ class CapacityShape(LoadTestShape):
         self.users = 0
         self.flow_seconds = 2.0
         self.done = False
+        self.cooling: tuple[float, tuple[float, str]] | None = None  # (until, next step)
 
     def _settings(self) -> LoadSettings:
         assert self.runner is not None
@@ -715,6 +717,12 @@ class CapacityShape(LoadTestShape):
             assert first is not None
             self._start_step(*first, now)
         assert self.plan is not None
+        if self.cooling is not None:
+            if now < self.cooling[0]:
+                return self.users, float(max(20, self.users))
+            rate, phase = self.cooling[1]
+            self.cooling = None
+            self._start_step(rate, phase, now)
         if self.window_start is None and now >= self.step_started + self.plan.settle_seconds:
             self.window_start = self._snapshot()
         if now >= self.step_started + self.plan.step_seconds and self.window_start is not None:
@@ -726,12 +734,23 @@ class CapacityShape(LoadTestShape):
                 users_exhausted=self.users >= self.plan.max_users,
             )
             self.search.record(step)
-            if step.p95_ms:
+            if step.p95_ms and step.passed:  # size the pool on flows that kept the objective
                 self.flow_seconds = max(self.flow_seconds, step.p95_ms / 1000.0)
-            following = self.search.next_step(now)
+            # After a failed step the provider still works off that step's flows: pause the
+            # arrivals until they have drained (at most a step), or they would be judged in
+            # the next, lower step (whose time to tokens counts from their old slots).
+            pause = 0.0 if step.passed else min(
+                self.plan.step_seconds, max(self.plan.settle_seconds, (step.p95_ms or 0) / 1000.0))
+            following = self.search.next_step(now + pause)
             if following is None:
                 self.done = True
                 return None
+            if pause > 0:
+                assert self.runner is not None
+                self.cooling = (now + pause, following)
+                set_arrival_rate(self.runner.environment, PAUSED_RATE)
+                log.info("capacity search: %g s without arrivals (the failed step's flows drain)", pause)
+                return self.users, float(max(20, self.users))
             self._start_step(*following, now)
         return self.users, float(max(20, self.users))
 
