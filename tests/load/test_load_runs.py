@@ -254,3 +254,14 @@ def test_capacity_search_with_a_master_and_two_workers(tmp_path: Path) -> None:
     for log in worker_logs:
         tokens = re.findall(r"ciba-load worker summary: flows started \d+, tokens (\d+)", log)
         assert tokens and int(tokens[-1]) > 0, log[-2000:]
+
+
+def test_run_budget_caps_the_run_time(tmp_path: Path) -> None:
+    """--ciba-run-timeout (else [budgets] run_timeout) bounds a load run: -t 60s stops at 4 s."""
+    started = time.monotonic()
+    result = _wrapper(tmp_path, "--ciba-mix", "poll", "-u", "2", "-r", "2", "-t", "60s",
+                      "--ciba-run-timeout", "4")
+    assert result.returncode == 0, _show(result)
+    assert "exceeds the run budget" in result.stderr
+    assert re.search(r"Run time limit set to 4 seconds", result.stderr), result.stderr[-3000:]
+    assert time.monotonic() - started < 40
