@@ -311,3 +311,26 @@ def test_nested(ciba_fuzz):
     section = output[output.index("Hypothesis Statistics"):]
     assert "test_suite.py::test_nested" in section, section
     assert "20 passing" in section and "even" in section, section
+
+
+def test_plain_pytest_leaves_a_reachable_providers_discovery_to_the_verdicts(
+    pytester: pytest.Pytester,
+) -> None:
+    """The preflight of plain pytest stops on an unreachable provider only: discovery that
+    answers without a backchannel endpoint is the CIBA-DISC-02 verdict, not a usage error."""
+    from ciba_harness import default_profile_path
+    from ciba_harness.provider import start_provider
+
+    provider = start_provider(default_profile_path(),
+                              faults=["discovery_missing_backchannel_endpoint"])
+    try:
+        pytester.makepyfile(test_suite=SUITE)
+        report = pytester.path / "out"
+        result = pytester.runpytest_subprocess(
+            "--ciba-config", str(default_profile_path()), "--ciba-issuer", provider.issuer,
+            "--ciba-report", str(report), "-p", "no:cacheprovider")
+    finally:
+        provider.stop()
+    assert result.ret != pytest.ExitCode.USAGE_ERROR, result.stderr.str()
+    verdicts = {r["id"]: r["verdict"] for r in _results(report)["requirements"]}
+    assert verdicts["CIBA-DISC-02"] == "fail", {k: v for k, v in verdicts.items() if "DISC" in k}

@@ -89,8 +89,11 @@ def preflight(
     *,
     issuer: str | None = None,
     timeout: float | None = None,
+    reachability_only: bool = False,
 ) -> ProviderConfig:
-    """Load and check the user's input; raises CibaHarnessError with one clear message."""
+    """Load and check the user's input; raises CibaHarnessError with one clear message.
+    `reachability_only`: of the provider, check only that discovery answers at all (plain
+    pytest: what the answer says is the suites' verdict, e.g. CIBA-DISC-02)."""
     path = Path(config_path) if config_path else default_profile_path()
     config = load_config(path)
     if issuer:
@@ -101,7 +104,7 @@ def preflight(
     if config.device.driver == "webhook":
         _check_port(config.device.webhook_bind, "[device] webhook_bind", config)
     if not config.embedded:
-        _check_discovery(config, timeout or config.budgets.request_timeout)
+        _check_discovery(config, timeout or config.budgets.request_timeout, reachability_only)
     return config
 
 
@@ -133,7 +136,7 @@ def _check_port(bind: str, key: str, config: ProviderConfig) -> None:
     sock.close()
 
 
-def _check_discovery(config: ProviderConfig, timeout: float) -> None:
+def _check_discovery(config: ProviderConfig, timeout: float, reachability_only: bool) -> None:
     from ._client import HttpxTransport
     from ._discovery import discovery_request
 
@@ -157,6 +160,8 @@ def _check_discovery(config: ProviderConfig, timeout: float) -> None:
         raise CibaHarnessError(
             f"the provider at {config.issuer} is unreachable ({exchange.error}) — {fix_issuer}"
         )
+    if reachability_only:
+        return
     if response.status != 200:
         raise CibaHarnessError(
             f"discovery {request.url} answered HTTP {response.status}, not the provider "

@@ -200,7 +200,8 @@ def _preflight(config: pytest.Config) -> None:
     from ._preflight import describe_config_error, preflight
 
     try:
-        preflight(config_path, issuer=issuer)
+        # What a reachable provider's discovery says stays a verdict (CIBA-DISC-*).
+        preflight(config_path, issuer=issuer, reachability_only=True)
     except ConfigError as exc:
         raise pytest.UsageError(f"ciba-harness: {describe_config_error(exc)}") from None
     except CibaHarnessError as exc:
