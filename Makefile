@@ -20,7 +20,7 @@ conformance: $(STAMP)
 
 ## The project's own tests (what CI runs)
 test: $(STAMP)
-	$(BIN)/ruff check src tests conformance load bench
+	$(BIN)/ruff check src tests conformance client_conformance load bench conftest.py setup.py
 	$(BIN)/mypy
 	$(BIN)/pytest -n 3 --dist loadfile $(ARGS)
 
