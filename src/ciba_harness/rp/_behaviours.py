@@ -22,7 +22,7 @@ ID_TOKEN_VARIANTS = frozenset(
         "wrong_iss",
         "wrong_aud",
         "expired",  # exp ten minutes ago
-        "rotated_key",  # signed by a key published in the JWKS only from now on
+        "rotated_key",  # second flow: signed by a key published in the JWKS only from then on
         "missing_auth_req_id",  # push: no urn:openid:params:jwt:claim:auth_req_id
         "bad_at_hash",
         "bad_rt_hash",
@@ -100,7 +100,7 @@ BEHAVIOURS: dict[str, Behaviour] = _b(
     Behaviour("poll_secondary_aud", "poll", id_token="secondary_aud"),
     Behaviour("poll_aud_array", "poll", id_token="aud_array"),
     Behaviour("poll_alternate_alg", "poll", id_token="alternate_alg"),
-    Behaviour("poll_rotated_key", "poll", id_token="rotated_key"),
+    Behaviour("poll_rotated_key", "poll", id_token="rotated_key", flows=2),
     Behaviour("ping_faithful", "ping"),
     Behaviour("ping_wrong_bearer", "ping", notification="wrong_bearer_first"),
     Behaviour("ping_no_bearer", "ping", notification="no_bearer_first"),

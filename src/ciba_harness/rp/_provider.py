@@ -164,8 +164,6 @@ class ClientTestProvider:
 
     def begin(self, behaviour: Behaviour) -> Recording:
         self.run = Recording(behaviour, time.monotonic(), secrets.token_urlsafe(16))
-        if behaviour.id_token == "rotated_key":
-            self._rotated_published = True
         return self.run
 
     def outcome_url(self, run: Recording) -> str:
@@ -231,7 +229,11 @@ class ClientTestProvider:
             claims["aud"] = [txn.client.client_id, "https://untrusted.example"]
         elif variant == "foreign_kid":
             key, kid = self._foreign, "foreign-1"
-        elif variant == "rotated_key":
+        elif variant == "rotated_key" and self.run is not None and (
+            txn is not self.run.transactions[0]
+        ):
+            # The first flow of the test lets the client cache the JWKS; then the key rolls.
+            self._rotated_published = True
             key, kid = self._rotated, "rp-test-2"
         elif variant == "alternate_alg":
             claims["at_hash"] = half_hash(access_token, "RS256")
