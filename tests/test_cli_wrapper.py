@@ -120,3 +120,5 @@ def test_conformance_help_shows_the_harness_options_first(tmp_path: Path) -> Non
     assert "pytest.main()" not in process.stdout
     first_pytest_option = process.stdout.index("--collect-only")
     assert process.stdout.index("--ciba-config") < first_pytest_option
+    # the whole option group of the harness, as pytest knows it (fuzz options included)
+    assert process.stdout.index("--ciba-fuzz-profile") < first_pytest_option

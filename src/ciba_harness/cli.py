@@ -24,10 +24,12 @@ __all__ = ["main"]
 
 USAGE = __doc__ or ""
 CONFORMANCE_PROG = "ciba-harness conformance"
+HARNESS_GROUP = "CIBA conformance (ciba-harness):"  # the plugin's option group in pytest's help
 
 
 def _conformance_parser() -> argparse.ArgumentParser:
-    """The harness's own options of `conformance` (the plugin's); everything else is pytest's."""
+    """The options of `conformance` the wrapper reads itself (for its preflight and default
+    report folder); pytest parses them again with all the others."""
     parser = argparse.ArgumentParser(
         prog=CONFORMANCE_PROG,
         usage=f"{CONFORMANCE_PROG} [--ciba-config FILE] [--ciba-report DIR] [pytest options]",
@@ -44,12 +46,6 @@ def _conformance_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ciba-report", metavar="DIR",
                         help="write results.json, junit.xml, report.html here (reports/out)")
     parser.add_argument("--ciba-no-report", action="store_true", help="write no report files")
-    parser.add_argument("--ciba-profile", choices=("ciba", "fapi-ciba"),
-                        help="override the config's profile")
-    parser.add_argument("--ciba-strict", action="store_true",
-                        help="treat warnings (SHOULD, tolerated deviations) as failures")
-    parser.add_argument("--ciba-fault", metavar="NAME", action="append",
-                        help="start the embedded provider with this fault (repeatable)")
     return parser
 
 
@@ -109,19 +105,29 @@ def _conformance(args: list[str]) -> int:
 
 
 def _conformance_help(suites: Path) -> int:
-    """The harness's options first, then pytest's (all accepted)."""
+    """Usage, then the harness's own options (the plugin's option group, as pytest lists
+    it: always complete), then the rest of pytest's help (all accepted)."""
     import contextlib
     import io
+    import textwrap
 
-    _conformance_parser().print_help()
+    parser = _conformance_parser()
+    print(parser.format_usage().rstrip())
+    print("\n" + textwrap.fill(parser.description or "", width=88) + "\n")
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
         code = pytest.main([str(suites), "-p", "no:locust", "--help"])
-    text = captured.getvalue()
-    first, _, rest = text.partition("\n")
-    if first.startswith("usage: "):
-        text = rest
-    print(f"\npytest options (all accepted by {CONFORMANCE_PROG}):{text}")
+    lines = captured.getvalue().splitlines()
+    if lines and lines[0].startswith("usage: "):
+        lines = lines[1:]  # pytest.main()'s usage line
+    start = next((i for i, line in enumerate(lines) if line.startswith(HARNESS_GROUP)), None)
+    if start is not None:
+        end = next((i for i in range(start + 1, len(lines))
+                    if lines[i] and not lines[i].startswith(" ")), len(lines))
+        print("\n".join(lines[start:end]).rstrip())
+        lines = lines[:start] + lines[end:]
+    print(f"\npytest options (all accepted by {CONFORMANCE_PROG}):")
+    print("\n".join(lines))
     return int(code)
 
 
