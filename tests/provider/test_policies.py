@@ -388,7 +388,8 @@ def test_keep_alive_1s_closes_idle_connections(settings: ProviderSettings) -> No
 
 
 def test_unknown_policy_names_are_refused_with_a_suggestion(settings: ProviderSettings) -> None:
-    with pytest.raises(PolicyError, match=r"unknown policy 'no_intervall' \(did you mean 'no_interval'\?\)"):
+    suggestion = r"unknown policy 'no_intervall' \(did you mean 'no_interval'\?\)"
+    with pytest.raises(PolicyError, match=suggestion):
         resolve_policies(["no_intervall"])
     with pytest.raises(PolicyError, match="conflict"):
         resolve_policies(["unknown_scope_kept", "unknown_scope_refused"])
@@ -448,7 +449,9 @@ def test_cli_serves_the_policy_over_http() -> None:
 
 def test_docs_table_is_current() -> None:
     doc = (REPO / "docs" / "policies.md").read_text()
-    assert policies_markdown() in doc, "regenerate: python -m ciba_harness.provider --policies-markdown"
+    assert policies_markdown() in doc, (
+        "regenerate: python -m ciba_harness.provider --policies-markdown"
+    )
 
 
 def test_fault_tenants_inherit_the_policy(settings: ProviderSettings) -> None:
