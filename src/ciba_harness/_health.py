@@ -5,8 +5,9 @@ A provider whose backchannel endpoint hangs costs every test one request timeout
 consecutive *transport* failures (no answer, refused, reset, no complete answer, a 5xx whose
 body is not JSON); after `threshold` of them it opens, and every later request to that
 endpoint fails at once with the cause, the test where the streak began and its first exchange.
-While open, one request now and then (every `probe_after` seconds) is let through: a success
-closes the breaker again. An answer of any kind (a 400 with the wrong error code, an HTML page
+While open, one request now and then is let through as a probe (after `probe_after` seconds,
+then twice as long after each failed probe, at most a minute): a success closes the breaker
+again. An answer of any kind (a 400 with the wrong error code, an HTML page
 with status 200) is a verdict for one request and never counts.
 
 The notification breaker does the same for ping and push: a wait for an expected callback
@@ -53,6 +54,7 @@ __all__ = [
 T = TypeVar("T")
 NOTIFICATION = "notification"
 DEFAULT_THRESHOLD = 3
+MAX_PROBE_WAIT = 60.0  # seconds
 _EVIDENCE_LIMIT = 4000  # characters of the first failing exchange kept in the state file
 
 
@@ -174,15 +176,16 @@ class SessionHealth:
         breaker = self._read()["breakers"].get(endpoint)
         if breaker is None or breaker.get("state") != "open":
             return
-        if time.time() - float(breaker.get("last_attempt", 0)) >= self.probe_after:
+        if time.time() - float(breaker.get("last_attempt", 0)) >= self._probe_wait(breaker):
             probing = False
 
             def claim_probe(state: dict[str, Any]) -> None:
                 nonlocal probing
                 current = state["breakers"].get(endpoint, {})
-                if time.time() - float(current.get("last_attempt", 0)) >= self.probe_after:
+                if time.time() - float(current.get("last_attempt", 0)) >= self._probe_wait(current):
                     current["last_attempt"] = time.time()
                     current["probes"] = int(current.get("probes", 0)) + 1
+                    current["probe_round"] = int(current.get("probe_round", 0)) + 1
                     probing = True
 
             self._update(claim_probe)
@@ -195,6 +198,12 @@ class SessionHealth:
 
         self._update(count_refusal)
         raise EndpointUnavailable(self.describe(endpoint, breaker), evidence=breaker.get("evidence"))
+
+    def _probe_wait(self, breaker: dict[str, Any]) -> float:
+        """Seconds between probes: each failed probe doubles it (a dead endpoint costs a few
+        request timeouts per run, not one every few seconds)."""
+        rounds = int(breaker.get("probe_round", 0))
+        return float(min(MAX_PROBE_WAIT, self.probe_after * 2**rounds))
 
     def after(self, endpoint: str, exchange: Exchange) -> None:
         """Count one exchange with `endpoint`: a transport failure or a success."""
@@ -245,6 +254,7 @@ class SessionHealth:
             if current.get("state") == "open":
                 current["closed_at"] = time.time()
                 current["closed_in"] = self.test
+                current["probe_round"] = 0  # a later opening probes at the first pace again
             current["state"] = "closed"
             current["consecutive"] = 0
 

@@ -244,3 +244,35 @@ def test_the_run_budget_stops_the_remaining_tests_and_the_report_is_written(
     assert stopped, run.describe()
     assert run.results["endpoint_health"]["run_budget_exhausted"] is True
     assert run.returncode == 1
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_failed_probes_space_the_next_ones_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ciba_harness import _health
+
+    clock = FakeTime()
+    monkeypatch.setattr(_health, "time", clock)
+    health = SessionHealth(tmp_path / "health.json", probe_after=5.0)
+    for _ in range(3):
+        health.after("token", no_answer())
+    for wait in (5.0, 10.0, 20.0, 40.0, 60.0, 60.0):  # doubling, at most a minute
+        clock.now += wait - 0.5
+        with pytest.raises(EndpointUnavailable):
+            health.before("token")
+        clock.now += 0.5
+        health.before("token")  # the probe
+        health.after("token", no_answer())
+    health.after("token", answer(200, b"{}"))  # closed; a new streak probes at 5 s again
+    for _ in range(3):
+        health.after("token", no_answer())
+    clock.now += 5.0
+    health.before("token")
