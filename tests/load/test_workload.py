@@ -79,7 +79,7 @@ def test_webhook_driver_serves_poll_flows_with_refresh_and_every_client(tmp_path
     result = subprocess.run(
         [sys.executable, "-m", "ciba_harness.load", "--ciba-config", str(path),
          "--csv", str(tmp_path / "run"), "--html", str(tmp_path / "run.html"), "--only-summary",
-         "--ciba-mix", "poll", "-u", "6", "-r", "6", "-t", "6s",
+         "--ciba-mix", "poll", "-u", "6", "-r", "6", "-t", "8s",
          "--ciba-approval-delay", "lognormal:0.3,0.3", "--ciba-deny-share", "0.2",
          "--ciba-expire-share", "0", "--ciba-refresh-share", "1", "--ciba-refresh-after",
          "fixed:0.2", "--ciba-max-fail-ratio", "0"],
