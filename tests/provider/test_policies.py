@@ -288,6 +288,23 @@ async def access_token_shape(env: Env) -> tuple[str | None, int]:
     return typ, info.status_code
 
 
+async def refresh_id_token(env: Env) -> str | None:
+    """The sub of the ID token the refresh grant returns (None: no ID token)."""
+    _, resp = await env.api.flow()
+    refreshed = await env.api.token("poll-basic", None, grant_type="refresh_token",
+                                    extra=[("refresh_token", resp.json()["refresh_token"])])
+    token = refreshed.json().get("id_token")
+    if token is None:
+        return None
+    sub: str = (await env.api.verify_id_token(token, "poll-basic"))["sub"]
+    return sub
+
+
+async def error_uri(env: Env) -> str | None:
+    value: str | None = (await env.api.backchannel(scope="profile")).json().get("error_uri")
+    return value
+
+
 #: policy -> (observation, under the default, under the policy)
 SCENARIOS: dict[str, tuple[Observe, Any, Any]] = {
     "refresh_token_rotation": (refresh_rotation, (200, False, 200), (200, True, 400)),
@@ -334,6 +351,8 @@ SCENARIOS: dict[str, tuple[Observe, Any, Any]] = {
     "notification_retry": (attempts_after_failure, 1, 2),
     "no_scope_when_as_requested": (scope_member, (True, True), (False, True)),
     "jwt_access_tokens": (access_token_shape, (None, 200), ("at+jwt", 200)),
+    "id_token_on_refresh": (refresh_id_token, None, "alice"),
+    "error_uri": (error_uri, None, "https://errors.example/ciba#invalid_request"),
 }
 
 

@@ -434,6 +434,8 @@ class Grant:
     #: x5t#S256 of the client certificate the token is bound to (RFC 8705 §3)
     cnf: str | None = None
     issued_at: float = field(default_factory=time.time)
+    #: when the user authenticated (epoch seconds; policy id_token_on_refresh)
+    auth_time: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -654,10 +656,14 @@ class Provider:
         return json_response(body, status, headers)
 
     def error_body(self, err: OAuthError) -> dict[str, str]:
-        """``{"error", "error_description"}`` (only ``error`` under no_error_description)."""
-        if not self.policy.error_description:
-            return {"error": err.error}
-        return {"error": err.error, "error_description": err.description}
+        """``{"error", "error_description"}`` (only ``error`` under no_error_description; plus
+        ``error_uri`` under error_uri)."""
+        body = {"error": err.error}
+        if self.policy.error_description:
+            body["error_description"] = err.description
+        if self.policy.error_uri:
+            body["error_uri"] = f"https://errors.example/ciba#{err.error}"
+        return body
 
     # ---------------------------------------------------------------- client authentication
 
@@ -1601,12 +1607,23 @@ class Provider:
             "access_token": access, "token_type": self._token_type(), "expires_in": lifetime,
             "scope": grant.scope,
         }
+        if self.policy.id_token_on_refresh:
+            # OIDC Core §12.2: the refresh response may carry a new ID token (same iss, sub,
+            # aud; iat now; auth_time of the original authentication)
+            iat = int(time.time())
+            claims = {
+                "iss": self.issuer, "sub": grant.sub, "aud": client.client_id,
+                "exp": iat + lifetime, "iat": iat, "auth_time": int(grant.auth_time),
+                "at_hash": jose.half_hash(access, self.signer.alg),
+            }
+            body["id_token"] = self.signer.sign_id_token(claims, self.signer.alg)
         if self.policy.rotate_refresh_tokens and not self.fapi:
             # RFC 6749 §6: a new refresh token, the presented one revoked
             del self.refresh_tokens[token]
             rotated = self._new_token()
             until = now + self.settings.refresh_token_lifetime
-            self.refresh_tokens[rotated] = Grant(grant.sub, client.client_id, grant.scope, until)
+            self.refresh_tokens[rotated] = Grant(grant.sub, client.client_id, grant.scope, until,
+                                                 auth_time=grant.auth_time)
             self._remember("rt", rotated, until)
             body["refresh_token"] = rotated
         if self.fapi and "fapi_refresh_token_rotated" in self.faults:
@@ -1665,7 +1682,10 @@ class Provider:
         tx.issued = (access,)
         if refresh is not None:
             rt_until = mono + s.refresh_token_lifetime
-            self.refresh_tokens[refresh] = Grant(tx.user_id, client_id, tx.scope, rt_until)
+            self.refresh_tokens[refresh] = Grant(
+                tx.user_id, client_id, tx.scope, rt_until,
+                auth_time=tx.auth_time if tx.auth_time is not None else time.time(),
+            )
             self._remember("rt", refresh, rt_until)
             tx.issued = (access, refresh)
         alg = self.signer.alg

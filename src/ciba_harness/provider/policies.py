@@ -118,6 +118,10 @@ class ProviderPolicy:
     token_scope_always: bool = True
     #: access tokens: opaque random strings or RFC 9068 JWTs
     access_token_format: AccessTokenFormat = "opaque"
+    #: the refresh grant also returns a new ID token
+    id_token_on_refresh: bool = False
+    #: error responses carry an error_uri
+    error_uri: bool = False
 
 
 @dataclass(frozen=True)
@@ -397,6 +401,18 @@ _CATALOGUE: tuple[Policy, ...] = (
         "RFC 6749 §1.4: an access token \"is usually opaque to the client\"; RFC 9068 defines "
         "the JWT format; at_hash is computed over whatever string is issued",
         "at_hash checks, token handling, userinfo"),
+    Policy(
+        "id_token_on_refresh", "id_token_on_refresh", True,
+        "the refresh grant also returns a new ID token (same iss, sub, aud; auth_time of the "
+        "original authentication)",
+        "OIDC Core §12.2: the refresh response is the token response \"except that it might "
+        "not contain an id_token\" (so it may)",
+        "state machine refresh steps, token response parsing"),
+    Policy(
+        "error_uri", "error_uri", True,
+        "error responses carry error_uri https://errors.example/ciba#CODE",
+        "RFC 6749 §5.2 and CIBA §13: error_uri OPTIONAL, a URI of a page about the error",
+        "error body checks (CIBA-AERR-03, CIBA-TOKEN-21)"),
 )
 
 POLICIES: Mapping[str, Policy] = MappingProxyType({p.name: p for p in _CATALOGUE})
