@@ -1,6 +1,6 @@
 """CLI: ``python -m ciba_harness.provider --port N [--host H] [--config FILE] [--fault NAME ...]
-[--fault-tenants] [--policy NAME ...] [--policy-tenants] [--tls] [--mtls-port N] [--profile ciba|fapi-ciba]
-[--list-faults] [--list-policies]``."""
+[--fault-tenants] [--policy NAME ...] [--policy-tenants] [--tls] [--mtls-port N]
+[--profile ciba|fapi-ciba] [--list-faults] [--list-policies]``."""
 
 from __future__ import annotations
 

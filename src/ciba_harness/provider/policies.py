@@ -278,8 +278,8 @@ _CATALOGUE: tuple[Policy, ...] = (
         "keep_alive_1s", "keep_alive_timeout", SHORT_KEEP_ALIVE,
         f"the server closes idle keep-alive connections after {SHORT_KEEP_ALIVE:g} s (uvicorn "
         f"timeout_keep_alive; default {DEFAULT_KEEP_ALIVE:g} s, like Node.js)",
-        "RFC 9112 §9.3: \"A client, server, or proxy MAY close the transport connection at any "
-        "time\"",
+        "RFC 9112 §9.5: \"A client, server, or proxy MAY close the transport connection at any "
+        "time.\"",
         "the client's stale-connection retry, every test after a pause", "strict"),
     Policy(
         "jwks_rotation_keep_old", "jwks_rotation", "keep_old",
@@ -301,13 +301,13 @@ _CATALOGUE: tuple[Policy, ...] = (
         "or its registered key) naming the user in sub_id {\"format\", \"id\"}, login_hint or "
         "sub; the harness learns it from [users] login_hint_token_format = \"client_signed\"",
         "CIBA §7.1: login_hint_token is \"a token containing information identifying the "
-        "end-user\"; its format is not defined (\"out of scope\")",
+        "end-user\"; its details \"are deployment or profile specific\"",
         "CIBA-AUTH-12/13 (login_hint_token flows)"),
     Policy(
         "no_pragma", "pragma_no_cache", False,
         "responses carry Cache-Control: no-store without Pragma: no-cache",
-        "RFC 9111 §5.4: Pragma is deprecated (\"only for backwards compatibility with HTTP/1.0 "
-        "caches\"); OAuth 2.1 (draft) §3.2.3 keeps only Cache-Control: no-store",
+        "RFC 9111 §5.4 deprecates Pragma (defined for HTTP/1.0 caches); the OAuth 2.1 draft "
+        "asks only for Cache-Control: no-store",
         "CIBA-TOKEN-15, acknowledgement headers", "lenient"),
     Policy(
         "id_token_ps256", "id_token_alg", "PS256",
@@ -373,8 +373,9 @@ _CATALOGUE: tuple[Policy, ...] = (
         "requested_expiry_ignored", "honour_requested_expiry", False,
         "requested_expiry is validated but ignored: expires_in is always default_expires_in "
         "(120 s)",
-        "CIBA §7.1: requested_expiry lets the client request the expires_in value; \"the "
-        "server MAY use this value\" (catalogue CIBA-AUTH-20: OP MAY honour)",
+        "CIBA §7.1: requested_expiry lets the client request the expires_in value; \"The "
+        "server MAY use this value to influence the lifetime\" (catalogue CIBA-AUTH-20: OP MAY "
+        "honour)",
         "CIBA-AUTH-20, every expiry test (the harness must wait or say why not)"),
     Policy(
         "auth_req_id_dotted", "auth_req_id_dotted", True,
