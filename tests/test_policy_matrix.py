@@ -9,7 +9,8 @@ matrix's grouping and judging, imported from tests/test_fault_matrix.py).
 
 Cost: one suite run is about 8 CPU-seconds and 45 s of waiting; variants run in parallel
 subprocesses. CIBA_POLICIES=no_interval,strictest selects variants; CIBA_POLICY_RUNS=3 repeats
-each (the issue's "0 failed tests in 3 runs").
+each (the issue's "0 failed tests in 3 runs"); CIBA_POLICY_FUZZ_SECONDS=N caps each fuzz property
+at N seconds (--ciba-fuzz-seconds) to bound the matrix on a slow machine.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ def describe_failures(variant: str, results: dict[str, Any] | None, output: str)
 def run_variant(variant: str, report_dir: Path) -> list[str]:
     profile = harness_profile(variant, report_dir.parent / "profiles")
     options = ["--ciba-config", str(profile)] if profile else []
+    fuzz_seconds = os.environ.get("CIBA_POLICY_FUZZ_SECONDS")
+    if fuzz_seconds:
+        options += ["--ciba-fuzz-seconds", fuzz_seconds]
     with start_provider(profile or default_profile_path(), policies=[variant]) as provider:
         process, results = run_suite(report_dir, *options, issuer=provider.issuer)
     problems = describe_failures(variant, results, process.stdout + process.stderr)
