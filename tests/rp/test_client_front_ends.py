@@ -31,7 +31,7 @@ def test_cli_client_writes_results_junit_and_html(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     results = json.loads((tmp_path / "results.json").read_text("utf-8"))
-    assert results["kind"] == "client" and results["summary"]["tests"]["passed"] == 3
+    assert results["kind"] == "client" and results["summary"]["tests"]["passed"] == 4
     verdicts = {r["id"]: r["verdict"] for r in results["requirements"]}
     assert verdicts["CIBA-RP-45"] == verdicts["CIBA-RP-21"] == "pass"
     assert verdicts["CIBA-RP-50"] == "not_tested"
