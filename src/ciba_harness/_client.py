@@ -442,7 +442,7 @@ class CibaClient:
         self.runner = runner or self.new_runner()
         self._metadata: ProviderMetadata | None = None
         # what one discovery or JWKS fetch learnt, shared with this client's forks
-        self._shared: dict[str, Any] = {}
+        self._shared: dict[str, Any] = {"lock": threading.Lock()}
         self.jwks = Jwks()
         self._jwks_loaded = False
         #: the session's endpoint breakers and run budget (set by the pytest plugin)
@@ -679,7 +679,21 @@ class CibaClient:
         ack = parse_acknowledgement(exchange.response)
         if ack is None:
             self.runner(ack_has_auth_req_id, exchange)
+        else:
+            self._require_new_auth_req_id(ack.auth_req_id, exchange)
         return Flow(client, params, exchange, ack, token, [exchange])
+
+    def _require_new_auth_req_id(self, auth_req_id: str, exchange: Exchange) -> None:
+        """An auth_req_id the provider already issued for another request of this session
+        (any test, any thread) fails CIBA-ACK-06 here, in the test that got it twice: two
+        flows sharing one transaction would otherwise break each other's verdicts."""
+        from ._checks_backchannel import auth_req_ids_unique
+
+        with self._shared["lock"]:
+            issued: dict[str, Exchange] = self._shared.setdefault("auth_req_ids", {})
+            earlier = issued.setdefault(auth_req_id, exchange)
+        if earlier is not exchange:
+            self.runner(auth_req_ids_unique, [auth_req_id, auth_req_id], exchanges=[earlier, exchange])
 
     def decide(self, flow: Flow, action: Decision, *, delay: float = 0.0) -> Exchange | None:
         context = DeviceContext(

@@ -257,6 +257,20 @@ def test_start_sends_a_valid_request(client: CibaClient, mock: respx.MockRouter,
     assert client.runner.outcomes[-1].passed
 
 
+def test_an_auth_req_id_issued_twice_fails_ack_06_in_any_fork(
+    client: CibaClient, mock: respx.MockRouter, config: ProviderConfig
+) -> None:
+    """Two flows (here: two tests' client views) must not share one transaction."""
+    mock.post(f"{ISSUER}/bc-authorize").mock(return_value=ack())  # always auth-req-1
+    first = client.fork().start(config.client("poll-basic"))
+    other_test = client.fork()
+    with pytest.raises(CheckFailure) as raised:
+        other_test.start(config.client("poll-basic"))
+    assert raised.value.requirement == "CIBA-ACK-06"
+    assert raised.value.exchanges[0] is first.exchange
+    assert not other_test.runner.outcomes[-1].passed
+
+
 def test_start_registers_ping_expectation(config: ProviderConfig, mock: respx.MockRouter) -> None:
     inbox = NotificationInbox()
     ciba = CibaClient(config, inbox=inbox)
