@@ -246,21 +246,7 @@ def test_the_run_budget_stops_the_remaining_tests_and_the_report_is_written(
     assert run.returncode == 1
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-
-def test_failed_probes_space_the_next_ones_out(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from ciba_harness import _health
-
-    clock = FakeTime()
-    monkeypatch.setattr(_health, "time", clock)
+def test_failed_probes_space_the_next_ones_out(tmp_path: Path, clock: _Clock) -> None:
     health = SessionHealth(tmp_path / "health.json", probe_after=5.0)
     for _ in range(3):
         health.after("token", no_answer())
