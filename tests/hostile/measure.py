@@ -24,6 +24,7 @@ from hostile_helpers import (  # noqa: E402
     PREFLIGHT,
     REQUEST_TIMEOUT,
     SLACK,
+    STARTUP,
     SuiteRun,
     budget_profile,
     preflight_lines,
@@ -40,9 +41,7 @@ BEGIN, END = "<!-- measured:begin -->", "<!-- measured:end -->"
 def verdict(run: SuiteRun) -> str:
     if refused_before_running(run):
         line = preflight_lines(run)[0].removeprefix(PREFLIGHT).split(" — ")[0]
-        issuer = re.search(r"http://127\.0\.0\.1:\d+", line)
-        if issuer:
-            line = line.replace(issuer.group(0), "")
+        line = re.sub(r"the provider at http://127\.0\.0\.1:\d+ ", "the provider ", line)
         return f"stopped before the run (exit 4): {line[:100]}".replace("|", "/")
     if run.results is None:
         return "**no results.json**"
@@ -70,10 +69,8 @@ def verdict(run: SuiteRun) -> str:
 
 
 def seconds(run: SuiteRun, endpoint: str) -> float:
-    if refused_before_running(run):  # no exchange recorded: the server's view of its answers
-        spans = [h.finished - h.started for h in run.hits
-                 if h.endpoint == endpoint and h.finished is not None]
-        return max(spans, default=0.0)
+    if refused_before_running(run):  # no exchange recorded: the whole (short) run
+        return run.wall
     if endpoint == "notification":  # a test started early (_early.py) ran its body apart
         return max(
             (max(t.get("duration") or 0.0, t.get("early_seconds") or 0.0) for t in run.tests),
@@ -97,9 +94,14 @@ def table(runs: dict[str, SuiteRun]) -> str:
         limit = 2 * MAX_WAIT + 2 * REQUEST_TIMEOUT if endpoint == "notification" else (
             REQUEST_TIMEOUT + SLACK
         )
-        clean = refused_before_running(run) or not robustness_problems(run)
+        refused = refused_before_running(run)
+        if refused:
+            limit = STARTUP  # the preflight stops the whole run before any test
+        clean = refused or not robustness_problems(run)
         bounded = "yes" if took <= limit and clean else "**no**"
         shown = f"{took * 1000:.0f} ms" if took < 1 else f"{took:.2f} s"
+        if refused:
+            shown += " (whole run)"
         lines.append(f"| {endpoint} | `{behaviour}` | {verdict(run)} | {shown} | {bounded} |")
     return "\n".join(lines)
 
