@@ -1124,13 +1124,22 @@ def classify(
         add("CIBA-CAUTH-11")
     if not client.ciba_allowed:
         add("CIBA-AERR-08")
-    add(case.auth_label)
     request = case.request or case.build(metadata or _dummy_metadata(config))
     wire = _wire(request)
     names = wire.names
+    basic = (request.header("authorization") or "").lower().startswith("basic ")
+    in_form = names["client_secret"] > 0 or names["client_assertion"] > 0
+    label = case.auth_label
+    if label == "CIBA-CAUTH-13" and not (basic and in_form):
+        label = None  # one mechanism is left once the other's credential was omitted
+    add(label)
     if any(count > 1 for count in names.values()):
         add("CIBA-AUTH-23")
-    if any(names[f] == 0 for f in _REQUIRED_AUTH_FIELDS.get(_auth_method(case), ())):
+    method = _auth_method(case)
+    required = _REQUIRED_AUTH_FIELDS.get(method, ())
+    if method == "client_secret_post" and basic and case.auth is not None and case.auth.also_basic:
+        required = ()  # the Basic header carries the client's own secret: authenticated
+    if any(names[f] == 0 for f in required):
         add("CIBA-CAUTH-01")  # the authentication is incomplete
     values = wire.parameters()
     if "scope" not in values:

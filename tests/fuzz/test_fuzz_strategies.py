@@ -101,6 +101,20 @@ def breaks(c: BackchannelCase) -> tuple[str, ...]:
                                           extra=(("scope", "profile"),))),
             ("CIBA-AUTH-23",),
         ),
+        # Basic plus client_secret is two mechanisms (RFC 6749 §2.3); once the form's secret
+        # is omitted, Basic plus client_id is one (client_id identifies, §3.2.1).
+        (
+            case("poll-post", auth=ClientAuthentication(method="client_secret_post",
+                                                        also_basic=True),
+                 auth_label="CIBA-CAUTH-13"),
+            ("CIBA-CAUTH-13",),
+        ),
+        (
+            case("poll-post", auth=ClientAuthentication(method="client_secret_post",
+                                                        also_basic=True),
+                 auth_label="CIBA-CAUTH-13", omit=("client_secret",)),
+            (),
+        ),
         (case(params=BackchannelParams(login_hint="no-such-user-7f3a")), ("CIBA-AUTH-09",)),
         (case(params=BackchannelParams(login_hint="carol")), ()),  # may be a real user
         (case(body_format="json"), ("CIBA-AUTH-02",)),
