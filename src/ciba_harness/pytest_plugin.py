@@ -386,18 +386,12 @@ _collector_key = pytest.StashKey["ResultCollector"]()
 def ciba_session(request: pytest.FixtureRequest) -> Iterator[CibaSession]:
     """The started provider session. A setup problem becomes one clear error per test."""
     from ._errors import CibaHarnessError
+    from ._session_once import start_once
 
     stash = request.config.stash
-    cached = stash.get(_session_key, None)
-    if isinstance(cached, BaseException):
-        pytest.fail(f"ciba-harness setup failed: {cached}", pytrace=False)
-    if cached is None:
-        try:
-            cached = _start_session(request.config)
-        except CibaHarnessError as exc:
-            stash[_session_key] = exc
-            pytest.fail(f"ciba-harness setup failed: {exc}", pytrace=False)
-        stash[_session_key] = cached
+    cached, started_now = start_once(request.config, _session_key, _start_session,
+                                     errors=(CibaHarnessError,), what="setup")
+    if started_now:
         collector = stash.get(_collector_key, None)
         if collector is not None:
             collector.describe_session(cached)

@@ -100,18 +100,13 @@ def _start(config: pytest.Config) -> ClientSession:
 def ciba_client_session(request: pytest.FixtureRequest) -> Iterator[ClientSession]:
     """The client test provider and the client under test, started once per session."""
     from .._errors import CibaHarnessError
+    from .._session_once import start_once
 
     stash = request.config.stash
-    cached = stash.get(_session_key, None)
-    if isinstance(cached, BaseException):
-        pytest.fail(f"ciba-harness client setup failed: {cached}", pytrace=False)
-    if cached is None:
-        try:
-            cached = _start(request.config)
-        except (CibaHarnessError, ValueError) as exc:
-            stash[_session_key] = exc
-            pytest.fail(f"ciba-harness client setup failed: {exc}", pytrace=False)
-        stash[_session_key] = cached
+    cached, started_now = start_once(request.config, _session_key, _start,
+                                     errors=(CibaHarnessError, ValueError),
+                                     what="client setup")
+    if started_now:
         collector = stash.get(_collector_key, None)
         if collector is not None:
             collector.session_info = cached.describe()
