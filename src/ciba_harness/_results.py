@@ -10,15 +10,45 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Protocol
 
 from ._choices import collect_provider_choices
 from ._requirements import catalogue
 
-__all__ = ["RESULT_FORMAT", "VERDICTS", "build_results"]
+__all__ = ["RESULT_FORMAT", "VERDICTS", "build_results", "catalogue_fields"]
 
 RESULT_FORMAT = "ciba-harness-results/1"
 VERDICTS = ("fail", "error", "inconclusive", "warning", "pass", "skipped", "not_tested")
+
+
+class CatalogueRow(Protocol):
+    """What a results.json requirement entry takes from a catalogue row (provider or client)."""
+
+    @property
+    def section(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def who(self) -> str: ...
+    @property
+    def assertion(self) -> str: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def profile(self) -> str: ...
+
+
+def catalogue_fields(requirement_id: str, entry: CatalogueRow) -> dict[str, Any]:
+    """The leading keys of a results.json requirement entry, in the format's order."""
+    return {
+        "id": requirement_id,
+        "section": entry.section,
+        "level": entry.level,
+        "who": entry.who,
+        "assertion": entry.assertion,
+        "group": entry.group,
+        "profile": entry.profile,
+    }
 
 
 def build_results(
@@ -50,13 +80,7 @@ def build_results(
         linked = by_requirement.get(requirement_id, [])
         requirements.append(
             {
-                "id": requirement_id,
-                "section": entry.section,
-                "level": entry.level,
-                "who": entry.who,
-                "assertion": entry.assertion,
-                "group": entry.group,
-                "profile": entry.profile,
+                **catalogue_fields(requirement_id, entry),
                 "verdict": _verdict(requirement_id, linked, warnings),
                 "tests": [t["nodeid"] for t in linked],
                 "skip_reasons": sorted(

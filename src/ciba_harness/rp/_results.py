@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from .._results import RESULT_FORMAT, VERDICTS
+from .._results import RESULT_FORMAT, VERDICTS, catalogue_fields
 from ._catalogue import client_catalogue
 
 __all__ = ["build_client_results", "requirement_verdicts"]
@@ -61,13 +61,7 @@ def build_client_results(tests: list[dict[str, Any]], session: dict[str, Any], *
     for requirement_id, entry in client_catalogue().items():
         linked = [t for t in tests if t["nodeid"] in by_requirement.get(requirement_id, [])]
         requirements.append({
-            "id": requirement_id,
-            "section": entry.section,
-            "level": entry.level,
-            "who": entry.who,
-            "assertion": entry.assertion,
-            "group": entry.group,
-            "profile": entry.profile,
+            **catalogue_fields(requirement_id, entry),
             "verdict": verdicts.get(requirement_id, "not_tested"),
             "tests": sorted(by_requirement.get(requirement_id, [])),
             "skip_reasons": sorted({t.get("skip_reason") or "" for t in linked
