@@ -6,8 +6,9 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import TypeVar
 
-__all__ = ["Requirement", "catalogue", "requirement_level"]
+__all__ = ["Requirement", "catalogue", "read_catalogue", "requirement_level"]
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,18 @@ class Requirement:
         )
 
 
+RowT = TypeVar("RowT", bound=Requirement)
+
+
+def read_catalogue(package: str, filename: str, row_type: type[RowT]) -> dict[str, RowT]:
+    """ID -> row of a JSON catalogue shipped in `package` (a list of row objects, file order)."""
+    text = resources.files(package).joinpath(filename).read_text("utf-8")
+    return {row["id"]: row_type(**row) for row in json.loads(text)}
+
+
 @cache
 def catalogue() -> dict[str, Requirement]:
-    text = resources.files("ciba_harness").joinpath("requirements.json").read_text("utf-8")
-    return {row["id"]: Requirement(**row) for row in json.loads(text)}
+    return read_catalogue("ciba_harness", "requirements.json", Requirement)
 
 
 def requirement_level(requirement_id: str) -> str:

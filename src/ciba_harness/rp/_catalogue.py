@@ -6,27 +6,21 @@ same data (`python -m ciba_harness.rp.catalogue_markdown`), and a test keeps the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 from .._errors import Severity
+from .._requirements import Requirement, read_catalogue
 
 __all__ = ["ClientRequirement", "client_catalogue", "default_severity", "render_markdown"]
 
 
 @dataclass(frozen=True)
-class ClientRequirement:
-    id: str
-    section: str
-    level: str
-    who: str
-    assertion: str
+class ClientRequirement(Requirement):
+    """A catalogue row (the provider catalogue's fields) plus the spec sentence it restates;
+    its own mandatory rule."""
+
     sentence: str
-    note: str
-    group: str
-    profile: str
 
     @property
     def is_mandatory(self) -> bool:
@@ -37,10 +31,7 @@ class ClientRequirement:
 
 @cache
 def client_catalogue() -> dict[str, ClientRequirement]:
-    text = resources.files("ciba_harness.rp").joinpath("client-requirements.json").read_text(
-        "utf-8"
-    )
-    return {row["id"]: ClientRequirement(**row) for row in json.loads(text)}
+    return read_catalogue("ciba_harness.rp", "client-requirements.json", ClientRequirement)
 
 
 def default_severity(requirement_id: str) -> Severity:
