@@ -158,11 +158,12 @@ class WebhookDriver:
             self._lock.notify_all()
 
     def _find(self, context: DeviceContext) -> WebhookCall | None:
+        # A call naming this auth_req_id is exact; the binding message only serves providers
+        # that do not send the id (another flow may have used the same message).
         by_id = self._by_id.get(context.auth_req_id)
-        by_message = self._by_message.get(context.binding_message) if context.binding_message else None
-        if by_id is None or by_message is None:
-            return by_id or by_message
-        return by_id if by_id.arrived_at >= by_message.arrived_at else by_message  # the latest
+        if by_id is not None or not context.binding_message:
+            return by_id
+        return self._by_message.get(context.binding_message)
 
     def decision_request(self, action: Decision, context: DeviceContext) -> HttpRequest:
         deadline = time.monotonic() + self.wait_timeout

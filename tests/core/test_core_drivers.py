@@ -102,6 +102,16 @@ def test_webhook_driver_correlates_by_auth_req_id() -> None:
     assert json.loads(deny.body) == {"status": "UNAUTHORIZED"}
 
 
+def test_webhook_driver_prefers_the_call_naming_the_auth_req_id() -> None:
+    """Two flows with one binding message: the later call of the other flow must not take this
+    flow's decision (its bearer token was already used: the provider answers 401)."""
+    driver = WebhookDriver("https://op/cb", wait_timeout=1)
+    driver.record("bearer-a", {"auth_req_id": "a", "binding_message": "same"})
+    driver.record("bearer-b", {"auth_req_id": "b", "binding_message": "same"})
+    request = driver.decision_request("approve", DeviceContext("a", binding_message="same"))
+    assert request.header("authorization") == "Bearer bearer-a"
+
+
 def test_webhook_driver_correlates_by_binding_message_and_waits() -> None:
     driver = WebhookDriver("https://op/cb", wait_timeout=5)
     # The provider's call arrives while the driver waits; it names no auth_req_id.

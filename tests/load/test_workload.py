@@ -40,13 +40,16 @@ def test_smart_tv_persona_refreshes_after_login() -> None:
     assert tv.scaled(0.1).refresh_after.mean == tv.refresh_after.mean * 0.1
 
 
-def test_webhook_driver_finds_the_latest_call_and_forgets_the_oldest() -> None:
+def test_webhook_driver_finds_its_own_call_and_forgets_the_oldest() -> None:
     driver = WebhookDriver(callback_url="http://127.0.0.1:9/cb", wait_timeout=0.1, max_calls=3)
     driver.record("bearer-1", {"auth_req_id": "a", "binding_message": "Code 1"})
     driver.record("bearer-2", {"auth_req_id": "b", "binding_message": "Code 2"})
     driver.record("bearer-3", {"auth_req_id": "c", "binding_message": "Code 1"})
     request = driver.decision_request("approve", DeviceContext("a", binding_message="Code 1"))
-    assert ("Authorization", "Bearer bearer-3") in request.headers  # the latest call wins
+    # the call naming "a" wins over another flow's later call with the same message
+    assert ("Authorization", "Bearer bearer-1") in request.headers
+    by_message = driver.decision_request("approve", DeviceContext("zz", binding_message="Code 1"))
+    assert ("Authorization", "Bearer bearer-3") in by_message.headers  # the latest by message
     driver.record("bearer-4", {"auth_req_id": "d"})  # "a" is forgotten now
     assert driver._find(DeviceContext("a")) is None
     assert driver._find(DeviceContext("d")) is not None
