@@ -2,4 +2,4 @@
 `pytest conformance`, `pytest tests`). pytest accepts `pytest_plugins` only here, at the root.
 An installed harness loads the same plugin through its entry point (ciba_harness.pytest_plugin)."""
 
-pytest_plugins = ["ciba_harness._fuzz_plugin"]
+pytest_plugins = ["ciba_harness.pytest_plugin._fuzz"]

@@ -46,7 +46,7 @@ ROUNDS = 5
 BARE_LOCUSTFILE = r"""
 import json, os
 from locust import FastHttpUser, constant, task
-from ciba_harness._http import HttpRequest
+from ciba_harness.core._http import HttpRequest
 from ciba_harness.load._transport import LocustTransport, ok
 
 REQUEST = json.loads(os.environ["CIBA_BENCH_REQUEST"])

@@ -3,7 +3,7 @@
 Against the embedded provider at interval 1 s and 5 s, serially and with pytest-xdist (-n 4),
 all in the same run: the wall time beside the sum of the tests' own times (their waits, for
 the most part) and the longest single test (the longest wait chain). A test started early
-(marker slow, ciba_harness/_early.py) reports the time of its body as `early_seconds`; its
+(marker slow, ciba_harness/pytest_plugin/_early.py) reports the time of its body as `early_seconds`; its
 `duration` is only what the main loop waited for it. The aim: wall <= 30 s at interval 1 s
 serially, and wall <= 2x the longest chain at interval 5 s.
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ciba_harness._errors import Severity
+from ciba_harness.core._errors import Severity
 from ciba_harness.rp import _checks as c
 from ciba_harness.rp._harness import ClientTest
 

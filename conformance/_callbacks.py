@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ciba_harness._health import guarded_callback_wait
-from ciba_harness._receiver import REDIRECT_TARGET_PATH
+from ciba_harness.client._health import guarded_callback_wait
+from ciba_harness.client._receiver import REDIRECT_TARGET_PATH
 
 
 def notification_wait(ciba_config) -> float:

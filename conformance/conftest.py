@@ -1,7 +1,7 @@
 """The conformance suites. The ciba-harness pytest plugin (entry point) provides the fixtures:
 `ciba` (the client of this test), `ciba_config`, `ciba_metadata`, `ciba_inbox`, `ciba_receiver`.
 Run: pytest conformance [--ciba-config my-provider.toml], or wherever the harness is installed
-pytest --pyargs ciba_harness_conformance. The fuzz plugin (ciba_harness._fuzz_plugin) comes
+pytest --pyargs ciba_harness_conformance. The fuzz plugin (ciba_harness.pytest_plugin._fuzz) comes
 with the harness's plugin; pytest refuses `pytest_plugins` in a conftest below the root.
 """
 
@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from ciba_harness._checks_backchannel import auth_req_ids_unique
-from ciba_harness._requests import parse_acknowledgement
+from ciba_harness.checks._backchannel import auth_req_ids_unique
+from ciba_harness.core._requests import parse_acknowledgement
 
 #: every auth_req_id a flow of this session was started with (tests run concurrently, so
 #: a provider handing one id to two requests would otherwise let one test's deny or redeem

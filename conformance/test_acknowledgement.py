@@ -11,7 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ciba_harness import Flow, Severity
-from ciba_harness._checks import (
+from ciba_harness.checks._backchannel import (
+    accepted,
+    auth_req_ids_unique,
+    retire,
+    send_and_accept,
+)
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._registry import (
     ack_auth_req_id_charset,
     ack_expires_in,
     ack_has_auth_req_id,
@@ -22,14 +29,7 @@ from ciba_harness._checks import (
     auth_req_id_entropy,
     no_store,
 )
-from ciba_harness._checks_backchannel import (
-    accepted,
-    auth_req_ids_unique,
-    retire,
-    send_and_accept,
-)
-from ciba_harness._choices import record_choice
-from ciba_harness._requests import parse_acknowledgement
+from ciba_harness.core._requests import parse_acknowledgement
 from ciba_harness.pytest_plugin import require_client
 
 ENTROPY_SAMPLES = 50

@@ -17,14 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ciba_harness import Flow, Severity, UnexpectedSuccess, build_backchannel_request, check
-from ciba_harness._checks import (
-    error_body_well_formed,
-    error_code_is,
-    fail,
-    not_server_error,
-    token_response_complete,
-)
-from ciba_harness._checks_backchannel import (
+from ciba_harness.checks._backchannel import (
     ERROR_STATUS,
     accepted,
     describe_refusal,
@@ -36,8 +29,15 @@ from ciba_harness._checks_backchannel import (
     retire,
     send_and_accept,
 )
-from ciba_harness._choices import record_choice
-from ciba_harness._requests import error_code, parse_acknowledgement
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._registry import (
+    error_body_well_formed,
+    error_code_is,
+    fail,
+    not_server_error,
+    token_response_complete,
+)
+from ciba_harness.core._requests import error_code, parse_acknowledgement
 from ciba_harness.pytest_plugin import require_client
 
 UNKNOWN_SCOPE = "x_harness_unknown_scope"

@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 import pytest
 
 from ciba_harness import ClientAuthentication, Severity, build_backchannel_request
-from ciba_harness._checks import error_body_well_formed, not_server_error, refused
-from ciba_harness._checks_backchannel import (
+from ciba_harness.checks._backchannel import (
     error_description_charset,
     error_uri_charset,
     expect_backchannel_error,
     login_hint_token,
     no_notifications,
 )
-from ciba_harness._requests import error_code
+from ciba_harness.checks._registry import error_body_well_formed, not_server_error, refused
+from ciba_harness.core._requests import error_code
 from ciba_harness.pytest_plugin import require_client
 
 #: how long the receiver is watched for callbacks a rejected request must not cause
@@ -298,7 +298,7 @@ def test_access_denied_status(ciba, ciba_config, ciba_metadata):
 # --- nothing left behind, no 5xx -------------------------------------------------------------------
 
 
-@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/pytest_plugin/_early.py)
 @pytest.mark.requirement("CIBA-AERR-15")
 def test_no_callback_after_rejected_request(ciba, ciba_config, ciba_metadata, ciba_inbox):
     """A rejected request of a ping or push client is never followed by a ping or push

@@ -20,15 +20,15 @@ from ciba_harness import (
     build_backchannel_request,
     sign_jwt,
 )
-from ciba_harness._checks import refused, status_is, www_authenticate_present
-from ciba_harness._checks_backchannel import (
+from ciba_harness.checks._backchannel import (
     describe_refusal,
     expect_backchannel_error,
     retire,
     send_and_accept,
 )
-from ciba_harness._choices import record_choice
-from ciba_harness._requests import parse_acknowledgement
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._registry import refused, status_is, www_authenticate_present
+from ciba_harness.core._requests import parse_acknowledgement
 from ciba_harness.pytest_plugin import require_client
 
 ASSERTION_METHODS = ("client_secret_jwt", "private_key_jwt")

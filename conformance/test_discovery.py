@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from ciba_harness import AUTH_METHODS, Severity, discovery_request
-from ciba_harness._checks import fail
-from ciba_harness._checks_backchannel import (
+from ciba_harness.checks._backchannel import (
     backchannel_endpoint_https,
     ciba_grant_advertised,
     delivery_modes_valid,
@@ -25,6 +24,7 @@ from ciba_harness._checks_backchannel import (
     send_and_accept,
     user_code_parameter_boolean,
 )
+from ciba_harness.checks._registry import fail
 from ciba_harness.pytest_plugin import require_client
 
 

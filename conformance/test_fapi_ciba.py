@@ -3,7 +3,7 @@ suite's FAPI-CIBA provider modules (plan `fapi-ciba-id1-test-plan`, plain FAPI p
 
 Runs only with `--ciba-profile fapi-ciba` (or `[provider] profile = "fapi-ciba"`); otherwise
 every test is deselected (one line: "FAPI-CIBA profile not selected"). Each test names the module it
-mirrors ("mirrors fapi-ciba-id1-..."); `ciba_harness._fapi.CERTIFICATION_MODULES` holds the
+mirrors ("mirrors fapi-ciba-id1-..."); `ciba_harness.checks._fapi.CERTIFICATION_MODULES` holds the
 whole map with requirement IDs, and docs/fapi-ciba.md shows it as a table.
 
 Variants as in the certification suite: poll and ping, private_key_jwt and mTLS. A variant
@@ -28,8 +28,7 @@ from ciba_harness import (
     decode_unverified,
     discovery_request,
 )
-from ciba_harness._checks import refused, status_is, token_response_complete
-from ciba_harness._checks_backchannel import (
+from ciba_harness.checks._backchannel import (
     accepted,
     ciba_grant_advertised,
     expect_backchannel_error,
@@ -38,7 +37,7 @@ from ciba_harness._checks_backchannel import (
     retire,
     send_and_accept,
 )
-from ciba_harness._checks_delivery import (
+from ciba_harness.checks._delivery import (
     acr_present,
     callback_arrived,
     callback_count_at_most,
@@ -46,7 +45,7 @@ from ciba_harness._checks_delivery import (
     no_callback_for_flow,
     token_error_is,
 )
-from ciba_harness._fapi import (
+from ciba_harness.checks._fapi import (
     FAPI_ALGS,
     bound_tokens_advertised,
     cnf_matches,
@@ -63,15 +62,16 @@ from ciba_harness._fapi import (
     string_array_if_present,
     token_entropy,
 )
-from ciba_harness._notifications import EndpointBehaviour
-from ciba_harness._receiver import REDIRECT_TARGET_PATH
-from ciba_harness._requests import build_refresh_request
-from ciba_harness._tls import (
+from ciba_harness.checks._registry import refused, status_is, token_response_complete
+from ciba_harness.client._receiver import REDIRECT_TARGET_PATH
+from ciba_harness.client._tls import (
     FAPI_TLS12_CIPHERS,
     certificate_thumbprint,
     offerable_tls12_ciphers,
     probe_tls,
 )
+from ciba_harness.core._notifications import EndpointBehaviour
+from ciba_harness.core._requests import build_refresh_request
 
 from ._callbacks import redirected_callbacks
 

@@ -30,7 +30,9 @@ from ciba_harness import (
     error_code,
     parse_acknowledgement,
 )
-from ciba_harness._checks import (
+from ciba_harness.checks._backchannel import describe_refusal, no_acknowledgement
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._registry import (
     ack_auth_req_id_charset,
     auth_req_id_entropy,
     error_body_well_formed,
@@ -39,8 +41,6 @@ from ciba_harness._checks import (
     refused,
     status_is,
 )
-from ciba_harness._checks_backchannel import describe_refusal, no_acknowledgement
-from ciba_harness._choices import record_choice
 from ciba_harness.pytest_plugin import require_client
 from ciba_harness.strategies import (
     BACKCHANNEL_REQUIREMENTS,

@@ -19,8 +19,8 @@ from ciba_harness import (
     Severity,
     decode_unverified,
 )
-from ciba_harness._checks import token_response_complete
-from ciba_harness._checks_delivery import (
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._delivery import (
     acr_present,
     auth_time_within,
     claim_present,
@@ -28,7 +28,7 @@ from ciba_harness._checks_delivery import (
     nonce_absent,
     same_subject,
 )
-from ciba_harness._choices import record_choice
+from ciba_harness.checks._registry import token_response_complete
 from ciba_harness.pytest_plugin import require_client
 
 pytestmark = pytest.mark.poll

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from ciba_harness import EndpointBehaviour, Severity
-from ciba_harness._checks import status_is
-from ciba_harness._checks_delivery import (
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._delivery import (
     callback_arrived,
     callback_bearer_is,
     callback_count_at_most,
@@ -21,7 +21,7 @@ from ciba_harness._checks_delivery import (
     ping_body_only_auth_req_id,
     token_error_is,
 )
-from ciba_harness._choices import record_choice
+from ciba_harness.checks._registry import status_is
 from ciba_harness.pytest_plugin import require_client
 
 from ._callbacks import flow_callbacks, notification_wait, redirected_callbacks
@@ -119,7 +119,7 @@ def test_endpoint_answering_200_with_body(ciba, ciba_config, ciba_inbox, ping_cl
     ciba.check(status_is, exchange, {200}, requirement="CIBA-PING-05", severity=Severity.WARNING)
 
 
-@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/pytest_plugin/_early.py)
 @pytest.mark.requirement("CIBA-PING-07")
 @pytest.mark.parametrize("status", [401, 503])
 def test_tokens_retrievable_after_failed_ping(ciba, ciba_config, ciba_inbox, ping_client, status):
@@ -166,7 +166,7 @@ def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, pin
     )
 
 
-@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/pytest_plugin/_early.py)
 @pytest.mark.requirement("CIBA-PING-11")
 def test_one_ping_and_none_for_poll_clients(
     ciba, ciba_config, ciba_metadata, ciba_inbox, ping_client

@@ -19,9 +19,9 @@ from ciba_harness import (
     build_refresh_request,
     error_code,
 )
-from ciba_harness._checks import no_store, token_response_complete, token_type_bearer
-from ciba_harness._checks_delivery import single_redemption, token_error_is
-from ciba_harness._choices import record_choice
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._delivery import single_redemption, token_error_is
+from ciba_harness.checks._registry import no_store, token_response_complete, token_type_bearer
 from ciba_harness.pytest_plugin import require_client
 
 pytestmark = pytest.mark.poll
@@ -73,7 +73,7 @@ def test_tokens_after_approval(ciba, poll_client):
     ciba.check(token_type_bearer, tokens, exchange=exchange)
 
 
-@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/pytest_plugin/_early.py)
 @pytest.mark.requirement("CIBA-TOKEN-13", "CIBA-TOKEN-24")
 def test_access_denied_after_denial(ciba, ciba_config, poll_client):
     """After the user denies, the token endpoint answers access_denied; a later poll gets the

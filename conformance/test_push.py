@@ -12,8 +12,8 @@ import time
 import pytest
 
 from ciba_harness import EndpointBehaviour, Severity
-from ciba_harness._checks import ack_no_interval_for_push
-from ciba_harness._checks_delivery import (
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._delivery import (
     callback_arrived,
     callback_bearer_is,
     callback_count_at_most,
@@ -23,7 +23,7 @@ from ciba_harness._checks_delivery import (
     push_error_is,
     push_token_payload,
 )
-from ciba_harness._choices import record_choice
+from ciba_harness.checks._registry import ack_no_interval_for_push
 from ciba_harness.pytest_plugin import require_client
 
 from ._callbacks import flow_callbacks, notification_wait, redirected_callbacks
@@ -131,7 +131,7 @@ def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, pus
     )
 
 
-@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/pytest_plugin/_early.py)
 @pytest.mark.requirement("CIBA-PUSH-15")
 def test_exactly_one_delivery(ciba, ciba_config, ciba_inbox, push_client):
     """One delivery per auth_req_id (a duplicate is a warning)."""

@@ -13,10 +13,16 @@ from typing import Any
 import pytest
 
 from ciba_harness import CIBA_GRANT, ClientConfig, Exchange, HttpRequest, Severity
-from ciba_harness._checks import error_body_well_formed, error_code_is, fail, refused, status_is
-from ciba_harness._checks_backchannel import accepted, expect_backchannel_error
-from ciba_harness._choices import record_choice
-from ciba_harness._requests import error_code
+from ciba_harness.checks._backchannel import accepted, expect_backchannel_error
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._registry import (
+    error_body_well_formed,
+    error_code_is,
+    fail,
+    refused,
+    status_is,
+)
+from ciba_harness.core._requests import error_code
 
 NOTIFICATION_URL = "https://client.example.org/ciba/notify"
 

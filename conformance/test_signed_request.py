@@ -17,14 +17,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ciba_harness import HttpRequest, RequestObjectSpec, Severity, build_backchannel_request
-from ciba_harness._checks import not_server_error, refused
-from ciba_harness._checks_backchannel import (
+from ciba_harness.checks._backchannel import (
     describe_refusal,
     expect_backchannel_error,
     send_and_accept,
 )
-from ciba_harness._choices import record_choice
-from ciba_harness._requests import error_code
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._registry import not_server_error, refused
+from ciba_harness.core._requests import error_code
 from ciba_harness.pytest_plugin import require_client
 
 A03 = {"invalid_request_object"}  # several providers answer this instead

@@ -45,7 +45,8 @@ from ciba_harness import (
     build_refresh_request,
     error_code,
 )
-from ciba_harness._checks import (
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._registry import (
     ack_expires_in,
     ack_interval,
     error_body_well_formed,
@@ -56,7 +57,6 @@ from ciba_harness._checks import (
     status_is,
     token_response_complete,
 )
-from ciba_harness._choices import record_choice
 from ciba_harness.pytest_plugin import require_client
 
 pytestmark = pytest.mark.fuzz
@@ -523,7 +523,7 @@ def machine_clients(config: Any, metadata: Any) -> tuple[ClientConfig, ...]:
     return (owner, second, *((ping,) if ping is not None else ()))
 
 
-@pytest.mark.slow  # wait-bound: started early (ciba_harness/_early.py)
+@pytest.mark.slow  # wait-bound: started early (ciba_harness/pytest_plugin/_early.py)
 @pytest.mark.requirement(
     "CIBA-ACK-01",
     "CIBA-ACK-03",

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from ciba_harness import Severity
-from ciba_harness._checks import fail
-from ciba_harness._checks_delivery import callback_arrived
-from ciba_harness._fapi import fapi_clients, handshake_established, handshake_refused
-from ciba_harness._tls import probe_tls
+from ciba_harness.checks._delivery import callback_arrived
+from ciba_harness.checks._fapi import fapi_clients, handshake_established, handshake_refused
+from ciba_harness.checks._registry import fail
+from ciba_harness.client._tls import probe_tls
 from ciba_harness.pytest_plugin import require_client
 
 ENDPOINT_NAMES = (

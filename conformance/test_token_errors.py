@@ -20,18 +20,18 @@ from ciba_harness import (
     Severity,
     error_code,
 )
-from ciba_harness._checks import (
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._delivery import (
+    fast_poll_answer_allowed,
+    token_endpoint_uses_tls,
+    token_error_is,
+)
+from ciba_harness.checks._registry import (
     error_body_well_formed,
     error_charset,
     status_is,
     www_authenticate_present,
 )
-from ciba_harness._checks_delivery import (
-    fast_poll_answer_allowed,
-    token_endpoint_uses_tls,
-    token_error_is,
-)
-from ciba_harness._choices import record_choice
 from ciba_harness.pytest_plugin import require_client
 
 pytestmark = pytest.mark.poll

@@ -84,7 +84,7 @@ def empty_folder(tmp_path: Path) -> Path:
 
 def _my_profile(installed: Installed, folder: Path) -> Path:
     """A vendor's own file: the installed reference profile, keys by absolute path."""
-    fixtures = Path(_ok(_run([installed.python, "-c", "from ciba_harness._packages import "
+    fixtures = Path(_ok(_run([installed.python, "-c", "from ciba_harness.core._packages import "
                               "fixtures_folder; print(fixtures_folder())"], cwd=folder)).strip())
     assert fixtures.is_relative_to(installed.bin.parent), fixtures
     text = (fixtures / "profiles" / "reference.toml").read_text(encoding="utf-8")
@@ -149,7 +149,7 @@ def test_plain_pytest_runs_the_suites_package(installed: Installed, empty_folder
 
 
 def test_locust_loads_the_installed_scenarios(installed: Installed, empty_folder: Path) -> None:
-    locustfile = _ok(_run([installed.python, "-c", "from ciba_harness._packages import "
+    locustfile = _ok(_run([installed.python, "-c", "from ciba_harness.core._packages import "
                            "locustfile_path; print(locustfile_path())"], cwd=empty_folder)).strip()
     assert Path(locustfile).is_relative_to(installed.bin.parent)
     listing = _ok(_run([installed.python, "-m", "locust", "-f", locustfile, "--list"],

@@ -1,91 +1,207 @@
 """ciba-harness: conformance, fuzz and load testing for OpenID Connect CIBA providers.
 
-The protocol core does no I/O: it builds requests as data (`HttpRequest`) and judges
-responses as data (`HttpResponse`, `Exchange`). `CibaClient` carries it over httpx; the
-Locust users in load/ carry the same core over FastHttpSession.
+The layers, bottom up (docs/architecture.md): `core` builds requests and judges responses as
+data and does no I/O; `checks` holds every rule as one registered check; `client` carries the
+core over HTTP (httpx), receives notifications and drives devices; the front-ends (`pytest_plugin`,
+`strategies`, `load`, `reports`, `rp`, `cli`) sit on top. This façade is lazy: a name loads its
+module on first use, so importing the package loads no transport or server library.
 """
 
-from ._checks import (
-    AUTH_REQ_ID_PATTERN,
-    BACKCHANNEL_ERROR_CODES,
-    CHECKS,
-    PUSH_ERROR_CODES,
-    TOKEN_ERROR_CODES,
-    CheckInfo,
-    CheckOutcome,
-    CheckRunner,
-    check,
-    estimate_entropy_bits,
-)
-from ._client import CibaClient, Flow, HttpxTransport, Recorder
-from ._clientauth import ASSERTION_TYPE, ClientAuthentication, apply_client_auth, sign_jwt
-from ._config import (
-    AUTH_METHODS,
-    DELIVERY_MODES,
-    Budgets,
-    ClientConfig,
-    DeviceConfig,
-    ProviderConfig,
-    ReceiverConfig,
-    UsersConfig,
-    default_profile_path,
-    load_config,
-)
-from ._discovery import CIBA_GRANT, ProviderMetadata, discovery_request, parse_metadata
-from ._drivers import (
-    DeviceContext,
-    DeviceDriver,
-    EmbeddedDriver,
-    HttpHookDriver,
-    ManualDriver,
-    WebhookDriver,
-    make_driver,
-)
-from ._errors import (
-    CheckFailure,
-    CibaHarnessError,
-    ConfigError,
-    InvalidIdToken,
-    InvalidMember,
-    MalformedResponse,
-    MissingMember,
-    NotificationViolation,
-    ProviderSetupError,
-    ResponseTimeout,
-    Severity,
-    TransportError,
-    UnexpectedStatus,
-    UnexpectedSuccess,
-    WrongErrorCode,
-)
-from ._flow import DEFAULT_INTERVAL, SLOW_DOWN_INCREMENT, Poller, PollResult, PollStatus
-from ._http import Exchange, HttpRequest, HttpResponse, redact, to_curl
-from ._idtoken import (
-    AUTH_REQ_ID_CLAIM,
-    RT_HASH_CLAIM,
-    IdTokenExpectations,
-    Jwks,
-    decode_unverified,
-    token_hash,
-    validate_id_token,
-)
-from ._notifications import EndpointBehaviour, Notification, NotificationInbox
-from ._receiver import NotificationReceiver
-from ._requests import (
-    AUTH_PARAMETERS,
-    Acknowledgement,
-    BackchannelParams,
-    RequestObjectSpec,
-    build_backchannel_request,
-    build_refresh_request,
-    build_request_object,
-    build_token_request,
-    error_code,
-    new_notification_token,
-    parse_acknowledgement,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ciba_harness.core._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ciba_harness.checks._registry import (
+        AUTH_REQ_ID_PATTERN,
+        BACKCHANNEL_ERROR_CODES,
+        CHECKS,
+        PUSH_ERROR_CODES,
+        TOKEN_ERROR_CODES,
+        CheckInfo,
+        CheckOutcome,
+        CheckRunner,
+        check,
+        estimate_entropy_bits,
+    )
+    from ciba_harness.client._client import CibaClient, Flow, HttpxTransport, Recorder
+    from ciba_harness.client._drivers import (
+        DeviceContext,
+        DeviceDriver,
+        EmbeddedDriver,
+        HttpHookDriver,
+        ManualDriver,
+        WebhookDriver,
+        make_driver,
+    )
+    from ciba_harness.client._receiver import NotificationReceiver
+    from ciba_harness.core._clientauth import (
+        ASSERTION_TYPE,
+        ClientAuthentication,
+        apply_client_auth,
+        sign_jwt,
+    )
+    from ciba_harness.core._config import (
+        AUTH_METHODS,
+        DELIVERY_MODES,
+        Budgets,
+        ClientConfig,
+        DeviceConfig,
+        ProviderConfig,
+        ReceiverConfig,
+        UsersConfig,
+        default_profile_path,
+        load_config,
+    )
+    from ciba_harness.core._discovery import (
+        CIBA_GRANT,
+        ProviderMetadata,
+        discovery_request,
+        parse_metadata,
+    )
+    from ciba_harness.core._errors import (
+        CheckFailure,
+        CibaHarnessError,
+        ConfigError,
+        InvalidIdToken,
+        InvalidMember,
+        MalformedResponse,
+        MissingMember,
+        NotificationViolation,
+        ProviderSetupError,
+        ResponseTimeout,
+        Severity,
+        TransportError,
+        UnexpectedStatus,
+        UnexpectedSuccess,
+        WrongErrorCode,
+    )
+    from ciba_harness.core._http import Exchange, HttpRequest, HttpResponse, redact, to_curl
+    from ciba_harness.core._idtoken import (
+        AUTH_REQ_ID_CLAIM,
+        RT_HASH_CLAIM,
+        IdTokenExpectations,
+        Jwks,
+        decode_unverified,
+        token_hash,
+        validate_id_token,
+    )
+    from ciba_harness.core._notifications import EndpointBehaviour, Notification, NotificationInbox
+    from ciba_harness.core._poller import (
+        DEFAULT_INTERVAL,
+        SLOW_DOWN_INCREMENT,
+        Poller,
+        PollResult,
+        PollStatus,
+    )
+    from ciba_harness.core._requests import (
+        AUTH_PARAMETERS,
+        Acknowledgement,
+        BackchannelParams,
+        RequestObjectSpec,
+        build_backchannel_request,
+        build_refresh_request,
+        build_request_object,
+        build_token_request,
+        error_code,
+        new_notification_token,
+        parse_acknowledgement,
+    )
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "AUTH_REQ_ID_PATTERN": "ciba_harness.checks._registry",
+    "BACKCHANNEL_ERROR_CODES": "ciba_harness.checks._registry",
+    "CHECKS": "ciba_harness.checks._registry",
+    "CheckInfo": "ciba_harness.checks._registry",
+    "CheckOutcome": "ciba_harness.checks._registry",
+    "CheckRunner": "ciba_harness.checks._registry",
+    "PUSH_ERROR_CODES": "ciba_harness.checks._registry",
+    "TOKEN_ERROR_CODES": "ciba_harness.checks._registry",
+    "check": "ciba_harness.checks._registry",
+    "estimate_entropy_bits": "ciba_harness.checks._registry",
+    "CibaClient": "ciba_harness.client._client",
+    "Flow": "ciba_harness.client._client",
+    "HttpxTransport": "ciba_harness.client._client",
+    "Recorder": "ciba_harness.client._client",
+    "DeviceContext": "ciba_harness.client._drivers",
+    "DeviceDriver": "ciba_harness.client._drivers",
+    "EmbeddedDriver": "ciba_harness.client._drivers",
+    "HttpHookDriver": "ciba_harness.client._drivers",
+    "ManualDriver": "ciba_harness.client._drivers",
+    "WebhookDriver": "ciba_harness.client._drivers",
+    "make_driver": "ciba_harness.client._drivers",
+    "NotificationReceiver": "ciba_harness.client._receiver",
+    "ASSERTION_TYPE": "ciba_harness.core._clientauth",
+    "ClientAuthentication": "ciba_harness.core._clientauth",
+    "apply_client_auth": "ciba_harness.core._clientauth",
+    "sign_jwt": "ciba_harness.core._clientauth",
+    "AUTH_METHODS": "ciba_harness.core._config",
+    "Budgets": "ciba_harness.core._config",
+    "ClientConfig": "ciba_harness.core._config",
+    "DELIVERY_MODES": "ciba_harness.core._config",
+    "DeviceConfig": "ciba_harness.core._config",
+    "ProviderConfig": "ciba_harness.core._config",
+    "ReceiverConfig": "ciba_harness.core._config",
+    "UsersConfig": "ciba_harness.core._config",
+    "default_profile_path": "ciba_harness.core._config",
+    "load_config": "ciba_harness.core._config",
+    "CIBA_GRANT": "ciba_harness.core._discovery",
+    "ProviderMetadata": "ciba_harness.core._discovery",
+    "discovery_request": "ciba_harness.core._discovery",
+    "parse_metadata": "ciba_harness.core._discovery",
+    "CheckFailure": "ciba_harness.core._errors",
+    "CibaHarnessError": "ciba_harness.core._errors",
+    "ConfigError": "ciba_harness.core._errors",
+    "InvalidIdToken": "ciba_harness.core._errors",
+    "InvalidMember": "ciba_harness.core._errors",
+    "MalformedResponse": "ciba_harness.core._errors",
+    "MissingMember": "ciba_harness.core._errors",
+    "NotificationViolation": "ciba_harness.core._errors",
+    "ProviderSetupError": "ciba_harness.core._errors",
+    "ResponseTimeout": "ciba_harness.core._errors",
+    "Severity": "ciba_harness.core._errors",
+    "TransportError": "ciba_harness.core._errors",
+    "UnexpectedStatus": "ciba_harness.core._errors",
+    "UnexpectedSuccess": "ciba_harness.core._errors",
+    "WrongErrorCode": "ciba_harness.core._errors",
+    "Exchange": "ciba_harness.core._http",
+    "HttpRequest": "ciba_harness.core._http",
+    "HttpResponse": "ciba_harness.core._http",
+    "redact": "ciba_harness.core._http",
+    "to_curl": "ciba_harness.core._http",
+    "AUTH_REQ_ID_CLAIM": "ciba_harness.core._idtoken",
+    "IdTokenExpectations": "ciba_harness.core._idtoken",
+    "Jwks": "ciba_harness.core._idtoken",
+    "RT_HASH_CLAIM": "ciba_harness.core._idtoken",
+    "decode_unverified": "ciba_harness.core._idtoken",
+    "token_hash": "ciba_harness.core._idtoken",
+    "validate_id_token": "ciba_harness.core._idtoken",
+    "EndpointBehaviour": "ciba_harness.core._notifications",
+    "Notification": "ciba_harness.core._notifications",
+    "NotificationInbox": "ciba_harness.core._notifications",
+    "DEFAULT_INTERVAL": "ciba_harness.core._poller",
+    "PollResult": "ciba_harness.core._poller",
+    "PollStatus": "ciba_harness.core._poller",
+    "Poller": "ciba_harness.core._poller",
+    "SLOW_DOWN_INCREMENT": "ciba_harness.core._poller",
+    "AUTH_PARAMETERS": "ciba_harness.core._requests",
+    "Acknowledgement": "ciba_harness.core._requests",
+    "BackchannelParams": "ciba_harness.core._requests",
+    "RequestObjectSpec": "ciba_harness.core._requests",
+    "build_backchannel_request": "ciba_harness.core._requests",
+    "build_refresh_request": "ciba_harness.core._requests",
+    "build_request_object": "ciba_harness.core._requests",
+    "build_token_request": "ciba_harness.core._requests",
+    "error_code": "ciba_harness.core._requests",
+    "new_notification_token": "ciba_harness.core._requests",
+    "parse_acknowledgement": "ciba_harness.core._requests",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 __all__ = [
     "ASSERTION_TYPE",

@@ -59,7 +59,7 @@ class SuiteSelection:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
-        from .pytest_plugin import PREFLIGHT_DONE
+        from ciba_harness.pytest_plugin import PREFLIGHT_DONE
 
         config.stash[PREFLIGHT_DONE] = self.checked  # the plugin need not check again
         named = [arg for arg in config.args if arg != self.suites]
@@ -70,7 +70,7 @@ class SuiteSelection:
 
 
 def _conformance(args: list[str]) -> int:
-    from ._packages import suites_folder
+    from ciba_harness.core._packages import suites_folder
 
     suites = suites_folder()
     own, _ = _conformance_parser().parse_known_args(args)
@@ -79,7 +79,7 @@ def _conformance(args: list[str]) -> int:
     pass_through = list(args)
     checked = "--co" not in args and "--collect-only" not in args
     if checked:
-        from ._preflight import preflight, receiver_warnings
+        from ciba_harness.pytest_plugin._preflight import preflight, receiver_warnings
 
         # The user's input first: a wrong config, an unreachable or non-CIBA provider, a port
         # in use end here with one message and exit code 2, before any report is written.
@@ -132,7 +132,7 @@ def _conformance_help(suites: Path) -> int:
 
 
 def _provider(args: list[str]) -> int:
-    from .provider.__main__ import main as provider_main
+    from ciba_harness.provider.__main__ import main as provider_main
 
     return provider_main(args)
 
@@ -144,14 +144,18 @@ def _load(args: list[str]) -> int:
 
 
 def _report(args: list[str]) -> int:
-    from .reports import cli_main
+    from ciba_harness.reports import cli_main
 
     return cli_main(args)
 
 
 def _check_config(args: list[str]) -> int:
-    from ._errors import ConfigError
-    from ._preflight import describe_each_config_error, preflight, receiver_warnings
+    from ciba_harness.core._errors import ConfigError
+    from ciba_harness.pytest_plugin._preflight import (
+        describe_each_config_error,
+        preflight,
+        receiver_warnings,
+    )
 
     if len(args) != 1:
         print("usage: ciba-harness check-config FILE", file=sys.stderr)
@@ -171,7 +175,7 @@ def _check_config(args: list[str]) -> int:
 
 
 def _client(args: list[str]) -> int:
-    from .rp._cli import main as client_main
+    from ciba_harness.rp._cli import main as client_main
 
     return client_main(args)
 
@@ -187,8 +191,8 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ._errors import CibaHarnessError, ConfigError
-    from ._preflight import describe_config_error
+    from ciba_harness.core._errors import CibaHarnessError, ConfigError
+    from ciba_harness.pytest_plugin._preflight import describe_config_error
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
@@ -198,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE.strip())
         return 0
     if args[0] == "--version":
-        from . import __version__
+        from ciba_harness import __version__
 
         print(f"ciba-harness {__version__}")
         return 0

@@ -23,9 +23,9 @@ from ciba_harness import (
     UnexpectedStatus,
     UnexpectedSuccess,
     WrongErrorCode,
-    _checks as checks,
     estimate_entropy_bits,
 )
+from ciba_harness.checks import _registry as checks
 
 GOOD_ACK = {"auth_req_id": "1c266114-a1be-4252-8ad1-04986c5b9ac1", "expires_in": 120, "interval": 2}
 GOOD_TOKENS = {

@@ -13,25 +13,25 @@ from pathlib import Path
 
 import pytest
 
-from ciba_harness._checks import CHECKS
-from ciba_harness._choices import (
+from ciba_harness.checks._choices import (
     LATITUDES,
     collect_provider_choices,
     record_choice,
     recorded_choices,
     reset_choices,
 )
-from ciba_harness._requirements import catalogue
-from ciba_harness._results import build_results
+from ciba_harness.checks._registry import CHECKS
+from ciba_harness.core._requirements import catalogue
 from ciba_harness.reports import render_html_report
+from ciba_harness.reports._results import build_results
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_CATALOGUE = REPO.parent / "shared" / "spec" / "ciba-requirements.md"
 CHECK_MODULES = (
-    "ciba_harness._checks",
-    "ciba_harness._checks_backchannel",
-    "ciba_harness._checks_delivery",
-    "ciba_harness._fapi",
+    "ciba_harness.checks._registry",
+    "ciba_harness.checks._backchannel",
+    "ciba_harness.checks._delivery",
+    "ciba_harness.checks._fapi",
 )
 
 

@@ -31,11 +31,11 @@ from ciba_harness import (
     TransportError,
     UnexpectedStatus,
     WrongErrorCode,
-    _client,
     parse_metadata,
     sign_jwt,
     token_hash,
 )
+from ciba_harness.client import _client
 
 DISCOVERY = {
     "issuer": ISSUER,

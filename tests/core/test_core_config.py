@@ -12,7 +12,7 @@ from core_helpers import KEYS
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ciba_harness import ConfigError, default_profile_path, load_config
-from ciba_harness._config import ProviderConfig
+from ciba_harness.core._config import ProviderConfig
 
 BASE = """\
 [provider]

@@ -20,7 +20,7 @@ from ciba_harness import (
     WebhookDriver,
     make_driver,
 )
-from ciba_harness._config import HttpCallTemplate
+from ciba_harness.core._config import HttpCallTemplate
 
 CONTEXT = DeviceContext("auth-req-1", login_hint="alice smith", binding_message="T1 & 0042", delay=1.5)
 

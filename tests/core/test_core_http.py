@@ -21,7 +21,7 @@ from ciba_harness import (
     redact,
     to_curl,
 )
-from ciba_harness._http import REDACTED, form_body
+from ciba_harness.core._http import REDACTED, form_body
 
 SECRET = "s3cr3t-Value-0123456789"
 ACCESS_TOKEN = "at-" + "A" * 60

@@ -20,8 +20,8 @@ from ciba_harness import (
     NotificationReceiver,
     WebhookDriver,
 )
-from ciba_harness._notifications import MAX_NOTIFICATION_BYTES
-from ciba_harness._receiver import bind_socket
+from ciba_harness.client._receiver import bind_socket
+from ciba_harness.core._notifications import MAX_NOTIFICATION_BYTES
 
 JSON = {"Content-Type": "application/json"}
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from ciba_harness._checks import CHECKS
+from ciba_harness.checks._registry import CHECKS
 
 pytest_plugins = ["pytester"]
 
@@ -31,7 +31,7 @@ from ciba_harness import CibaClient, HttpxTransport, NotificationInbox, default_
 from ciba_harness.provider import start_provider
 from ciba_harness.pytest_plugin import CibaSession
 
-pytest_plugins = ["ciba_harness._fuzz_plugin"]
+pytest_plugins = ["ciba_harness.pytest_plugin._fuzz"]
 CRASHES = []
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from ciba_harness import _fuzz_plugin
-from ciba_harness._fuzz_plugin import PROFILES, Budget, CibaFuzz, default_profile_name
+from ciba_harness.pytest_plugin import _fuzz as _fuzz_plugin
+from ciba_harness.pytest_plugin._fuzz import PROFILES, Budget, CibaFuzz, default_profile_name
 
 pytest_plugins = ["pytester"]
 
@@ -93,7 +93,7 @@ def test_a_flaky_failure_is_reported_as_the_smallest_seen(monkeypatch: pytest.Mo
 
 
 def test_option_marker_and_header(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["ciba_harness._fuzz_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["ciba_harness.pytest_plugin._fuzz"]')
     pytester.makepyfile(
         """
         import pytest

@@ -22,7 +22,7 @@ from ciba_harness import (
     default_profile_path,
     load_config,
 )
-from ciba_harness._choices import recorded_choices, reset_choices
+from ciba_harness.checks._choices import recorded_choices, reset_choices
 from ciba_harness.strategies import BackchannelCase, TokenCase, classify
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Wait-bound tests (marker `slow`) start early, in background threads (ciba_harness/_early.py):
+"""Wait-bound tests (marker `slow`) start early, in background threads (ciba_harness/pytest_plugin/_early.py):
 their bodies run while the rest of the suite runs, and their outcomes still reach the report
 as if they had run in order."""
 
@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from ciba_harness._checks import status_is
+from ciba_harness.checks._registry import status_is
 
 EARLY_BODY_STARTED = threading.Event()
 

@@ -15,15 +15,16 @@ from typing import Any
 import pytest
 from hostile_helpers import budget_profile, robustness_problems, run_hostile_suite
 
-from ciba_harness import HttpRequest, HttpResponse, _health
-from ciba_harness._health import (
+from ciba_harness import HttpRequest, HttpResponse
+from ciba_harness.client import _health
+from ciba_harness.client._health import (
     NOTIFICATION,
     EndpointUnavailable,
     RunBudgetExhausted,
     SessionHealth,
     is_transport_failure,
 )
-from ciba_harness._http import Exchange
+from ciba_harness.core._http import Exchange
 
 URL = "http://127.0.0.1:9/backchannel"
 

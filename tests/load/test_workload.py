@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ciba_harness._config import default_profile_path, load_config
-from ciba_harness._drivers import DeviceContext, WebhookDriver
+from ciba_harness.client._drivers import DeviceContext, WebhookDriver
+from ciba_harness.core._config import default_profile_path, load_config
 from ciba_harness.load import PROFILES
 from ciba_harness.load._context import _flow_clients
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ciba_harness._errors import WrongErrorCode
-from ciba_harness._http import Exchange, HttpRequest, HttpResponse
-from ciba_harness._results import build_results
+from ciba_harness.core._errors import WrongErrorCode
+from ciba_harness.core._http import Exchange, HttpRequest, HttpResponse
+from ciba_harness.reports._results import build_results
 
 HOSTILE = "<script>alert('x')</script>"
 SECRET = "s3cr3t-Client-Secret-value"

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from report_samples import HOSTILE, SECRET, SESSION, make_results, make_tests
 
-from ciba_harness._results import build_results
 from ciba_harness.reports import render_html_report, write_html_report
 from ciba_harness.reports._conformance import auth_methods_of
+from ciba_harness.reports._results import build_results
 
 pytest_plugins = ["pytester"]
 

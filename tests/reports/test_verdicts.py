@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ciba_harness._results import VERDICTS, build_results
 from ciba_harness.reports import diff_results
+from ciba_harness.reports._results import VERDICTS, build_results
 
 # Real catalogue IDs (build_results reports every catalogue entry).
 BROKEN, COLLATERAL, SETUP, HARNESS, PASSING = (

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ciba_harness._checks import CHECKS
-from ciba_harness._errors import Severity
+from ciba_harness.checks._registry import CHECKS
+from ciba_harness.core._errors import Severity
 from ciba_harness.rp import _checks as client_checks
 from ciba_harness.rp._catalogue import client_catalogue, default_severity, render_markdown
 from ciba_harness.rp.reference_client import CLIENT_FAULTS

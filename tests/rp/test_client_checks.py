@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ciba_harness._checks import CHECKS
-from ciba_harness._errors import CheckFailure
+from ciba_harness.checks._registry import CHECKS
+from ciba_harness.core._errors import CheckFailure
 from ciba_harness.rp import _checks as c
 from ciba_harness.rp._behaviours import BEHAVIOURS
 from ciba_harness.rp._catalogue import client_catalogue

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ciba_harness._errors import ConfigError
+from ciba_harness.core._errors import ConfigError
 from ciba_harness.rp._config import load_client_config
 
 GOOD = """

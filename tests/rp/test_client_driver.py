@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ciba_harness._errors import CibaHarnessError
+from ciba_harness.core._errors import CibaHarnessError
 from ciba_harness.rp._config import ClientUnderTest
 from ciba_harness.rp._driver import (
     CommandClientDriver,

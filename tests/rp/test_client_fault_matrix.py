@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from ciba_harness._packages import CLIENT_SUITES_PACKAGE, package_folder
+from ciba_harness.core._packages import CLIENT_SUITES_PACKAGE, package_folder
 from ciba_harness.rp.reference_client import CLIENT_FAULTS
 
 PARALLEL_RUNS = int(os.environ.get("CIBA_CLIENT_PARALLEL", "10"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ciba_harness._packages import CLIENT_SUITES_PACKAGE, package_folder
+from ciba_harness.core._packages import CLIENT_SUITES_PACKAGE, package_folder
 from ciba_harness.rp.reference_client import ReferenceClient
 
 SELECT = "push_faithful or wrong_aud or ping_wrong_bearer"

@@ -8,8 +8,8 @@ import ast
 import re
 from pathlib import Path
 
-from ciba_harness._fapi import CERTIFICATION_MODULES, certification_map_markdown
-from ciba_harness._requirements import catalogue
+from ciba_harness.checks._fapi import CERTIFICATION_MODULES, certification_map_markdown
+from ciba_harness.core._requirements import catalogue
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = REPO / "conformance" / "test_fapi_ciba.py"
@@ -61,5 +61,5 @@ def test_every_test_names_what_it_mirrors_or_its_fapi_row() -> None:
 def test_docs_table_is_in_sync() -> None:
     doc = (REPO / "docs" / "fapi-ciba.md").read_text()
     assert certification_map_markdown() in doc, (
-        "regenerate: python -c 'from ciba_harness._fapi import certification_map_markdown as m;"
+        "regenerate: python -c 'from ciba_harness.checks._fapi import certification_map_markdown as m;"
         " print(m())'")

@@ -8,10 +8,10 @@ import pytest
 from tls_suite_helpers import TLS_PROFILE, run_conformance
 
 from ciba_harness import Severity
-from ciba_harness._checks import CheckRunner
-from ciba_harness._checks_delivery import acr_present
-from ciba_harness._errors import CheckFailure
-from ciba_harness._profiles import PROFILE_RULES, mandatory_requirements
+from ciba_harness.checks._delivery import acr_present
+from ciba_harness.checks._registry import CheckRunner
+from ciba_harness.core._errors import CheckFailure
+from ciba_harness.core._verdict_rules import PROFILE_RULES, mandatory_requirements
 from ciba_harness.provider import start_provider
 
 

@@ -12,11 +12,11 @@ import pytest
 from waiting import wait_until
 
 from ciba_harness import CibaClient, NotificationInbox, load_config
-from ciba_harness._config import ProviderConfig
-from ciba_harness._drivers import WebhookDriver
-from ciba_harness._errors import CibaHarnessError
-from ciba_harness._http import HttpRequest
-from ciba_harness._receiver import NotificationReceiver
+from ciba_harness.client._drivers import WebhookDriver
+from ciba_harness.client._receiver import NotificationReceiver
+from ciba_harness.core._config import ProviderConfig
+from ciba_harness.core._errors import CibaHarnessError
+from ciba_harness.core._http import HttpRequest
 from ciba_harness.provider import RunningProvider, start_provider
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ciba_harness._tls import client_ssl_context, probe_tls
+from ciba_harness.client._tls import client_ssl_context, probe_tls
 from ciba_harness.provider import RunningProvider, start_provider
 from ciba_harness.provider.pki import ensure_test_pki
 

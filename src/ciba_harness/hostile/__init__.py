@@ -16,7 +16,7 @@ hostile server's own URL, so a CIBA flow works around the misbehaviour.
 See docs/robustness.md for the catalogue and the harness's verdict on each behaviour.
 """
 
-from ._catalogue import (
+from ciba_harness.hostile._catalogue import (
     BEHAVIOURS,
     ENDPOINTS,
     HTTP_ENDPOINTS,
@@ -26,7 +26,7 @@ from ._catalogue import (
     catalogue_markdown,
     parse_selection,
 )
-from ._server import Hit, HostileProvider, HostileStartError, start_hostile
+from ciba_harness.hostile._server import Hit, HostileProvider, HostileStartError, start_hostile
 
 __all__ = [
     "BEHAVIOURS",

@@ -9,8 +9,13 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from ._catalogue import BEHAVIOURS, ENDPOINTS, HostileSelectionError, catalogue_markdown
-from ._server import HostileStartError, start_hostile
+from ciba_harness.hostile._catalogue import (
+    BEHAVIOURS,
+    ENDPOINTS,
+    HostileSelectionError,
+    catalogue_markdown,
+)
+from ciba_harness.hostile._server import HostileStartError, start_hostile
 
 
 def _parser() -> argparse.ArgumentParser:

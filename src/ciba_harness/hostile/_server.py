@@ -30,9 +30,9 @@ from urllib.parse import parse_qsl, unquote, urlencode
 
 import httpx
 
-from .._config import default_profile_path
-from ._catalogue import CYCLE, Step, parse_selection
-from ._tamper import KeyRing, reshape
+from ciba_harness.core._config import default_profile_path
+from ciba_harness.hostile._catalogue import CYCLE, Step, parse_selection
+from ciba_harness.hostile._tamper import KeyRing, reshape
 
 __all__ = ["HostileProvider", "HostileStartError", "start_hostile"]
 
@@ -319,7 +319,7 @@ class HostileProvider:
         return self
 
     async def _start(self) -> None:
-        from ..provider import create_app, load_profile
+        from ciba_harness.provider import create_app, load_profile
 
         self._stopping = asyncio.Event()
         self._server = await asyncio.start_server(

@@ -6,7 +6,7 @@ wrapper (`python -m ciba_harness.load`), the SLO gate and the profiles are safe 
 anywhere, pytest included.
 """
 
-from ._metrics import (
+from ciba_harness.load._metrics import (
     CIBA_REQUEST_TYPE,
     HARNESS_CODES,
     AuthReqIdTracker,
@@ -15,11 +15,11 @@ from ._metrics import (
     metric_name,
     parse_failure,
 )
-from ._pacing import ArrivalScheduler, Slot
-from ._profiles import PROFILES, DelaySpec, FlowProfile, parse_delay, parse_mix
-from ._settings import ISSUER_ENV, MIX_PRESETS, LoadSettings, add_arguments
-from ._shapes import SHAPES, shape_tick
-from ._slo import SLO_EXIT_CODE, Thresholds, Verdict, evaluate, format_verdicts
+from ciba_harness.load._pacing import ArrivalScheduler, Slot
+from ciba_harness.load._profiles import PROFILES, DelaySpec, FlowProfile, parse_delay, parse_mix
+from ciba_harness.load._settings import ISSUER_ENV, MIX_PRESETS, LoadSettings, add_arguments
+from ciba_harness.load._shapes import SHAPES, shape_tick
+from ciba_harness.load._slo import SLO_EXIT_CODE, Thresholds, Verdict, evaluate, format_verdicts
 
 __all__ = [
     "CIBA_REQUEST_TYPE",

@@ -28,10 +28,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._config import default_profile_path, load_config
-from .._errors import CibaHarnessError
-from .._packages import locustfile_path
-from ._embedded import EmbeddedProvider
+from ciba_harness.core._config import default_profile_path, load_config
+from ciba_harness.core._errors import CibaHarnessError
+from ciba_harness.core._packages import locustfile_path
+from ciba_harness.load._embedded import EmbeddedProvider
 
 __all__ = ["main", "build_command", "run_time_seconds"]
 
@@ -146,7 +146,7 @@ def _write_load_report(csv_prefix: str | None, code: int) -> None:
     last real run must stay."""
     if code == 2 or not csv_prefix or not Path(f"{csv_prefix}_stats.csv").exists():
         return
-    from ..reports import write_load_report
+    from ciba_harness.reports import write_load_report
 
     out = write_load_report(csv_prefix, Path(csv_prefix).parent / "ciba-load-report.html")
     print(f"ciba-harness load: report {out}", file=sys.stderr, flush=True)
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _has(args, "-h", "--help"):
         import argparse
 
-        from ._settings import add_arguments
+        from ciba_harness.load._settings import add_arguments
 
         options = argparse.ArgumentParser(
             usage=argparse.SUPPRESS, add_help=False, description="CIBA options (docs/load.md):"

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ._slo import Thresholds, Verdict, _is_token_request, evaluate
+from ciba_harness.load._slo import Thresholds, Verdict, _is_token_request, evaluate
 
 __all__ = [
     "CAPACITY_FORMAT",
@@ -224,7 +224,7 @@ def judge_step(
 ) -> tuple[StepResult, list[Verdict]]:
     """The step's row and its verdicts. The p95 / p99 columns merge every time_to_tokens
     row of the window (the gate itself judges each row on its own)."""
-    from ._slo import flow_errors_by_code
+    from ciba_harness.load._slo import flow_errors_by_code
 
     entries = window.entries()
     errors = flow_errors_by_code(window.errors())

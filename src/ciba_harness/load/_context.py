@@ -16,18 +16,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._config import ClientConfig, ProviderConfig, load_config
-from .._discovery import ProviderMetadata, discovery_request, parse_metadata
-from .._drivers import DeviceDriver, EmbeddedDriver, ManualDriver, WebhookDriver, make_driver
-from .._errors import ConfigError, ProviderSetupError
-from .._http import HttpRequest, HttpResponse
-from .._idtoken import Jwks
-from .._notifications import Notification
-from ._metrics import AuthReqIdTracker, CibaError, EventSink, FlowCounters
-from ._pacing import ArrivalScheduler
-from ._profiles import FlowProfile
-from ._receiver import GeventReceiver, LoadInbox
-from ._settings import LoadSettings
+from ciba_harness.client._drivers import (
+    DeviceDriver,
+    EmbeddedDriver,
+    ManualDriver,
+    WebhookDriver,
+    make_driver,
+)
+from ciba_harness.core._config import ClientConfig, ProviderConfig, load_config
+from ciba_harness.core._discovery import ProviderMetadata, discovery_request, parse_metadata
+from ciba_harness.core._errors import ConfigError, ProviderSetupError
+from ciba_harness.core._http import HttpRequest, HttpResponse
+from ciba_harness.core._idtoken import Jwks
+from ciba_harness.core._notifications import Notification
+from ciba_harness.load._metrics import AuthReqIdTracker, CibaError, EventSink, FlowCounters
+from ciba_harness.load._pacing import ArrivalScheduler
+from ciba_harness.load._profiles import FlowProfile
+from ciba_harness.load._receiver import GeventReceiver, LoadInbox
+from ciba_harness.load._settings import LoadSettings
 
 __all__ = ["LoadContext", "fetch", "ssl_context", "tls_factory"]
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._errors import ProviderSetupError
+from ciba_harness.core._errors import ProviderSetupError
 
 __all__ = ["EmbeddedProvider"]
 

@@ -18,15 +18,15 @@ from typing import Literal
 
 import gevent
 
-from .._clientauth import ClientAuthentication, sign_jwt
-from .._config import ClientConfig
-from .._drivers import DeviceContext, EmbeddedDriver, WebhookDriver
-from .._errors import InvalidIdToken
-from .._flow import Poller, PollResult, PollStatus
-from .._http import HttpResponse
-from .._idtoken import IdTokenExpectations, validate_id_token
-from .._notifications import Notification
-from .._requests import (
+from ciba_harness.client._drivers import DeviceContext, EmbeddedDriver, WebhookDriver
+from ciba_harness.core._clientauth import ClientAuthentication, sign_jwt
+from ciba_harness.core._config import ClientConfig
+from ciba_harness.core._errors import InvalidIdToken
+from ciba_harness.core._http import HttpResponse
+from ciba_harness.core._idtoken import IdTokenExpectations, validate_id_token
+from ciba_harness.core._notifications import Notification
+from ciba_harness.core._poller import Poller, PollResult, PollStatus
+from ciba_harness.core._requests import (
     Acknowledgement,
     BackchannelParams,
     RequestObjectSpec,
@@ -35,10 +35,10 @@ from .._requests import (
     error_code,
     parse_acknowledgement,
 )
-from ._context import LoadContext
-from ._metrics import CibaError
-from ._profiles import FlowProfile, Outcome
-from ._transport import OK, Judgement, LocustTransport, error_for
+from ciba_harness.load._context import LoadContext
+from ciba_harness.load._metrics import CibaError
+from ciba_harness.load._profiles import FlowProfile, Outcome
+from ciba_harness.load._transport import OK, Judgement, LocustTransport, error_for
 
 __all__ = ["FlowRunner", "POLL_MARGIN"]
 

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from .._errors import ConfigError
+from ciba_harness.core._errors import ConfigError
 
 __all__ = [
     "DelaySpec",

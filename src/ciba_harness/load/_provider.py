@@ -23,7 +23,7 @@ def _set_nodelay(sock: socket.socket) -> None:
 
 def main() -> int:
     asyncio.base_events._set_nodelay = _set_nodelay  # type: ignore[attr-defined]
-    from ..provider.__main__ import main as provider_main
+    from ciba_harness.provider.__main__ import main as provider_main
 
     return provider_main(sys.argv[1:])
 

@@ -29,10 +29,10 @@ import gevent
 from gevent.event import AsyncResult
 from gevent.pywsgi import WSGIServer
 
-from .._drivers import WebhookDriver
-from .._errors import CibaHarnessError
-from .._notifications import MAX_NOTIFICATION_BYTES, Notification, NotificationInbox
-from ._metrics import RecentTokens
+from ciba_harness.client._drivers import WebhookDriver
+from ciba_harness.core._errors import CibaHarnessError
+from ciba_harness.core._notifications import MAX_NOTIFICATION_BYTES, Notification, NotificationInbox
+from ciba_harness.load._metrics import RecentTokens
 
 __all__ = ["LoadInbox", "GeventReceiver", "route_of", "RECEIVER_BIND_ENV", "RECEIVER_HOST_ENV"]
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .._config import default_profile_path
-from .._errors import ConfigError
-from ._capacity import CapacityPlan
-from ._profiles import DelaySpec, parse_delay
-from ._shapes import SHAPES
-from ._slo import Thresholds
+from ciba_harness.core._config import default_profile_path
+from ciba_harness.core._errors import ConfigError
+from ciba_harness.load._capacity import CapacityPlan
+from ciba_harness.load._profiles import DelaySpec, parse_delay
+from ciba_harness.load._shapes import SHAPES
+from ciba_harness.load._slo import Thresholds
 
 __all__ = ["ISSUER_ENV", "MIX_PRESETS", "LoadSettings", "add_arguments"]
 

@@ -97,7 +97,7 @@ def flow_errors_by_code(errors: Iterable[tuple[str, str, str, int]]) -> dict[str
     """Failed flows per CIBA error code, from (method, name, error text, occurrences) of
     Locust's error table. Only the flow-outcome rows count (time_to_tokens, denied, expired):
     the HTTP row of the same failure would count it twice."""
-    from ._metrics import parse_failure
+    from ciba_harness.load._metrics import parse_failure
 
     counts: dict[str, int] = {}
     for method, name, text, occurrences in errors:

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .._http import HttpRequest, HttpResponse
-from .._requests import error_code
-from ._metrics import CibaError
+from ciba_harness.core._http import HttpRequest, HttpResponse
+from ciba_harness.core._requests import error_code
+from ciba_harness.load._metrics import CibaError
 
 __all__ = ["Judgement", "LocustTransport", "expect_status", "ok"]
 

@@ -25,15 +25,21 @@ from locust.exception import StopUser
 from locust.rpc import Message
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from .._errors import CibaHarnessError, ConfigError
-from ._capacity import CapacityPlan, CapacitySearch, StatsSnapshot, StatsWindow, judge_step
-from ._context import LoadContext, tls_factory
-from ._embedded import EmbeddedProvider
-from ._flows import FlowRunner
-from ._metrics import AuthReqIdTracker, CibaError, EventSink
-from ._profiles import PROFILES, FlowProfile, parse_mix
-from ._settings import MIX_PRESETS, LoadSettings, add_arguments
-from ._slo import (
+from ciba_harness.core._errors import CibaHarnessError, ConfigError
+from ciba_harness.load._capacity import (
+    CapacityPlan,
+    CapacitySearch,
+    StatsSnapshot,
+    StatsWindow,
+    judge_step,
+)
+from ciba_harness.load._context import LoadContext, tls_factory
+from ciba_harness.load._embedded import EmbeddedProvider
+from ciba_harness.load._flows import FlowRunner
+from ciba_harness.load._metrics import AuthReqIdTracker, CibaError, EventSink
+from ciba_harness.load._profiles import PROFILES, FlowProfile, parse_mix
+from ciba_harness.load._settings import MIX_PRESETS, LoadSettings, add_arguments
+from ciba_harness.load._slo import (
     SLO_EXIT_CODE,
     evaluate,
     flow_errors_by_code,
@@ -41,7 +47,7 @@ from ._slo import (
     verdicts_document,
     write_verdicts,
 )
-from ._transport import LocustTransport
+from ciba_harness.load._transport import LocustTransport
 
 __all__ = [
     "CibaUser",
@@ -289,7 +295,7 @@ def run_budget(environment: Any, settings: LoadSettings) -> float | None:
     given = getattr(environment.parsed_options, "ciba_run_timeout", None)
     if given not in (None, ""):
         return float(given)
-    from .._config import load_config
+    from ciba_harness.core._config import load_config
 
     try:
         budget = getattr(load_config(settings.config_path).budgets, "run_timeout", None)
@@ -395,7 +401,7 @@ def _apply_mix(environment: Any, mix: str) -> None:
 def _maybe_start_provider(environment: Any, settings: LoadSettings) -> None:
     """`locust -f load/locustfile.py` with the embedded profile: start the reference provider
     here (master / local process only); the workers get its URL with the spawn message."""
-    from .._config import load_config
+    from ciba_harness.core._config import load_config
 
     try:
         config = load_config(settings.config_path)

@@ -4,10 +4,16 @@ It is the harness's zero-configuration target and the oracle of the harness's ow
 shares no code with the harness's protocol core. See docs/provider.md and docs/faults.md.
 """
 
-from .app import create_app
-from .faults import FAULTS, Fault
-from .server import ProviderStartError, RunningProvider, start_provider
-from .settings import ClientSettings, ProfileError, ProviderSettings, UserRecord, load_profile
+from ciba_harness.provider.app import create_app
+from ciba_harness.provider.faults import FAULTS, Fault
+from ciba_harness.provider.server import ProviderStartError, RunningProvider, start_provider
+from ciba_harness.provider.settings import (
+    ClientSettings,
+    ProfileError,
+    ProviderSettings,
+    UserRecord,
+    load_profile,
+)
 
 __all__ = [
     "FAULTS",

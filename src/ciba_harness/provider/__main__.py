@@ -13,17 +13,17 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from .._config import default_profile_path
-from .faults import FAULTS, faults_listing, faults_markdown
-from .policies import (
+from ciba_harness.core._config import default_profile_path
+from ciba_harness.provider.faults import FAULTS, faults_listing, faults_markdown
+from ciba_harness.provider.policies import (
     PolicyError,
     active_policies,
     policies_listing,
     policies_markdown,
     resolve_policies,
 )
-from .server import ProviderStartError, start_provider
-from .settings import ProfileError, load_profile
+from ciba_harness.provider.server import ProviderStartError, start_provider
+from ciba_harness.provider.settings import ProfileError, load_profile
 
 DEFAULT_CONFIG = default_profile_path()
 PROG = "python -m ciba_harness.provider"

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .core import (
+from ciba_harness.provider.core import (
     NO_STORE,
     KeyMaterial,
     Outbound,
@@ -25,11 +25,11 @@ from .core import (
     json_response,
     valid_notification_url,
 )
-from .errors import OAuthError, invalid_request
-from .faults import FAULTS, unknown_faults
-from .forms import read_json_object
-from .policies import COMBINATIONS, POLICIES, ProviderPolicy, resolve_policies
-from .settings import PROFILES, ProviderSettings
+from ciba_harness.provider.errors import OAuthError, invalid_request
+from ciba_harness.provider.faults import FAULTS, unknown_faults
+from ciba_harness.provider.forms import read_json_object
+from ciba_harness.provider.policies import COMBINATIONS, POLICIES, ProviderPolicy, resolve_policies
+from ciba_harness.provider.settings import PROFILES, ProviderSettings
 
 log = logging.getLogger("ciba_harness.provider")
 

@@ -32,16 +32,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import jose
-from .errors import OAuthError, invalid_client, invalid_request
-from .forms import Form, read_form, read_json_object
-from .policies import (
+from ciba_harness.provider import jose
+from ciba_harness.provider.errors import OAuthError, invalid_client, invalid_request
+from ciba_harness.provider.forms import Form, read_form, read_json_object
+from ciba_harness.provider.policies import (
     EXTRA_ACK_MEMBERS,
     EXTRA_TOKEN_MEMBERS,
     ROTATE_EVERY_ID_TOKENS,
     ProviderPolicy,
 )
-from .settings import (
+from ciba_harness.provider.settings import (
     AUTH_METHODS,
     DELIVERY_MODES,
     MTLS_METHODS,

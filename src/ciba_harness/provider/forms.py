@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from .errors import OAuthError, invalid_request
+from ciba_harness.provider.errors import OAuthError, invalid_request
 
 MAX_BODY = 64 * 1024
 MAX_FIELDS = 200

@@ -29,11 +29,11 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .app import create_app, effective_policy
-from .core import Provider
-from .faults import unknown_faults
-from .policies import ProviderPolicy
-from .settings import ProviderSettings, load_profile
+from ciba_harness.provider.app import create_app, effective_policy
+from ciba_harness.provider.core import Provider
+from ciba_harness.provider.faults import unknown_faults
+from ciba_harness.provider.policies import ProviderPolicy
+from ciba_harness.provider.settings import ProviderSettings, load_profile
 
 #: FAPI-CIBA-17: the only cipher suites below TLS 1.3
 FAPI_TLS12_CIPHERS = (
@@ -212,7 +212,7 @@ def _test_pki_settings(settings: ProviderSettings) -> ProviderSettings:
     """The settings with the generated test PKI's server certificate (and CA for clients)."""
     from dataclasses import replace
 
-    from .pki import ensure_test_pki
+    from ciba_harness.provider.pki import ensure_test_pki
 
     pki = ensure_test_pki()
     return replace(

@@ -153,7 +153,7 @@ def _read_private_pem(path: Path) -> bytes:
 def resolve_file(base: Path, value: str, what: str, *, must_exist: bool = True) -> Path:
     """A file named in the profile: relative to ``base``, or ``pki:NAME`` of the generated
     test PKI (``pki.py``). Raises ProfileError when it does not exist (``must_exist``)."""
-    from .pki import is_pki_reference, resolve_pki_path
+    from ciba_harness.provider.pki import is_pki_reference, resolve_pki_path
 
     if is_pki_reference(value):
         try:
@@ -363,7 +363,7 @@ def settings_from_dict(data: Mapping[str, Any], base_dir: Path, source: Path | N
     policy_names = _get(ref, "policies", list, where) or []
     if not all(isinstance(n, str) for n in policy_names):
         raise ProfileError(f"{where}.policies must be a list of policy names")
-    from .policies import PolicyError, resolve_policies
+    from ciba_harness.provider.policies import PolicyError, resolve_policies
 
     try:
         resolve_policies(policy_names)

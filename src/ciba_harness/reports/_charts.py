@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ._html import esc
+from ciba_harness.reports._html import esc
 
 if TYPE_CHECKING:
-    from ._load import LoadData, StatsRow
+    from ciba_harness.reports._load import LoadData, StatsRow
 
 __all__ = [
     "capacity",

@@ -115,7 +115,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from ._diff import NothingToCompare, diff_results
+    from ciba_harness.reports._diff import NothingToCompare, diff_results
 
     old, new = _read_json(args.old), _read_json(args.new)
     try:
@@ -128,7 +128,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _html(args: argparse.Namespace) -> int:
-    from ._conformance import write_html_report
+    from ciba_harness.reports._conformance import write_html_report
 
     results = _read_json(args.results)
     if not isinstance(results.get("requirements"), list) and not isinstance(
@@ -145,7 +145,7 @@ def _html(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from ._load import write_load_report
+    from ciba_harness.reports._load import write_load_report
 
     prefix = Path(args.prefix)
     events = _read_events(args.events) if args.events else None

@@ -15,7 +15,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ._html import VERDICT_ORDER, anchor, badge, esc, fmt_time, page, rich, write_atomic
+from ciba_harness.reports._html import (
+    VERDICT_ORDER,
+    anchor,
+    badge,
+    esc,
+    fmt_time,
+    page,
+    rich,
+    write_atomic,
+)
 
 __all__ = ["AUTH_METHODS", "auth_methods_of", "render_html_report", "write_html_report"]
 

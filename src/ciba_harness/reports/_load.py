@@ -32,8 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._checks import BACKCHANNEL_ERROR_CODES, PUSH_ERROR_CODES, TOKEN_ERROR_CODES
-from ._html import esc, fmt_time, page, scrub, write_atomic
+from ciba_harness.checks._registry import (
+    BACKCHANNEL_ERROR_CODES,
+    PUSH_ERROR_CODES,
+    TOKEN_ERROR_CODES,
+)
+from ciba_harness.reports._html import esc, fmt_time, page, scrub, write_atomic
 
 __all__ = [
     "CIBA_ERROR_CODES",
@@ -374,7 +378,7 @@ def write_load_report(
 
 
 def render_load_report(data: LoadData, summary: dict[str, Any]) -> str:
-    from . import _charts
+    from ciba_harness.reports import _charts
 
     aggregated = data.aggregated
     total = aggregated.count if aggregated else sum(r.count for r in data.stats)
@@ -538,7 +542,7 @@ def _generator_table(generator: dict[str, Any]) -> str:
 
 
 def _capacity_section(summary: dict[str, Any]) -> list[str]:
-    from . import _charts
+    from ciba_harness.reports import _charts
 
     capacity = summary.get("capacity")
     if not isinstance(capacity, dict):

@@ -9,6 +9,6 @@
   ``ciba-harness client`` command. See docs/client-conformance.md.
 """
 
-from ._catalogue import ClientRequirement, client_catalogue
+from ciba_harness.rp._catalogue import ClientRequirement, client_catalogue
 
 __all__ = ["ClientRequirement", "client_catalogue"]

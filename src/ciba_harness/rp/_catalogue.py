@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from .._errors import Severity
-from .._requirements import Requirement, read_catalogue
+from ciba_harness.core._errors import Severity
+from ciba_harness.core._requirements import Requirement, read_catalogue
 
 __all__ = ["ClientRequirement", "client_catalogue", "default_severity", "render_markdown"]
 

@@ -13,10 +13,17 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 
-from .._checks import check
-from .._errors import CheckFailure
-from ._driver import FlowOutcome
-from ._provider import CIBA_GRANT, FORGED_SUB, Callback, RecordedRequest, Recording, Transaction
+from ciba_harness.checks._registry import check
+from ciba_harness.core._errors import CheckFailure
+from ciba_harness.rp._driver import FlowOutcome
+from ciba_harness.rp._provider import (
+    CIBA_GRANT,
+    FORGED_SUB,
+    Callback,
+    RecordedRequest,
+    Recording,
+    Transaction,
+)
 
 __all__ = ["ClientViolation", "TIME_TOLERANCE"]
 

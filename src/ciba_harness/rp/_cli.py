@@ -23,8 +23,8 @@ def main(args: list[str]) -> int:
 def _plan(args: list[str]) -> int:
     import pytest
 
-    from .._packages import CLIENT_SUITES_PACKAGE, package_folder
-    from .pytest_plugin import DEFAULT_REPORT_DIR
+    from ciba_harness.core._packages import CLIENT_SUITES_PACKAGE, package_folder
+    from ciba_harness.rp.pytest_plugin import DEFAULT_REPORT_DIR
 
     pass_through = list(args)
     if not any(a.startswith("--ciba-client-report") or a == "--ciba-client-no-report"
@@ -57,8 +57,8 @@ def _positional(args: list[str]) -> list[str]:
 def _reference(args: list[str]) -> int:
     """Serve the reference client on a fixed port, configured from a client.toml: the
     five-minute example of docs/client-conformance.md (it plays "your client")."""
-    from ._config import load_client_config
-    from .reference_client import CLIENT_FAULTS, ReferenceClient
+    from ciba_harness.rp._config import load_client_config
+    from ciba_harness.rp.reference_client import CLIENT_FAULTS, ReferenceClient
 
     parser = argparse.ArgumentParser(prog="ciba-harness client reference")
     parser.add_argument("--config", help="the client.toml the harness is given")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigError
+from ciba_harness.core._errors import ConfigError
 
 __all__ = ["ClientUnderTest", "load_client_config", "reference_config"]
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from .._errors import CibaHarnessError
+from ciba_harness.core._errors import CibaHarnessError
 
 __all__ = ["ClientDriver", "CommandClientDriver", "FlowOutcome", "FlowRequest",
            "HttpClientDriver", "parse_outcome"]

@@ -12,14 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._checks import CheckRunner
-from .._errors import CheckFailure, CibaHarnessError, Severity
-from ._behaviours import BEHAVIOURS, Behaviour
-from ._catalogue import default_severity
-from ._config import ClientUnderTest
-from ._driver import ClientDriver, CommandClientDriver, FlowOutcome, FlowRequest, HttpClientDriver
-from ._provider import ClientRegistration, ClientTestProvider, Recording
-from .reference_client import ReferenceClient
+from ciba_harness.checks._registry import CheckRunner
+from ciba_harness.core._errors import CheckFailure, CibaHarnessError, Severity
+from ciba_harness.rp._behaviours import BEHAVIOURS, Behaviour
+from ciba_harness.rp._catalogue import default_severity
+from ciba_harness.rp._config import ClientUnderTest
+from ciba_harness.rp._driver import (
+    ClientDriver,
+    CommandClientDriver,
+    FlowOutcome,
+    FlowRequest,
+    HttpClientDriver,
+)
+from ciba_harness.rp._provider import ClientRegistration, ClientTestProvider, Recording
+from ciba_harness.rp.reference_client import ReferenceClient
 
 __all__ = ["ClientSession", "ClientTest", "Observation", "start_client_session"]
 
@@ -83,7 +89,7 @@ class ClientSession:
             run.outcome_arrived.clear()
         if len(run.outcomes) <= already:
             return FlowOutcome("none", reason=f"no outcome within {timeout:.0f} s")
-        from ._driver import parse_outcome
+        from ciba_harness.rp._driver import parse_outcome
 
         parsed = parse_outcome(run.outcomes[already])
         return parsed or FlowOutcome("none", reason="the outcome callback was not an outcome")
@@ -94,7 +100,7 @@ class ClientSession:
         self.provider.stop()
 
     def describe(self) -> dict[str, Any]:
-        from .. import __version__
+        from ciba_harness import __version__
 
         return {
             "harness_version": __version__,
@@ -172,7 +178,7 @@ class ClientTest:
     def check(self, function: Callable[..., None], *args: Any,
               severity: Severity | None = None, **kwargs: Any) -> bool:
         """Run one check at `severity` (default: the catalogue's rule for its requirement)."""
-        from .._checks import CHECKS
+        from ciba_harness.checks._registry import CHECKS
 
         info = CHECKS.get(function.__name__)
         requirement = str(kwargs.get("requirement") or (info.requirement if info else ""))
@@ -185,7 +191,7 @@ class ClientTest:
 
     def standard(self, observation: Observation) -> None:
         """The rules every flow must keep, whatever the behaviour."""
-        from . import _checks as c
+        from ciba_harness.rp import _checks as c
 
         run = observation.run
         for function in (c.rp_auth_request_is_form_post, c.rp_scope_has_openid,

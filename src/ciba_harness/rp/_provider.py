@@ -25,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .._http import Exchange, HttpRequest, HttpResponse
-from ..provider.jose import b64url_encode, corrupt_signature, half_hash, public_jwk, sign
-from ._behaviours import Behaviour
-from ._serve import BackgroundServer, serve_in_thread
+from ciba_harness.core._http import Exchange, HttpRequest, HttpResponse
+from ciba_harness.provider.jose import b64url_encode, corrupt_signature, half_hash, public_jwk, sign
+from ciba_harness.rp._behaviours import Behaviour
+from ciba_harness.rp._serve import BackgroundServer, serve_in_thread
 
 __all__ = [
     "CIBA_GRANT",

@@ -14,8 +14,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from .._results import RESULT_FORMAT, VERDICTS, catalogue_fields
-from ._catalogue import client_catalogue
+from ciba_harness.reports._results import RESULT_FORMAT, VERDICTS, catalogue_fields
+from ciba_harness.rp._catalogue import client_catalogue
 
 __all__ = ["build_client_results", "requirement_verdicts"]
 

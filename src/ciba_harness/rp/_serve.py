@@ -9,7 +9,7 @@ import time
 import uvicorn
 from starlette.applications import Starlette
 
-from .._errors import CibaHarnessError
+from ciba_harness.core._errors import CibaHarnessError
 
 __all__ = ["BackgroundServer", "serve_in_thread"]
 

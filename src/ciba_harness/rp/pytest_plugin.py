@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ._harness import ClientSession, ClientTest
+from ciba_harness.rp._harness import ClientSession, ClientTest
 
 __all__ = ["DEFAULT_REPORT_DIR"]
 
@@ -80,14 +80,14 @@ _test_key = pytest.StashKey[ClientTest]()
 
 
 def _start(config: pytest.Config) -> ClientSession:
-    from ._config import load_client_config, reference_config
-    from ._harness import start_client_session
+    from ciba_harness.rp._config import load_client_config, reference_config
+    from ciba_harness.rp._harness import start_client_session
 
     path = config.getoption("ciba_client_config")
     faults = frozenset(config.getoption("ciba_client_fault"))
     client = load_client_config(path) if path else reference_config(faults)
     if faults and not client.is_reference:
-        from .._errors import ConfigError
+        from ciba_harness.core._errors import ConfigError
 
         raise ConfigError("--ciba-client-fault applies to the reference client only",
                           file=str(path))
@@ -99,8 +99,8 @@ def _start(config: pytest.Config) -> ClientSession:
 @pytest.fixture(scope="session")
 def ciba_client_session(request: pytest.FixtureRequest) -> Iterator[ClientSession]:
     """The client test provider and the client under test, started once per session."""
-    from .._errors import CibaHarnessError
-    from .._session_once import start_once
+    from ciba_harness.core._errors import CibaHarnessError
+    from ciba_harness.pytest_plugin._session_once import start_once
 
     stash = request.config.stash
     cached, started_now = start_once(request.config, _session_key, _start,
@@ -120,7 +120,7 @@ def ciba_client_session(request: pytest.FixtureRequest) -> Iterator[ClientSessio
 def ciba_rp(ciba_client_session: ClientSession, request: pytest.FixtureRequest
             ) -> Iterator[ClientTest]:
     """One client test: observe a behaviour, run client checks, `conclude()` at the end."""
-    from .._checks import CheckRunner
+    from ciba_harness.checks._registry import CheckRunner
 
     test = ClientTest(ciba_client_session, CheckRunner(strict=ciba_client_session.strict))
     request.node.stash[_test_key] = test
@@ -144,7 +144,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
 
 def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]
             ) -> dict[str, Any]:
-    from .._errors import CheckFailure
+    from ciba_harness.core._errors import CheckFailure
 
     requirements = [str(a) for m in item.iter_markers("client_requirement") for a in m.args]
     test = item.stash.get(_test_key, None)
@@ -230,8 +230,8 @@ class ClientResultCollector:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.tests:
             return
-        from ..reports import write_html_report
-        from ._results import build_client_results
+        from ciba_harness.reports import write_html_report
+        from ciba_harness.rp._results import build_client_results
 
         for nodeid, record in self.tests.items():
             record["duration"] = round(self.durations.get(nodeid, 0.0), 3)

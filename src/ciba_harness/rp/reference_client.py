@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._serve import BackgroundServer, serve_in_thread
+from ciba_harness.rp._serve import BackgroundServer, serve_in_thread
 
 __all__ = ["CLIENT_FAULTS", "ClientFault", "ReferenceClient", "RefusedFlow"]
 

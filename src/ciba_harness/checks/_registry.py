@@ -9,13 +9,21 @@ the test goes on, unless the run is strict).
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeGuard, TypeVar
 
-from ._errors import (
+from ciba_harness.core._codes import (
+    AUTH_REQ_ID_PATTERN,
+    BACKCHANNEL_ERROR_CODES,
+    ERROR_BODY_MEMBERS,
+    ERROR_DESCRIPTION_PATTERN,
+    ERROR_URI_PATTERN,
+    PUSH_ERROR_CODES,
+    TOKEN_ERROR_CODES,
+)
+from ciba_harness.core._errors import (
     CheckFailure,
     InvalidMember,
     MalformedResponse,
@@ -26,7 +34,7 @@ from ._errors import (
     WrongErrorCode,
     hide_check_failure_frames,
 )
-from ._http import Exchange
+from ciba_harness.core._http import Exchange
 
 __tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
@@ -45,43 +53,6 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-AUTH_REQ_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
-# RFC 6749 §5.2: error_description / error_uri charsets.
-_DESCRIPTION_PATTERN = re.compile(r"^[\x20-\x21\x23-\x5b\x5d-\x7e]*$")
-_ERROR_URI_PATTERN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]*$")
-_ERROR_BODY_MEMBERS = {"error", "error_description", "error_uri"}
-
-BACKCHANNEL_ERROR_CODES = frozenset(
-    {
-        "invalid_request",
-        "invalid_scope",
-        "expired_login_hint_token",
-        "unknown_user_id",
-        "unauthorized_client",
-        "missing_user_code",
-        "invalid_user_code",
-        "invalid_binding_message",
-        "invalid_client",
-        "access_denied",
-    }
-)
-TOKEN_ERROR_CODES = frozenset(
-    {
-        "authorization_pending",
-        "slow_down",
-        "expired_token",
-        "access_denied",
-        "invalid_grant",
-        "invalid_request",
-        "invalid_client",
-        "unauthorized_client",
-        "unsupported_grant_type",
-        "invalid_scope",
-    }
-)
-PUSH_ERROR_CODES = frozenset({"access_denied", "expired_token", "transaction_failed"})
-
 
 @dataclass(frozen=True)
 class CheckInfo:
@@ -316,7 +287,7 @@ def error_body_well_formed(
             actual=body,
             exchanges=[exchange],
         )
-    extra = set(body) - _ERROR_BODY_MEMBERS
+    extra = set(body) - ERROR_BODY_MEMBERS
     if extra and not allow_extra_members:
         raise InvalidMember(
             requirement=requirement,
@@ -332,7 +303,7 @@ def error_charset(exchange: Exchange, *, requirement: str) -> None:
     body = _body(exchange, requirement)
     description = body.get("error_description")
     if description is not None and (
-        not isinstance(description, str) or not _DESCRIPTION_PATTERN.fullmatch(description)
+        not isinstance(description, str) or not ERROR_DESCRIPTION_PATTERN.fullmatch(description)
     ):
         raise InvalidMember(
             requirement=requirement,
@@ -341,7 +312,7 @@ def error_charset(exchange: Exchange, *, requirement: str) -> None:
             exchanges=[exchange],
         )
     uri = body.get("error_uri")
-    if uri is not None and (not isinstance(uri, str) or not _ERROR_URI_PATTERN.fullmatch(uri)):
+    if uri is not None and (not isinstance(uri, str) or not ERROR_URI_PATTERN.fullmatch(uri)):
         raise InvalidMember(
             requirement=requirement,
             title="error_uri contains characters outside %x21 / %x23-5B / %x5D-7E",

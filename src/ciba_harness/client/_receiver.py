@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._drivers import WebhookDriver
-from ._errors import CibaHarnessError
-from ._notifications import MAX_NOTIFICATION_BYTES, NotificationInbox
+from ciba_harness.client._drivers import WebhookDriver
+from ciba_harness.core._errors import CibaHarnessError
+from ciba_harness.core._notifications import MAX_NOTIFICATION_BYTES, NotificationInbox
 
 __all__ = ["NotificationReceiver", "bind_socket"]
 

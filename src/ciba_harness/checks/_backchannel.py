@@ -16,7 +16,8 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ._checks import (
+from ciba_harness.checks._choices import record_choice
+from ciba_harness.checks._registry import (
     ack_has_auth_req_id,
     check,
     error_body_well_formed,
@@ -24,9 +25,8 @@ from ._checks import (
     refused,
     status_is,
 )
-from ._choices import record_choice
-from ._clientauth import sign_jwt
-from ._errors import (
+from ciba_harness.core._clientauth import sign_jwt
+from ciba_harness.core._errors import (
     InvalidMember,
     MissingMember,
     NotificationViolation,
@@ -35,13 +35,18 @@ from ._errors import (
     UnexpectedSuccess,
     hide_check_failure_frames,
 )
-from ._http import Exchange
-from ._requests import Acknowledgement, BackchannelParams, error_code, parse_acknowledgement
+from ciba_harness.core._http import Exchange
+from ciba_harness.core._requests import (
+    Acknowledgement,
+    BackchannelParams,
+    error_code,
+    parse_acknowledgement,
+)
 
 if TYPE_CHECKING:
-    from ._client import CibaClient, Flow
-    from ._config import ClientConfig, UsersConfig
-    from ._notifications import NotificationInbox
+    from ciba_harness.client._client import CibaClient, Flow
+    from ciba_harness.core._config import ClientConfig, UsersConfig
+    from ciba_harness.core._notifications import NotificationInbox
 
 __tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
@@ -560,7 +565,7 @@ def send_and_accept(
 ) -> Flow:
     """Send a request that must be accepted; the notification token (ping/push) is announced
     to the inbox first. Returns the started flow (judged against `requirement`)."""
-    from ._client import Flow
+    from ciba_harness.client._client import Flow
 
     token = params.client_notification_token
     if token and ciba.inbox is not None and client.delivery_mode in {"ping", "push"}:

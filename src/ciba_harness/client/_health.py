@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._errors import CibaHarnessError, TransportError
-from ._http import Exchange
+from ciba_harness.core._errors import CibaHarnessError, TransportError
+from ciba_harness.core._http import Exchange
 
 __all__ = [
     "EndpointUnavailable",

@@ -141,8 +141,8 @@ def _eligible(item: pytest.Item) -> bool:
 
 
 def _run_body(function: Any, arguments: dict[str, Any], run: _EarlyRun) -> None:
-    from ._choices import reset_choices
-    from ._health import active_health
+    from ciba_harness.checks._choices import reset_choices
+    from ciba_harness.client._health import active_health
 
     health = active_health()
     if health is not None:
@@ -160,7 +160,7 @@ def _run_body(function: Any, arguments: dict[str, Any], run: _EarlyRun) -> None:
 def _hand_over(run: _EarlyRun, client: Any) -> None:
     """What the early body recorded goes to the client of the real run (its teardown stores
     it for the report)."""
-    from ._choices import record_choice
+    from ciba_harness.checks._choices import record_choice
 
     if client is not None and client is not run.client:
         client.runner.outcomes.extend(run.client.runner.outcomes)

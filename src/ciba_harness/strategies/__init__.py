@@ -31,13 +31,13 @@ from urllib.parse import parse_qsl, urlsplit
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy, composite
 
-from ._checks_backchannel import login_hint_token as mint_login_hint_token
-from ._clientauth import ClientAuthentication, sign_jwt
-from ._config import ClientConfig, ProviderConfig
-from ._discovery import CIBA_GRANT, ProviderMetadata
-from ._http import HttpRequest, redact
-from ._idtoken import decode_unverified
-from ._requests import (
+from ciba_harness.checks._backchannel import login_hint_token as mint_login_hint_token
+from ciba_harness.core._clientauth import ClientAuthentication, sign_jwt
+from ciba_harness.core._config import ClientConfig, ProviderConfig
+from ciba_harness.core._discovery import CIBA_GRANT, ProviderMetadata
+from ciba_harness.core._http import HttpRequest, redact
+from ciba_harness.core._idtoken import decode_unverified
+from ciba_harness.core._requests import (
     AUTH_PARAMETERS,
     BackchannelParams,
     RequestObjectSpec,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ._errors import ConfigError
+from ciba_harness.core._errors import ConfigError
 
 __all__ = [
     "AUTH_METHODS",
@@ -79,7 +79,7 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 def default_profile_path() -> Path:
     """The embedded reference provider's profile, shipped in fixtures/."""
-    from ._packages import fixtures_folder
+    from ciba_harness.core._packages import fixtures_folder
 
     return fixtures_folder() / "profiles" / "reference.toml"
 
@@ -408,7 +408,7 @@ class _Reader:
         if value is None:
             return None
         if value.startswith("pki:"):
-            from .provider.pki import resolve_pki_path
+            from ciba_harness.provider.pki import resolve_pki_path
 
             try:
                 return resolve_pki_path(value)
@@ -562,7 +562,7 @@ def _load_receiver(reader: _Reader) -> ReceiverConfig:
     if reader.flag("https") and certificate is None:
         # A certificate for 127.0.0.1 / localhost from the generated test PKI; the provider
         # must trust its CA (pki:ca.pem).
-        from .provider.pki import ensure_test_pki
+        from ciba_harness.provider.pki import ensure_test_pki
 
         pki = ensure_test_pki()
         certificate, key = pki.server_cert, pki.server_key

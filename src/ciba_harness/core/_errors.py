@@ -20,7 +20,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ._http import Exchange, _mask_members, redact, to_curl
+from ciba_harness.core._http import Exchange, _mask_members, redact, to_curl
 
 __all__ = [
     "hide_check_failure_frames",

@@ -11,8 +11,8 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._checks import PUSH_ERROR_CODES, check
-from ._errors import (
+from ciba_harness.checks._registry import PUSH_ERROR_CODES, check
+from ciba_harness.core._errors import (
     InvalidIdToken,
     InvalidMember,
     MalformedResponse,
@@ -23,9 +23,9 @@ from ._errors import (
     WrongErrorCode,
     hide_check_failure_frames,
 )
-from ._http import Exchange
-from ._idtoken import decode_unverified
-from ._notifications import Notification
+from ciba_harness.core._http import Exchange
+from ciba_harness.core._idtoken import decode_unverified
+from ciba_harness.core._notifications import Notification
 
 __tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 

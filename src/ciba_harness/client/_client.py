@@ -19,18 +19,19 @@ from typing import Any, Literal
 import httpcore
 import httpx
 
-from ._checks import (
+from ciba_harness.checks._registry import (
     CheckRunner,
     ack_has_auth_req_id,
     error_code_is,
     status_is,
     token_response_complete,
 )
-from ._clientauth import ClientAuthentication
-from ._config import ClientConfig, ProviderConfig
-from ._discovery import ProviderMetadata, discovery_request, parse_metadata
-from ._drivers import Decision, DeviceContext, DeviceDriver, make_driver
-from ._errors import (
+from ciba_harness.client._drivers import Decision, DeviceContext, DeviceDriver, make_driver
+from ciba_harness.client._health import SessionHealth
+from ciba_harness.core._clientauth import ClientAuthentication
+from ciba_harness.core._config import ClientConfig, ProviderConfig
+from ciba_harness.core._discovery import ProviderMetadata, discovery_request, parse_metadata
+from ciba_harness.core._errors import (
     MissingMember,
     ProviderSetupError,
     ResponseTimeout,
@@ -38,12 +39,11 @@ from ._errors import (
     TransportError,
     hide_check_failure_frames,
 )
-from ._flow import Poller, PollResult, PollStatus
-from ._health import SessionHealth
-from ._http import Exchange, HttpRequest, HttpResponse
-from ._idtoken import IdTokenExpectations, Jwks, validate_id_token
-from ._notifications import EndpointBehaviour, NotificationInbox
-from ._requests import (
+from ciba_harness.core._http import Exchange, HttpRequest, HttpResponse
+from ciba_harness.core._idtoken import IdTokenExpectations, Jwks, validate_id_token
+from ciba_harness.core._notifications import EndpointBehaviour, NotificationInbox
+from ciba_harness.core._poller import Poller, PollResult, PollStatus
+from ciba_harness.core._requests import (
     Acknowledgement,
     BackchannelParams,
     RequestObjectSpec,
@@ -238,7 +238,7 @@ class HttpxTransport:
         cert: Any = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        from ._tls import client_ssl_context
+        from ciba_harness.client._tls import client_ssl_context
 
         self.timeout = timeout
         self.verify = verify
@@ -361,7 +361,7 @@ class HttpxTransport:
 
     def _fresh_client(self, cert: Any) -> httpx.Client:
         """A one-request client: its connection is new by construction."""
-        from ._tls import client_ssl_context
+        from ciba_harness.client._tls import client_ssl_context
 
         context = self._ssl_context if cert is None else client_ssl_context(self.verify, tuple(cert))
         return _with_deadlines(
@@ -376,7 +376,7 @@ class HttpxTransport:
     def _cert_client(self, cert: Any) -> httpx.Client:
         # One pooled client per client certificate (mTLS clients each present their own).
         # The SSL context is built here: httpx drops `cert=` when `verify` is a path.
-        from ._tls import client_ssl_context
+        from ciba_harness.client._tls import client_ssl_context
 
         if cert not in self._cert_clients:
             self._cert_clients[cert] = _with_deadlines(
@@ -459,7 +459,7 @@ class CibaClient:
 
     def new_runner(self) -> CheckRunner:
         """A fresh check runner with this configuration's strictness and profile rules."""
-        from ._profiles import mandatory_requirements
+        from ciba_harness.core._verdict_rules import mandatory_requirements
 
         return CheckRunner(
             strict=self.config.strict, mandatory=mandatory_requirements(self.config.profile)
@@ -555,7 +555,7 @@ class CibaClient:
         if document is not None:
             # Metadata that names no backchannel endpoint, or another issuer, must not be
             # used (OIDC Discovery §4.3): every test then fails with that requirement.
-            from ._checks_backchannel import issuer_matches
+            from ciba_harness.checks._backchannel import issuer_matches
 
             if not isinstance(document.get("backchannel_authentication_endpoint"), str):
                 raise MissingMember(
@@ -687,7 +687,7 @@ class CibaClient:
         """An auth_req_id the provider already issued for another request of this session
         (any test, any thread) fails CIBA-ACK-06 here, in the test that got it twice: two
         flows sharing one transaction would otherwise break each other's verdicts."""
-        from ._checks_backchannel import auth_req_ids_unique
+        from ciba_harness.checks._backchannel import auth_req_ids_unique
 
         with self._shared["lock"]:
             issued: dict[str, Exchange] = self._shared.setdefault("auth_req_ids", {})

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._checks import PUSH_ERROR_CODES
+from ciba_harness.core._codes import PUSH_ERROR_CODES
 
 __all__ = ["Notification", "EndpointBehaviour", "NotificationInbox", "MAX_NOTIFICATION_BYTES"]
 

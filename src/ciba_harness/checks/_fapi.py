@@ -15,14 +15,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._checks import check
-from ._errors import InvalidMember, MissingMember, Severity, UnexpectedSuccess
-from ._http import Exchange
-from ._requirements import catalogue
-from ._tls import TlsProbe
+from ciba_harness.checks._registry import check
+from ciba_harness.core._errors import InvalidMember, MissingMember, Severity, UnexpectedSuccess
+from ciba_harness.core._http import Exchange
+from ciba_harness.core._requirements import catalogue
+from ciba_harness.core._tls import TlsProbe
 
 if TYPE_CHECKING:
-    from ._config import ClientConfig, ProviderConfig
+    from ciba_harness.core._config import ClientConfig, ProviderConfig
 
 __all__ = [
     "CERTIFICATION_MODULES",

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TextIO
 from urllib.parse import quote
 
-from ._config import DeviceConfig, HttpCallTemplate
-from ._http import HttpRequest, form_body
+from ciba_harness.core._config import DeviceConfig, HttpCallTemplate
+from ciba_harness.core._http import HttpRequest, form_body
 
 __all__ = [
     "Decision",

@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._clientauth import ClientAuthentication
-from ._config import ClientConfig
-from ._discovery import ProviderMetadata
-from ._http import HttpRequest, HttpResponse
-from ._requests import Acknowledgement, build_token_request, error_code
+from ciba_harness.core._clientauth import ClientAuthentication
+from ciba_harness.core._config import ClientConfig
+from ciba_harness.core._discovery import ProviderMetadata
+from ciba_harness.core._http import HttpRequest, HttpResponse
+from ciba_harness.core._requests import Acknowledgement, build_token_request, error_code
 
 __all__ = ["DEFAULT_INTERVAL", "SLOW_DOWN_INCREMENT", "PollStatus", "PollResult", "Poller"]
 

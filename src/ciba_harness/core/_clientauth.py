@@ -16,7 +16,7 @@ from urllib.parse import quote_plus
 
 import jwt
 
-from ._config import ClientConfig
+from ciba_harness.core._config import ClientConfig
 
 __all__ = ["ASSERTION_TYPE", "ClientAuthentication", "AuthParts", "apply_client_auth", "sign_jwt"]
 

@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from ._client import CibaClient
-    from ._config import ClientConfig, ProviderConfig
-    from ._discovery import ProviderMetadata
-    from ._health import SessionHealth
-    from ._notifications import NotificationInbox
-    from ._receiver import NotificationReceiver
+    from ciba_harness.client._client import CibaClient
+    from ciba_harness.client._health import SessionHealth
+    from ciba_harness.client._receiver import NotificationReceiver
+    from ciba_harness.core._config import ClientConfig, ProviderConfig
+    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness.core._notifications import NotificationInbox
 
 __all__ = ["CibaSession", "require_client"]
 
 # The fuzz suites' options, marker and fixture come with the harness (also when installed,
 # where no conftest of the checkout is there to list them).
-pytest_plugins = ["ciba_harness._fuzz_plugin"]
+pytest_plugins = ["ciba_harness.pytest_plugin._fuzz"]
 
 PROPERTY = "ciba"
 MARKERS = {
@@ -108,10 +108,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
     if not _is_worker(config):
-        _preflight(config)
+        _stop_on_unusable_target(config)
     _configure_health(config)
     if not _is_worker(config) and not config.getoption("ciba_no_early", False):
-        from ._early import EarlyStart
+        from ciba_harness.pytest_plugin._early import EarlyStart
 
         config.pluginmanager.register(EarlyStart(config), "ciba-early-start")
     if _is_worker(config):
@@ -134,8 +134,8 @@ _health_key: pytest.StashKey[SessionHealth] = pytest.StashKey()
 def _configure_health(config: pytest.Config) -> None:
     """The session's endpoint breakers and run budget: made by the controller, shared with
     the xdist workers through a state file whose path each worker gets in `workerinput`."""
-    from ._config import Budgets
-    from ._health import SessionHealth
+    from ciba_harness.client._health import SessionHealth
+    from ciba_harness.core._config import Budgets
 
     workerinput = getattr(config, "workerinput", None)
     shared = workerinput.get("ciba_health") if isinstance(workerinput, dict) else None
@@ -158,7 +158,7 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from ._health import set_active_health
+    from ciba_harness.client._health import set_active_health
 
     health = config.stash.get(_health_key, None)
     set_active_health(None)
@@ -184,7 +184,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail(message, pytrace=False)
 
 
-def _preflight(config: pytest.Config) -> None:
+def _stop_on_unusable_target(config: pytest.Config) -> None:
     """The user's provider description and provider are checked before anything runs (as
     `ciba-harness conformance` does): a mistake is one usage error (exit 4), not a setup
     error per test and a failed discovery verdict."""
@@ -196,8 +196,8 @@ def _preflight(config: pytest.Config) -> None:
     issuer = config.getoption("ciba_issuer", None)
     if not config_path and not issuer:
         return  # the embedded reference provider with its own profile
-    from ._errors import CibaHarnessError, ConfigError
-    from ._preflight import describe_config_error, preflight
+    from ciba_harness.core._errors import CibaHarnessError, ConfigError
+    from ciba_harness.pytest_plugin._preflight import describe_config_error, preflight
 
     try:
         # What a reachable provider's discovery says stays a verdict (CIBA-DISC-*).
@@ -294,11 +294,11 @@ class CibaSession:
 
 
 def _start_session(pytest_config: pytest.Config) -> CibaSession:
-    from ._client import CibaClient
-    from ._config import default_profile_path, load_config
-    from ._drivers import WebhookDriver
-    from ._notifications import NotificationInbox
-    from ._receiver import NotificationReceiver
+    from ciba_harness.client._client import CibaClient
+    from ciba_harness.client._drivers import WebhookDriver
+    from ciba_harness.client._receiver import NotificationReceiver
+    from ciba_harness.core._config import default_profile_path, load_config
+    from ciba_harness.core._notifications import NotificationInbox
 
     path = pytest_config.getoption("ciba_config") or default_profile_path()
     config = load_config(path)
@@ -316,7 +316,7 @@ def _start_session(pytest_config: pytest.Config) -> CibaSession:
     if issuer_override:
         config = config.with_issuer(issuer_override.rstrip("/"))
     elif config.embedded:
-        from .provider import start_provider
+        from ciba_harness.provider import start_provider
 
         provider = start_provider(
             config.source,
@@ -342,7 +342,7 @@ def _start_session(pytest_config: pytest.Config) -> CibaSession:
     client = CibaClient(config, inbox=inbox, notification_url=receiver.url, driver=webhook)
     health = pytest_config.stash.get(_health_key, None)
     if health is not None:
-        from ._health import set_active_health
+        from ciba_harness.client._health import set_active_health
 
         client.health = health
         health.receiver_url = receiver.url
@@ -362,7 +362,7 @@ def _is_reference(config: ProviderConfig) -> bool:
 
 def _register_reference_endpoints(session: CibaSession) -> None:
     """Point the reference provider's ping/push clients at this session's receiver."""
-    from ._http import HttpRequest
+    from ciba_harness.core._http import HttpRequest
 
     token = session.config.device.token or ""
     assert session.receiver is not None
@@ -385,8 +385,8 @@ _collector_key = pytest.StashKey["ResultCollector"]()
 @pytest.fixture(scope="session")
 def ciba_session(request: pytest.FixtureRequest) -> Iterator[CibaSession]:
     """The started provider session. A setup problem becomes one clear error per test."""
-    from ._errors import CibaHarnessError
-    from ._session_once import start_once
+    from ciba_harness.core._errors import CibaHarnessError
+    from ciba_harness.pytest_plugin._session_once import start_once
 
     stash = request.config.stash
     cached, started_now = start_once(request.config, _session_key, _start_session,
@@ -408,7 +408,7 @@ def ciba_config(ciba_session: CibaSession) -> ProviderConfig:
 
 @pytest.fixture(scope="session")
 def ciba_metadata(ciba_session: CibaSession) -> ProviderMetadata:
-    from ._errors import CibaHarnessError
+    from ciba_harness.core._errors import CibaHarnessError
 
     try:
         return ciba_session.metadata
@@ -422,13 +422,13 @@ def ciba(ciba_session: CibaSession, request: pytest.FixtureRequest) -> Iterator[
     transport (`CibaClient.fork`: tests started early run concurrently); results go to the
     report. The teardown only reads what the test left (the body of a test started early
     may still be running then, see _early.py)."""
-    from ._choices import reset_choices
+    from ciba_harness.checks._choices import reset_choices
 
     client = ciba_session.client.fork()
     reset_choices()
     yield client
     if any(getattr(e, "retried", None) for e in client.recorder.exchanges):
-        from ._choices import record_choice
+        from ciba_harness.checks._choices import record_choice
 
         # RFC 9112 §9.3: a server may close an idle connection (the client retried once).
         record_choice("keep_alive", "closes idle keep-alive connections",
@@ -443,7 +443,7 @@ def ciba(ciba_session: CibaSession, request: pytest.FixtureRequest) -> Iterator[
 @pytest.fixture
 def ciba_choices(ciba: CibaClient) -> Any:
     """`record_choice(latitude, choice, evidence)`: note a provider's choice (no verdict)."""
-    from ._choices import record_choice
+    from ciba_harness.checks._choices import record_choice
 
     return record_choice
 
@@ -494,7 +494,7 @@ def pytest_runtest_makereport(
 ) -> Generator[None, Any, Any]:
     report = yield
     if report.when == "setup" and report.failed and call.excinfo is not None:
-        from ._errors import CheckFailure
+        from ciba_harness.core._errors import CheckFailure
 
         if isinstance(call.excinfo.value, CheckFailure):
             # A requirement the whole session rests on is broken (e.g. discovery without a
@@ -525,7 +525,7 @@ def pytest_runtest_makereport(
 def _lead_with_requirement(report: pytest.TestReport, call: pytest.CallInfo[None]) -> None:
     """The one-line message of a check failure (short summary, JUnit failure message) starts
     with the requirement ID, not the exception's module path."""
-    from ._errors import CheckFailure
+    from ciba_harness.core._errors import CheckFailure
 
     failure = call.excinfo.value if call.excinfo is not None else None
     crash = getattr(report.longrepr, "reprcrash", None)
@@ -540,7 +540,7 @@ def _test_record(
     exchanges: list[Any],
     call: pytest.CallInfo[None],
 ) -> dict[str, Any]:
-    from ._errors import CheckFailure
+    from ciba_harness.core._errors import CheckFailure
 
     requirements: list[str] = []
     for marker in item.iter_markers("requirement"):
@@ -594,7 +594,7 @@ def _test_record(
 
 def _early_seconds(item: pytest.Item) -> dict[str, float]:
     """How long the body of a test started early took (its `duration` is only the wait)."""
-    from ._early import early_seconds_key
+    from ciba_harness.pytest_plugin._early import early_seconds_key
 
     seconds = item.stash.get(early_seconds_key, None)
     return {} if seconds is None else {"early_seconds": round(seconds, 3)}
@@ -663,7 +663,7 @@ class ResultCollector:
         self.write(exitstatus)
 
     def write(self, exitstatus: int) -> Path:
-        from ._results import build_results
+        from ciba_harness.reports._results import build_results
 
         assert self.report_dir is not None
         if "insecure_skip_verify" not in self.session_info:
@@ -707,7 +707,7 @@ class ResultCollector:
         os.replace(tmp, path)
         self.results = results
         try:
-            from .reports import write_html_report
+            from ciba_harness.reports import write_html_report
         except ImportError:
             return path
         write_html_report(results, self.report_dir / "report.html")
@@ -752,7 +752,7 @@ def _merge(record: dict[str, Any], value: dict[str, Any], report: pytest.TestRep
 
 def session_description(pytest_config: pytest.Config, session: CibaSession) -> dict[str, Any]:
     """The session facts of results.json (config, clients, faults, TLS)."""
-    from . import __version__
+    from ciba_harness import __version__
 
     cfg = session.config
     return {
@@ -814,8 +814,8 @@ def insecure_notice(session_info: dict[str, Any]) -> list[str]:
 
 def _configured(pytest_config: pytest.Config) -> ProviderConfig | None:
     """The provider description of this run (None when it cannot be read)."""
-    from ._config import default_profile_path, load_config
-    from ._errors import CibaHarnessError
+    from ciba_harness.core._config import default_profile_path, load_config
+    from ciba_harness.core._errors import CibaHarnessError
 
     try:
         config = load_config(pytest_config.getoption("ciba_config") or default_profile_path())

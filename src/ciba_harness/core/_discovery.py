@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import ProviderSetupError
-from ._http import HttpRequest, HttpResponse
+from ciba_harness.core._errors import ProviderSetupError
+from ciba_harness.core._http import HttpRequest, HttpResponse
 
 __all__ = ["CIBA_GRANT", "ProviderMetadata", "discovery_request", "parse_metadata"]
 

@@ -12,8 +12,8 @@ import time
 from collections import Counter
 from typing import Any, Protocol
 
-from ._choices import collect_provider_choices
-from ._requirements import catalogue
+from ciba_harness.checks._choices import collect_provider_choices
+from ciba_harness.core._requirements import catalogue
 
 __all__ = ["RESULT_FORMAT", "VERDICTS", "build_results", "catalogue_fields"]
 

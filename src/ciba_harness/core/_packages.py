@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from ._errors import CibaHarnessError
+from ciba_harness.core._errors import CibaHarnessError
 
 __all__ = [
     "CLIENT_SUITES_PACKAGE",

@@ -17,8 +17,8 @@ from typing import Any
 
 import jwt
 
-from ._errors import InvalidIdToken, hide_check_failure_frames
-from ._http import Exchange
+from ciba_harness.core._errors import InvalidIdToken, hide_check_failure_frames
+from ciba_harness.core._http import Exchange
 
 __tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 

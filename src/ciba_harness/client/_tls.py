@@ -12,10 +12,11 @@ from __future__ import annotations
 import socket
 import ssl
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from ciba_harness.core._tls import FAPI_TLS12_CIPHERS, TlsProbe
 
 __all__ = [
     "FAPI_TLS12_CIPHERS",
@@ -27,15 +28,6 @@ __all__ = [
     "probe_tls",
 ]
 
-#: FAPI-CIBA-17: below TLS 1.3 only these suites (OpenSSL names)
-FAPI_TLS12_CIPHERS = frozenset(
-    {
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "DHE-RSA-AES128-GCM-SHA256",
-        "DHE-RSA-AES256-GCM-SHA384",
-    }
-)
 _VERSIONS = {
     "1.0": ssl.TLSVersion.TLSv1,
     "1.1": ssl.TLSVersion.TLSv1_1,
@@ -68,22 +60,6 @@ def client_ssl_context(
     if cert is not None:
         context.load_cert_chain(cert[0], cert[1])
     return context
-
-
-@dataclass(frozen=True)
-class TlsProbe:
-    """The outcome of one handshake attempt."""
-
-    host: str
-    port: int
-    offered: str  # what was offered, for messages
-    established: bool
-    version: str | None = None
-    cipher: str | None = None
-    error: str | None = None
-    #: the handshake could not be attempted (this OpenSSL cannot offer what was asked, or
-    #: the server is unreachable): no verdict possible
-    inconclusive: bool = False
 
 
 def _endpoint(url: str) -> tuple[str, int]:

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields as dataclass_fields, replace
 from typing import Any, Literal
 
-from ._clientauth import ClientAuthentication, apply_client_auth, sign_jwt
-from ._config import ClientConfig
-from ._discovery import CIBA_GRANT, ProviderMetadata
-from ._http import HttpRequest, HttpResponse
+from ciba_harness.core._clientauth import ClientAuthentication, apply_client_auth, sign_jwt
+from ciba_harness.core._config import ClientConfig
+from ciba_harness.core._discovery import CIBA_GRANT, ProviderMetadata
+from ciba_harness.core._http import HttpRequest, HttpResponse
 
 __all__ = [
     "AUTH_PARAMETERS",

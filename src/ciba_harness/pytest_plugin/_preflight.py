@@ -15,8 +15,8 @@ import os
 import urllib.parse
 from pathlib import Path
 
-from ._config import ProviderConfig, default_profile_path, load_config
-from ._errors import CibaHarnessError, ConfigError
+from ciba_harness.core._config import ProviderConfig, default_profile_path, load_config
+from ciba_harness.core._errors import CibaHarnessError, ConfigError
 
 __all__ = ["preflight", "describe_config_error", "describe_each_config_error",
            "receiver_warnings"]
@@ -109,7 +109,7 @@ def preflight(
 
 
 def _check_reference_profile(config: ProviderConfig) -> None:
-    from .provider import ProfileError, load_profile
+    from ciba_harness.provider import ProfileError, load_profile
 
     try:
         load_profile(config.source)
@@ -121,7 +121,7 @@ def _check_reference_profile(config: ProviderConfig) -> None:
 
 
 def _check_port(bind: str, key: str, config: ProviderConfig) -> None:
-    from ._receiver import bind_socket
+    from ciba_harness.client._receiver import bind_socket
 
     host, _, port = bind.rpartition(":")
     if port == "0":
@@ -137,8 +137,8 @@ def _check_port(bind: str, key: str, config: ProviderConfig) -> None:
 
 
 def _check_discovery(config: ProviderConfig, timeout: float, reachability_only: bool) -> None:
-    from ._client import HttpxTransport
-    from ._discovery import discovery_request
+    from ciba_harness.client._client import HttpxTransport
+    from ciba_harness.core._discovery import discovery_request
 
     request = discovery_request(config.issuer, config.discovery_url)
     verify: object = True
