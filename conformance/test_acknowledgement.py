@@ -18,7 +18,7 @@ from ciba_harness.checks._backchannel import (
     send_and_accept,
 )
 from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._registry import (
+from ciba_harness.checks._responses import (
     ack_auth_req_id_charset,
     ack_expires_in,
     ack_has_auth_req_id,

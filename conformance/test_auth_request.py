@@ -30,7 +30,7 @@ from ciba_harness.checks._backchannel import (
     send_and_accept,
 )
 from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._registry import (
+from ciba_harness.checks._responses import (
     error_body_well_formed,
     error_code_is,
     fail,

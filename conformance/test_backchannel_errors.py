@@ -24,7 +24,7 @@ from ciba_harness.checks._backchannel import (
     login_hint_token,
     no_notifications,
 )
-from ciba_harness.checks._registry import error_body_well_formed, not_server_error, refused
+from ciba_harness.checks._responses import error_body_well_formed, not_server_error, refused
 from ciba_harness.core._requests import error_code
 from ciba_harness.pytest_plugin import require_client
 

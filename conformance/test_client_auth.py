@@ -27,7 +27,7 @@ from ciba_harness.checks._backchannel import (
     send_and_accept,
 )
 from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._registry import refused, status_is, www_authenticate_present
+from ciba_harness.checks._responses import refused, status_is, www_authenticate_present
 from ciba_harness.core._requests import parse_acknowledgement
 from ciba_harness.pytest_plugin import require_client
 

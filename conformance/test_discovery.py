@@ -24,7 +24,7 @@ from ciba_harness.checks._backchannel import (
     send_and_accept,
     user_code_parameter_boolean,
 )
-from ciba_harness.checks._registry import fail
+from ciba_harness.checks._responses import fail
 from ciba_harness.pytest_plugin import require_client
 
 

@@ -62,7 +62,7 @@ from ciba_harness.checks._fapi import (
     string_array_if_present,
     token_entropy,
 )
-from ciba_harness.checks._registry import refused, status_is, token_response_complete
+from ciba_harness.checks._responses import refused, status_is, token_response_complete
 from ciba_harness.client._receiver import REDIRECT_TARGET_PATH
 from ciba_harness.client._tls import (
     FAPI_TLS12_CIPHERS,

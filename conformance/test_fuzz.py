@@ -32,7 +32,7 @@ from ciba_harness import (
 )
 from ciba_harness.checks._backchannel import describe_refusal, no_acknowledgement
 from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._registry import (
+from ciba_harness.checks._responses import (
     ack_auth_req_id_charset,
     auth_req_id_entropy,
     error_body_well_formed,

@@ -28,7 +28,7 @@ from ciba_harness.checks._delivery import (
     nonce_absent,
     same_subject,
 )
-from ciba_harness.checks._registry import token_response_complete
+from ciba_harness.checks._responses import token_response_complete
 from ciba_harness.pytest_plugin import require_client
 
 pytestmark = pytest.mark.poll

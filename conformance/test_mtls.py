@@ -17,7 +17,7 @@ from ciba_harness import Severity
 from ciba_harness.checks._backchannel import expect_backchannel_error, send_and_accept
 from ciba_harness.checks._delivery import token_error_is
 from ciba_harness.checks._fapi import cnf_matches
-from ciba_harness.checks._registry import refused, status_is
+from ciba_harness.checks._responses import refused, status_is
 from ciba_harness.client._tls import certificate_thumbprint, impostor_certificate
 from ciba_harness.core._http import Exchange
 from ciba_harness.pytest_plugin import require_client

@@ -21,7 +21,7 @@ from ciba_harness.checks._delivery import (
     ping_body_only_auth_req_id,
     token_error_is,
 )
-from ciba_harness.checks._registry import status_is
+from ciba_harness.checks._responses import status_is
 from ciba_harness.pytest_plugin import require_client
 
 from ._callbacks import flow_callbacks, notification_wait, redirected_callbacks

@@ -21,7 +21,7 @@ from ciba_harness import (
 )
 from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._delivery import single_redemption, token_error_is
-from ciba_harness.checks._registry import no_store, token_response_complete, token_type_bearer
+from ciba_harness.checks._responses import no_store, token_response_complete, token_type_bearer
 from ciba_harness.pytest_plugin import require_client
 
 pytestmark = pytest.mark.poll

@@ -23,7 +23,7 @@ from ciba_harness.checks._delivery import (
     push_error_is,
     push_token_payload,
 )
-from ciba_harness.checks._registry import ack_no_interval_for_push
+from ciba_harness.checks._responses import ack_no_interval_for_push
 from ciba_harness.pytest_plugin import require_client
 
 from ._callbacks import flow_callbacks, notification_wait, redirected_callbacks

@@ -15,7 +15,7 @@ import pytest
 from ciba_harness import CIBA_GRANT, ClientConfig, Exchange, HttpRequest, Severity
 from ciba_harness.checks._backchannel import accepted, expect_backchannel_error
 from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._registry import (
+from ciba_harness.checks._responses import (
     error_body_well_formed,
     error_code_is,
     fail,

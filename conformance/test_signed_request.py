@@ -23,7 +23,7 @@ from ciba_harness.checks._backchannel import (
     send_and_accept,
 )
 from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._registry import not_server_error, refused
+from ciba_harness.checks._responses import not_server_error, refused
 from ciba_harness.core._requests import error_code
 from ciba_harness.pytest_plugin import require_client
 

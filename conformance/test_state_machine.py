@@ -46,7 +46,7 @@ from ciba_harness import (
     error_code,
 )
 from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._registry import (
+from ciba_harness.checks._responses import (
     ack_expires_in,
     ack_interval,
     error_body_well_formed,

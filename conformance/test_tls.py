@@ -18,7 +18,7 @@ import pytest
 from ciba_harness import Severity
 from ciba_harness.checks._delivery import callback_arrived
 from ciba_harness.checks._fapi import fapi_clients, handshake_established, handshake_refused
-from ciba_harness.checks._registry import fail
+from ciba_harness.checks._responses import fail
 from ciba_harness.client._tls import probe_tls
 from ciba_harness.pytest_plugin import require_client
 

@@ -26,7 +26,7 @@ from ciba_harness.checks._delivery import (
     token_endpoint_uses_tls,
     token_error_is,
 )
-from ciba_harness.checks._registry import (
+from ciba_harness.checks._responses import (
     error_body_well_formed,
     error_charset,
     status_is,

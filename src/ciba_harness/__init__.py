@@ -14,18 +14,8 @@ from typing import TYPE_CHECKING
 from ciba_harness.core._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ciba_harness.checks._registry import (
-        AUTH_REQ_ID_PATTERN,
-        BACKCHANNEL_ERROR_CODES,
-        CHECKS,
-        PUSH_ERROR_CODES,
-        TOKEN_ERROR_CODES,
-        CheckInfo,
-        CheckOutcome,
-        CheckRunner,
-        check,
-        estimate_entropy_bits,
-    )
+    from ciba_harness.checks._registry import CHECKS, CheckInfo, CheckOutcome, CheckRunner, check
+    from ciba_harness.checks._responses import estimate_entropy_bits
     from ciba_harness.client._client import CibaClient, Flow, HttpxTransport, Recorder
     from ciba_harness.client._drivers import (
         DeviceContext,
@@ -42,6 +32,12 @@ if TYPE_CHECKING:
         ClientAuthentication,
         apply_client_auth,
         sign_jwt,
+    )
+    from ciba_harness.core._codes import (
+        AUTH_REQ_ID_PATTERN,
+        BACKCHANNEL_ERROR_CODES,
+        PUSH_ERROR_CODES,
+        TOKEN_ERROR_CODES,
     )
     from ciba_harness.core._config import (
         AUTH_METHODS,
@@ -113,16 +109,16 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "AUTH_REQ_ID_PATTERN": "ciba_harness.checks._registry",
-    "BACKCHANNEL_ERROR_CODES": "ciba_harness.checks._registry",
+    "AUTH_REQ_ID_PATTERN": "ciba_harness.core._codes",
+    "BACKCHANNEL_ERROR_CODES": "ciba_harness.core._codes",
     "CHECKS": "ciba_harness.checks._registry",
     "CheckInfo": "ciba_harness.checks._registry",
     "CheckOutcome": "ciba_harness.checks._registry",
     "CheckRunner": "ciba_harness.checks._registry",
-    "PUSH_ERROR_CODES": "ciba_harness.checks._registry",
-    "TOKEN_ERROR_CODES": "ciba_harness.checks._registry",
+    "PUSH_ERROR_CODES": "ciba_harness.core._codes",
+    "TOKEN_ERROR_CODES": "ciba_harness.core._codes",
     "check": "ciba_harness.checks._registry",
-    "estimate_entropy_bits": "ciba_harness.checks._registry",
+    "estimate_entropy_bits": "ciba_harness.checks._responses",
     "CibaClient": "ciba_harness.client._client",
     "Flow": "ciba_harness.client._client",
     "HttpxTransport": "ciba_harness.client._client",

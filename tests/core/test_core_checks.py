@@ -25,7 +25,8 @@ from ciba_harness import (
     WrongErrorCode,
     estimate_entropy_bits,
 )
-from ciba_harness.checks import _registry as checks
+from ciba_harness.checks import _responses as checks
+from ciba_harness.checks._registry import check
 
 GOOD_ACK = {"auth_req_id": "1c266114-a1be-4252-8ad1-04986c5b9ac1", "expires_in": 120, "interval": 2}
 GOOD_TOKENS = {
@@ -186,7 +187,7 @@ def test_every_core_check_is_covered() -> None:
 def test_registry_rejects_duplicate_names() -> None:
     with pytest.raises(ValueError, match="registered twice"):
 
-        @checks.check("X")
+        @check("X")
         def status_is() -> None:  # same name as the core check
             """Duplicate."""
 
@@ -294,3 +295,20 @@ def test_entropy_edge_cases() -> None:
     assert estimate_entropy_bits(["", ""]) == 0.0
     assert estimate_entropy_bits(["aaaa"]) == 0.0
     assert estimate_entropy_bits(["abcd"]) == pytest.approx(8.0)
+
+
+def test_runner_at_runs_a_check_at_the_given_severity() -> None:
+    runner = CheckRunner()
+    assert runner.at(Severity.WARNING, checks.ack_no_interval_for_push, ex(200, GOOD_ACK)) is False
+    assert runner.at(Severity.INFO, checks.ack_status_ok, ex(200, GOOD_ACK)) is True
+    assert [(o.severity, o.passed) for o in runner.outcomes] == [
+        (Severity.WARNING, False),
+        (Severity.INFO, True),
+    ]
+    with pytest.raises(UnexpectedStatus):
+        runner.at(Severity.FAILURE, checks.ack_status_ok, ERROR_400)
+
+
+def test_runner_refuses_a_severity_keyword_that_is_no_severity() -> None:
+    with pytest.raises(TypeError, match="Severity"):
+        CheckRunner()(checks.ack_status_ok, ex(200, GOOD_ACK), severity="warning")  # type: ignore[call-arg]

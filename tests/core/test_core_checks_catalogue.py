@@ -28,7 +28,7 @@ from ciba_harness.reports._results import build_results
 REPO = Path(__file__).resolve().parents[2]
 SHARED_CATALOGUE = REPO.parent / "shared" / "spec" / "ciba-requirements.md"
 CHECK_MODULES = (
-    "ciba_harness.checks._registry",
+    "ciba_harness.checks._responses",
     "ciba_harness.checks._backchannel",
     "ciba_harness.checks._delivery",
     "ciba_harness.checks._fapi",

@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from ciba_harness.checks._registry import status_is
+from ciba_harness.checks._responses import status_is
 
 EARLY_BODY_STARTED = threading.Event()
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._registry import (
+from ciba_harness.checks._registry import check
+from ciba_harness.checks._responses import (
     ack_has_auth_req_id,
-    check,
     error_body_well_formed,
     error_code_is,
     refused,
@@ -505,12 +505,8 @@ def expect_error_status(
                           f"{status} {'after HTTP Basic' if basic else 'without HTTP Basic'}",
                           "backchannel endpoint")
             if basic:
-                ciba.check(
-                    status_is,
-                    exchange,
-                    {401},
-                    requirement=status_requirement,
-                    severity=Severity.WARNING,
+                ciba.check_at(
+                    Severity.WARNING, status_is, exchange, {401}, requirement=status_requirement
                 )
     else:
         ciba.check(status_is, exchange, {400}, requirement=requirement)
@@ -535,8 +531,8 @@ def expect_backchannel_error(
     )
     code = error_code(exchange.response)
     if code in tolerated and code not in wanted:
-        ciba.check(
-            error_code_is, exchange, wanted, requirement=requirement, severity=tolerated_severity
+        ciba.check_at(
+            tolerated_severity, error_code_is, exchange, wanted, requirement=requirement
         )
     else:
         ciba.check(error_code_is, exchange, wanted, requirement=requirement)

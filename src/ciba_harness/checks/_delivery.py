@@ -11,7 +11,8 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from ciba_harness.checks._registry import PUSH_ERROR_CODES, check
+from ciba_harness.checks._registry import check
+from ciba_harness.core._codes import PUSH_ERROR_CODES
 from ciba_harness.core._errors import (
     InvalidIdToken,
     InvalidMember,

@@ -14,13 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec
 
 import httpcore
 import httpx
 
-from ciba_harness.checks._registry import (
-    CheckRunner,
+from ciba_harness.checks._registry import CheckRunner
+from ciba_harness.checks._responses import (
     ack_has_auth_req_id,
     error_code_is,
     status_is,
@@ -58,6 +58,8 @@ from ciba_harness.core._requests import (
 __tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
 __all__ = ["CibaClient", "Flow", "Recorder", "HttpxTransport"]
+
+P = ParamSpec("P")
 
 _flow_numbers = itertools.count(1)
 #: `send(..., certificate=CLIENT_CERTIFICATE)`: the client's own certificate, if it has one
@@ -471,15 +473,23 @@ class CibaClient:
         return self.config.fapi and self.config.fapi_ciba_version == "id1"
 
     def check(
+        self, check_function: Callable[P, None], /, *args: P.args, **kwargs: P.kwargs
+    ) -> bool:
+        """Run a check at FAILURE (recorded for the report); mypy checks the arguments
+        against the check. `check_at` runs it at another severity (a `severity=` keyword is
+        still honoured at run time for untyped suites)."""
+        return self.runner(check_function, *args, **kwargs)
+
+    def check_at(
         self,
-        check_function: Callable[..., None],
+        severity: Severity,
+        check_function: Callable[P, None],
         /,
-        *args: Any,
-        severity: Severity = Severity.FAILURE,
-        **kwargs: Any,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> bool:
         """Run a check at the severity this call site chooses (recorded for the report)."""
-        return self.runner(check_function, *args, severity=severity, **kwargs)
+        return self.runner.at(severity, check_function, *args, **kwargs)
 
     # --- plumbing ---
     def send(

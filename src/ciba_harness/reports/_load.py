@@ -32,11 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ciba_harness.checks._registry import (
-    BACKCHANNEL_ERROR_CODES,
-    PUSH_ERROR_CODES,
-    TOKEN_ERROR_CODES,
-)
+from ciba_harness.core._codes import BACKCHANNEL_ERROR_CODES, PUSH_ERROR_CODES, TOKEN_ERROR_CODES
 from ciba_harness.reports._html import esc, fmt_time, page, scrub, write_atomic
 
 __all__ = [
