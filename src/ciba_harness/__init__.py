@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         WebhookDriver,
         make_driver,
     )
+    from ciba_harness.client._inbox import NotificationInbox
     from ciba_harness.client._receiver import NotificationReceiver
     from ciba_harness.core._clientauth import (
         ASSERTION_TYPE,
@@ -84,7 +85,7 @@ if TYPE_CHECKING:
         token_hash,
         validate_id_token,
     )
-    from ciba_harness.core._notifications import EndpointBehaviour, Notification, NotificationInbox
+    from ciba_harness.core._notifications import EndpointBehaviour, Notification
     from ciba_harness.core._poller import (
         DEFAULT_INTERVAL,
         SLOW_DOWN_INCREMENT,
@@ -178,7 +179,7 @@ _EXPORTS = {
     "validate_id_token": "ciba_harness.core._idtoken",
     "EndpointBehaviour": "ciba_harness.core._notifications",
     "Notification": "ciba_harness.core._notifications",
-    "NotificationInbox": "ciba_harness.core._notifications",
+    "NotificationInbox": "ciba_harness.client._inbox",
     "DEFAULT_INTERVAL": "ciba_harness.core._poller",
     "PollResult": "ciba_harness.core._poller",
     "PollStatus": "ciba_harness.core._poller",

@@ -13,7 +13,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from ciba_harness.checks._choices import record_choice
@@ -36,6 +36,7 @@ from ciba_harness.core._errors import (
     hide_check_failure_frames,
 )
 from ciba_harness.core._http import Exchange
+from ciba_harness.core._notifications import Notification
 from ciba_harness.core._requests import (
     Acknowledgement,
     BackchannelParams,
@@ -46,7 +47,6 @@ from ciba_harness.core._requests import (
 if TYPE_CHECKING:
     from ciba_harness.client._client import CibaClient, Flow
     from ciba_harness.core._config import ClientConfig, UsersConfig
-    from ciba_harness.core._notifications import NotificationInbox
 
 __tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
@@ -205,9 +205,15 @@ def auth_req_ids_unique(
         )
 
 
+class ReceivedCallbacks(Protocol):
+    """What `no_notifications` reads of an inbox (client._inbox.NotificationInbox)."""
+
+    def received(self, *, token: str | None = None) -> list[Notification]: ...
+
+
 @check("CIBA-AERR-15")
 def no_notifications(
-    inbox: NotificationInbox,
+    inbox: ReceivedCallbacks,
     tokens: Collection[str],
     *,
     requirement: str = "CIBA-AERR-15",

@@ -11,9 +11,10 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from ciba_harness.checks._registry import check
+from ciba_harness.checks._registry import CheckRunner, check
 from ciba_harness.core._codes import PUSH_ERROR_CODES
 from ciba_harness.core._errors import (
+    CheckFailure,
     InvalidIdToken,
     InvalidMember,
     MalformedResponse,
@@ -26,7 +27,7 @@ from ciba_harness.core._errors import (
 )
 from ciba_harness.core._http import Exchange
 from ciba_harness.core._idtoken import decode_unverified
-from ciba_harness.core._notifications import Notification
+from ciba_harness.core._notifications import MAX_NOTIFICATION_BYTES, Notification
 
 __tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
@@ -36,8 +37,15 @@ __all__ = [
     "auth_time_within",
     "callback_arrived",
     "callback_bearer_is",
+    "callback_body_is_json_object",
+    "callback_content_type_json",
     "callback_count_at_most",
+    "callback_has_bearer",
     "callback_is_json",
+    "callback_kind_fits_mode",
+    "callback_names_auth_req_id",
+    "callback_size_within",
+    "callback_violations",
     "claim_present",
     "fast_poll_answer_allowed",
     "id_token_alg_is",
@@ -261,21 +269,15 @@ def callback_count_at_most(
 @check(title="The callback carries exactly the client_notification_token as Bearer token")
 def callback_bearer_is(note: Notification, token: str, *, requirement: str) -> None:
     """Authorization: Bearer <client_notification_token>, byte for byte (CIBA §10.2, §10.3)."""
-    if note.bearer is None:
-        raise NotificationViolation(
-            requirement=requirement,
-            title="Callback without Authorization: Bearer",
-            expected="Authorization: Bearer <client_notification_token>",
-            actual=note.describe(),
-            secrets=[token],
-        )
-    if note.bearer != token:
+    callback_has_bearer(note, requirement=requirement)
+    bearer = note.bearer or ""
+    if bearer != token:
         raise NotificationViolation(
             requirement=requirement,
             title="Callback bearer token differs from the client_notification_token",
             expected="the client_notification_token sent in the request",
-            actual=f"a different value of {len(note.bearer)} characters",
-            secrets=[token, note.bearer],
+            actual=f"a different value of {len(bearer)} characters",
+            secrets=[token, bearer],
         )
 
 
@@ -284,7 +286,7 @@ def callback_is_json(note: Notification, *, requirement: str) -> None:
     """Content-Type application/json and a JSON object body.
 
     CIBA §10.2 / §10.3: the callback body is JSON (application/json)."""
-    if note.payload is None or note.content_type != "application/json":
+    if note.payload is None or not _json_media_type(note):
         raise NotificationViolation(
             requirement=requirement,
             title="Callback is not an application/json object",
@@ -293,11 +295,145 @@ def callback_is_json(note: Notification, *, requirement: str) -> None:
         )
 
 
+def _json_media_type(note: Notification) -> bool:
+    return note.content_type == "application/json"
+
+
+@check(title="The callback has an Authorization: Bearer credential")
+def callback_has_bearer(note: Notification, *, requirement: str) -> None:
+    """The callback carries Authorization: Bearer (the client_notification_token).
+
+    Generic: CIBA §10.2 / §10.3: the OP MUST send the client_notification_token as a Bearer
+    token in the Authorization header."""
+    if note.bearer is None:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="Callback without Authorization: Bearer",
+            expected="Authorization: Bearer <client_notification_token>",
+            actual=note.describe(),
+        )
+
+
+@check(title="The callback body is not larger than the harness accepts")
+def callback_size_within(note: Notification, *, requirement: str) -> None:
+    """The callback body is at most MAX_NOTIFICATION_BYTES (64 KiB).
+
+    Generic: CIBA §10.2 / §10.3: a ping holds only the auth_req_id and a push the token
+    response, so a larger body is no callback of either kind."""
+    if note.size > MAX_NOTIFICATION_BYTES:
+        raise NotificationViolation(
+            requirement=requirement,
+            title=f"callback body of {note.size} bytes",
+            expected=f"at most {MAX_NOTIFICATION_BYTES} bytes",
+            actual=note.size,
+        )
+
+
+@check(title="The callback body is a JSON object")
+def callback_body_is_json_object(note: Notification, *, requirement: str) -> None:
+    """The callback body parses as a JSON object.
+
+    Generic: CIBA §10.2 / §10.3: the body of a ping or push is a JSON object."""
+    if note.payload is None:
+        raise NotificationViolation(
+            requirement=requirement,
+            title="callback body is not a JSON object",
+            expected="a JSON object",
+            actual=repr(note.body[:200]),
+        )
+
+
+@check(title="The callback is sent as application/json")
+def callback_content_type_json(note: Notification, *, requirement: str) -> None:
+    """The callback's Content-Type is application/json.
+
+    Generic: CIBA §10.2 / §10.3: the callback is an HTTP POST with an application/json body."""
+    if not _json_media_type(note):
+        raise NotificationViolation(
+            requirement=requirement,
+            title=f"content type {note.content_type or '(none)'}",
+            expected="application/json",
+            actual=note.content_type or "(none)",
+        )
+
+
+@check(title="The callback names an auth_req_id")
+def callback_names_auth_req_id(note: Notification, *, requirement: str) -> None:
+    """The callback carries a string auth_req_id.
+
+    Generic: CIBA §10.3.1: a token push carries the auth_req_id of the request it answers."""
+    if note.auth_req_id is None:
+        raise NotificationViolation(
+            requirement=requirement,
+            title=f"{note.kind.replace('_', ' ')} without auth_req_id",
+            expected="a string auth_req_id",
+            actual=sorted(note.payload or {}),
+        )
+
+
+@check(title="The callback is of the client's delivery mode")
+def callback_kind_fits_mode(note: Notification, mode: str, *, requirement: str) -> None:
+    """A ping client gets pings; a push client gets token or error pushes, never a ping.
+
+    Generic: CIBA §10.2 / §10.3: the OP delivers in the mode the client registered."""
+    if mode == "ping" and note.kind != "ping":
+        raise NotificationViolation(
+            requirement=requirement,
+            title=f"a ping client received a {note.kind} callback",
+            expected="a ping",
+            actual=note.describe(),
+        )
+    if mode == "push" and note.kind == "ping":
+        raise NotificationViolation(
+            requirement=requirement,
+            title="a push client received a ping",
+            expected="a token or error push",
+            actual=note.describe(),
+        )
+
+
+def callback_violations(
+    runner: CheckRunner, note: Notification, mode: str | None
+) -> list[tuple[str, str]]:
+    """Judge one received callback with the registered checks, through `runner`: the
+    (requirement, title) of every rule it breaks. `mode` is the delivery mode the client
+    expects (None: no flow expects this callback). A body too large or not a JSON object is
+    judged no further."""
+    push = mode == "push"
+    broken: list[tuple[str, str]] = []
+
+    def holds(failure: CheckFailure | None) -> bool:
+        if failure is not None:
+            broken.append((failure.requirement, failure.title))
+        return failure is None
+
+    if not holds(runner.failure(callback_size_within, note, requirement="CIBA-PING-03")):
+        return broken
+    body_rule = "CIBA-PUSH-02" if push else "CIBA-PING-03"
+    if not holds(runner.failure(callback_body_is_json_object, note, requirement=body_rule)):
+        return broken
+    media_rule = "CIBA-PUSH-01" if push else "CIBA-PING-03"
+    holds(runner.failure(callback_content_type_json, note, requirement=media_rule))
+    bearer_rule = "CIBA-PUSH-01" if push else "CIBA-PING-02"
+    holds(runner.failure(callback_has_bearer, note, requirement=bearer_rule))
+    if note.kind == "push_error":
+        holds(runner.failure(push_error_code_allowed, note))
+    elif note.kind == "push_tokens":
+        holds(runner.failure(callback_names_auth_req_id, note, requirement="CIBA-PUSH-02"))
+    else:
+        holds(runner.failure(ping_body_only_auth_req_id, note))
+    if mode in {"ping", "push"}:
+        mode_rule = "CIBA-PUSH-02" if push else "CIBA-PING-03"
+        holds(runner.failure(callback_kind_fits_mode, note, str(mode), requirement=mode_rule))
+    return broken
+
+
 @check("CIBA-PING-03")
 def ping_body_only_auth_req_id(
-    note: Notification, auth_req_id: str, *, requirement: str = "CIBA-PING-03"
+    note: Notification, auth_req_id: str | None = None, *, requirement: str = "CIBA-PING-03"
 ) -> None:
-    """The ping body is exactly {"auth_req_id": <the acknowledged value>}.
+    """The ping body is exactly {"auth_req_id": <the acknowledged value>} (any string when
+    `auth_req_id` is None: the flow is not known yet).
 
     CIBA §10.2: the ping body is a JSON object holding the auth_req_id."""
     payload = note.payload or {}
@@ -308,6 +444,15 @@ def ping_body_only_auth_req_id(
             expected="only auth_req_id",
             actual=sorted(payload),
         )
+    if auth_req_id is None:
+        if not isinstance(payload["auth_req_id"], str):
+            raise NotificationViolation(
+                requirement=requirement,
+                title="Ping auth_req_id is not a string",
+                expected="a string",
+                actual=repr(payload["auth_req_id"]),
+            )
+        return
     if payload["auth_req_id"] != auth_req_id:
         raise NotificationViolation(
             requirement=requirement,

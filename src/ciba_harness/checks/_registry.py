@@ -104,6 +104,13 @@ class CheckRunner:
         FAILURE (recorded); raises when it failed as a FAILURE."""
         return self.run(severity, check_function, args, kwargs)
 
+    def failure(
+        self, check_function: Callable[P, None], /, *args: P.args, **kwargs: P.kwargs
+    ) -> CheckFailure | None:
+        """Run a check for its verdict as data: recorded at INFO (never raised, never
+        escalated); returns the CheckFailure, or None when the check held."""
+        return self._execute(Severity.INFO, check_function, args, kwargs)
+
     def run(
         self,
         severity: Severity,
@@ -112,6 +119,15 @@ class CheckRunner:
         kwargs: Mapping[str, Any],
     ) -> bool:
         """The untyped core of `__call__` and `at` (for callers that hold args as data)."""
+        return self._execute(severity, check_function, args, kwargs) is None
+
+    def _execute(
+        self,
+        severity: Severity,
+        check_function: Callable[..., None],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> CheckFailure | None:
         info = CHECKS.get(check_function.__name__)
         default_requirement = info.requirement if info else None
         requirement = str(kwargs.get("requirement") or default_requirement or "unspecified")
@@ -123,7 +139,7 @@ class CheckRunner:
                 Severity.FAILURE if escalate and severity is Severity.WARNING else severity
             )
             failure.severity = effective
-            self.outcomes.append(
+            self.record(
                 CheckOutcome(
                     check_function.__name__,
                     failure.requirement,
@@ -135,9 +151,13 @@ class CheckRunner:
             )
             if effective is Severity.FAILURE:
                 raise
-            return False
-        self.outcomes.append(CheckOutcome(check_function.__name__, requirement, severity, True))
-        return True
+            return failure
+        self.record(CheckOutcome(check_function.__name__, requirement, severity, True))
+        return None
+
+    def record(self, outcome: CheckOutcome) -> None:
+        """Keep one outcome (a front-end that reports elsewhere may override this)."""
+        self.outcomes.append(outcome)
 
     def warnings(self) -> list[CheckOutcome]:
         return [o for o in self.outcomes if not o.passed and o.severity is Severity.WARNING]

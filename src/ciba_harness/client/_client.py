@@ -28,6 +28,7 @@ from ciba_harness.checks._responses import (
 )
 from ciba_harness.client._drivers import Decision, DeviceContext, DeviceDriver, make_driver
 from ciba_harness.client._health import SessionHealth
+from ciba_harness.client._inbox import NotificationInbox
 from ciba_harness.core._clientauth import ClientAuthentication
 from ciba_harness.core._config import ClientConfig, ProviderConfig
 from ciba_harness.core._discovery import ProviderMetadata, discovery_request, parse_metadata
@@ -41,7 +42,7 @@ from ciba_harness.core._errors import (
 )
 from ciba_harness.core._http import Exchange, HttpRequest, HttpResponse
 from ciba_harness.core._idtoken import IdTokenExpectations, Jwks, validate_id_token
-from ciba_harness.core._notifications import EndpointBehaviour, NotificationInbox
+from ciba_harness.core._notifications import EndpointBehaviour
 from ciba_harness.core._poller import Poller, PollResult, PollStatus
 from ciba_harness.core._requests import (
     Acknowledgement,

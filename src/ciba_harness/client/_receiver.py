@@ -20,8 +20,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ciba_harness.client._drivers import WebhookDriver
+from ciba_harness.client._inbox import NotificationInbox
 from ciba_harness.core._errors import CibaHarnessError
-from ciba_harness.core._notifications import MAX_NOTIFICATION_BYTES, NotificationInbox
+from ciba_harness.core._notifications import MAX_NOTIFICATION_BYTES
 
 __all__ = ["NotificationReceiver", "bind_socket"]
 

@@ -30,8 +30,9 @@ from gevent.event import AsyncResult
 from gevent.pywsgi import WSGIServer
 
 from ciba_harness.client._drivers import WebhookDriver
+from ciba_harness.client._inbox import NotificationInbox
 from ciba_harness.core._errors import CibaHarnessError
-from ciba_harness.core._notifications import MAX_NOTIFICATION_BYTES, Notification, NotificationInbox
+from ciba_harness.core._notifications import MAX_NOTIFICATION_BYTES, Notification
 from ciba_harness.load._metrics import RecentTokens
 
 __all__ = ["LoadInbox", "GeventReceiver", "route_of", "RECEIVER_BIND_ENV", "RECEIVER_HOST_ENV"]

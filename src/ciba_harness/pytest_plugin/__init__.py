@@ -22,10 +22,10 @@ import pytest
 if TYPE_CHECKING:
     from ciba_harness.client._client import CibaClient
     from ciba_harness.client._health import SessionHealth
+    from ciba_harness.client._inbox import NotificationInbox
     from ciba_harness.client._receiver import NotificationReceiver
     from ciba_harness.core._config import ClientConfig, ProviderConfig
     from ciba_harness.core._discovery import ProviderMetadata
-    from ciba_harness.core._notifications import NotificationInbox
 
 __all__ = ["CibaSession", "require_client"]
 
@@ -296,9 +296,9 @@ class CibaSession:
 def _start_session(pytest_config: pytest.Config) -> CibaSession:
     from ciba_harness.client._client import CibaClient
     from ciba_harness.client._drivers import WebhookDriver
+    from ciba_harness.client._inbox import NotificationInbox
     from ciba_harness.client._receiver import NotificationReceiver
     from ciba_harness.core._config import default_profile_path, load_config
-    from ciba_harness.core._notifications import NotificationInbox
 
     path = pytest_config.getoption("ciba_config") or default_profile_path()
     config = load_config(path)
