@@ -5,6 +5,9 @@ A provider whose backchannel endpoint hangs costs every test one request timeout
 consecutive *transport* failures (no answer, refused, reset, no complete answer, a 5xx whose
 body is not JSON); after `threshold` of them it opens, and every later request to that
 endpoint fails at once with the cause, the test where the streak began and its first exchange.
+Failures of requests that were already in flight when the last counted failure ended add to
+the failure count but not to the streak: concurrent requests (early-started tests, xdist
+workers) caught by one stall are one piece of evidence, not `threshold` of them.
 While open, one request now and then is let through as a probe (after `probe_after` seconds,
 then twice as long after each failed probe, at most a minute): a success closes the breaker
 again. An answer of any kind (a 400 with the wrong error code, an HTML page
@@ -208,7 +211,9 @@ class SessionHealth:
     def after(self, endpoint: str, exchange: Exchange) -> None:
         """Count one exchange with `endpoint`: a transport failure or a success."""
         if is_transport_failure(exchange):
-            self.failure(endpoint, _cause(exchange), exchange.to_dict())
+            self.failure(endpoint, _cause(exchange), exchange.to_dict(),
+                         sent_at=exchange.started_at,
+                         ended_at=exchange.started_at + exchange.elapsed)
         else:
             self.success(endpoint)
 
@@ -219,13 +224,25 @@ class SessionHealth:
         evidence: dict[str, Any] | None = None,
         *,
         url: str | None = None,
+        sent_at: float | None = None,
+        ended_at: float | None = None,
     ) -> None:
+        """Count one transport failure; `sent_at`/`ended_at` (the exchange's clock) tell a
+        request sent after the streak's last failure ended from one in flight beside it."""
         test = self.test
 
         def count(state: dict[str, Any]) -> None:
             breaker = state["breakers"].setdefault(endpoint, _closed(endpoint))
             breaker["failures"] = int(breaker.get("failures", 0)) + 1
             breaker["last_attempt"] = time.time()
+            streak_end = breaker.get("streak_end")
+            consecutive = int(breaker.get("consecutive", 0))
+            if consecutive and sent_at is not None and streak_end is not None \
+                    and sent_at < float(streak_end):
+                breaker["overlapping"] = int(breaker.get("overlapping", 0)) + 1
+                return  # in flight with a failure already counted: the same stall
+            if ended_at is not None:
+                breaker["streak_end"] = ended_at
             if int(breaker.get("consecutive", 0)) == 0:
                 breaker["since_test"] = test
                 breaker["cause"] = cause[:500]
@@ -257,6 +274,7 @@ class SessionHealth:
                 current["probe_round"] = 0  # a later opening probes at the first pace again
             current["state"] = "closed"
             current["consecutive"] = 0
+            current.pop("streak_end", None)
 
         self._update(close)
 
