@@ -15,6 +15,7 @@ from ciba_harness.core._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ciba_harness.checks._registry import CHECKS, CheckInfo, CheckOutcome, CheckRunner, check
+    from ciba_harness.checks._idtoken import validate_id_token
     from ciba_harness.checks._responses import estimate_entropy_bits
     from ciba_harness.client._client import CibaClient, Flow, HttpxTransport, Recorder
     from ciba_harness.client._drivers import (
@@ -83,7 +84,6 @@ if TYPE_CHECKING:
         Jwks,
         decode_unverified,
         token_hash,
-        validate_id_token,
     )
     from ciba_harness.core._notifications import EndpointBehaviour, Notification
     from ciba_harness.core._poller import (
@@ -176,7 +176,7 @@ _EXPORTS = {
     "RT_HASH_CLAIM": "ciba_harness.core._idtoken",
     "decode_unverified": "ciba_harness.core._idtoken",
     "token_hash": "ciba_harness.core._idtoken",
-    "validate_id_token": "ciba_harness.core._idtoken",
+    "validate_id_token": "ciba_harness.checks._idtoken",
     "EndpointBehaviour": "ciba_harness.core._notifications",
     "Notification": "ciba_harness.core._notifications",
     "NotificationInbox": "ciba_harness.client._inbox",

@@ -32,6 +32,7 @@ CHECK_MODULES = (
     "ciba_harness.checks._backchannel",
     "ciba_harness.checks._delivery",
     "ciba_harness.checks._fapi",
+    "ciba_harness.checks._idtoken",
 )
 
 

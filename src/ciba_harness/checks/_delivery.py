@@ -646,7 +646,13 @@ def auth_time_within(
 
 
 @check("CIBA-IDT-09")
-def same_subject(first: str, second: str, *, requirement: str = "CIBA-IDT-09") -> None:
+def same_subject(
+    first: str,
+    second: str,
+    *,
+    requirement: str = "CIBA-IDT-09",
+    exchange: Exchange | None = None,
+) -> None:
     """Two flows for the same user and client yield the same sub.
 
     CIBA §7.1 (implied) / OIDC Core §2: sub identifies the user named by the hint, stably for
@@ -657,6 +663,7 @@ def same_subject(first: str, second: str, *, requirement: str = "CIBA-IDT-09") -
             title="sub differs between two flows for the same user and client",
             expected=first,
             actual=second,
+            exchanges=[exchange] if exchange else [],
         )
 
 

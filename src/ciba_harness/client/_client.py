@@ -20,6 +20,7 @@ import httpcore
 import httpx
 
 from ciba_harness.checks._registry import CheckRunner
+from ciba_harness.checks._idtoken import validate_id_token
 from ciba_harness.checks._responses import (
     ack_has_auth_req_id,
     error_code_is,
@@ -41,7 +42,7 @@ from ciba_harness.core._errors import (
     hide_check_failure_frames,
 )
 from ciba_harness.core._http import Exchange, HttpRequest, HttpResponse
-from ciba_harness.core._idtoken import IdTokenExpectations, Jwks, validate_id_token
+from ciba_harness.core._idtoken import IdTokenExpectations, Jwks
 from ciba_harness.core._notifications import EndpointBehaviour
 from ciba_harness.core._poller import Poller, PollResult, PollStatus
 from ciba_harness.core._requests import (

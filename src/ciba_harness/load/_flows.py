@@ -18,12 +18,13 @@ from typing import Literal
 
 import gevent
 
+from ciba_harness.checks._idtoken import validate_id_token
 from ciba_harness.client._drivers import DeviceContext, EmbeddedDriver, WebhookDriver
 from ciba_harness.core._clientauth import ClientAuthentication, sign_jwt
 from ciba_harness.core._config import ClientConfig
 from ciba_harness.core._errors import InvalidIdToken
 from ciba_harness.core._http import HttpResponse
-from ciba_harness.core._idtoken import IdTokenExpectations, validate_id_token
+from ciba_harness.core._idtoken import IdTokenExpectations
 from ciba_harness.core._notifications import Notification
 from ciba_harness.core._poller import Poller, PollResult, PollStatus
 from ciba_harness.core._requests import (
