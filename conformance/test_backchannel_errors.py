@@ -18,13 +18,17 @@ import pytest
 
 from ciba_harness import ClientAuthentication, Severity, build_backchannel_request
 from ciba_harness.checks._backchannel import (
-    error_description_charset,
-    error_uri_charset,
     expect_backchannel_error,
     login_hint_token,
     no_notifications,
 )
-from ciba_harness.checks._responses import error_body_well_formed, not_server_error, refused
+from ciba_harness.checks._responses import (
+    error_body_well_formed,
+    error_description_charset,
+    error_uri_charset,
+    not_server_error,
+    refused,
+)
 from ciba_harness.core._requests import error_code
 from ciba_harness.pytest_plugin import require_client
 

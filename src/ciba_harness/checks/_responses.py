@@ -45,6 +45,8 @@ __all__ = [
     "error_body_well_formed",
     "error_charset",
     "error_code_is",
+    "error_description_charset",
+    "error_uri_charset",
     "estimate_entropy_bits",
     "fail",
     "no_store",
@@ -205,11 +207,14 @@ def error_body_well_formed(
         )
 
 
-@check(title="error_description and error_uri use the allowed characters")
-def error_charset(exchange: Exchange, *, requirement: str) -> None:
-    """RFC 6749 §5.2 charsets for error_description and error_uri."""
-    body = _body(exchange, requirement)
-    description = body.get("error_description")
+@check("CIBA-AERR-02")
+def error_description_charset(exchange: Exchange, *, requirement: str = "CIBA-AERR-02") -> None:
+    """error_description uses only %x20-21 / %x23-5B / %x5D-7E (no quote, backslash, CR/LF).
+
+    CIBA §13 / RFC 6749 §5.2: error_description MUST NOT include characters outside %x20-21 /
+    %x23-5B / %x5D-7E."""
+    body = exchange.response.json_object() if exchange.response is not None else None
+    description = body.get("error_description") if body else None
     if description is not None and (
         not isinstance(description, str) or not ERROR_DESCRIPTION_PATTERN.fullmatch(description)
     ):
@@ -219,7 +224,15 @@ def error_charset(exchange: Exchange, *, requirement: str) -> None:
             actual=repr(description),
             exchanges=[exchange],
         )
-    uri = body.get("error_uri")
+
+
+@check("CIBA-AERR-03")
+def error_uri_charset(exchange: Exchange, *, requirement: str = "CIBA-AERR-03") -> None:
+    """error_uri, when present, uses only %x21 / %x23-5B / %x5D-7E.
+
+    RFC 6749 §5.2: error_uri MUST NOT include characters outside %x21 / %x23-5B / %x5D-7E."""
+    body = exchange.response.json_object() if exchange.response is not None else None
+    uri = body.get("error_uri") if body else None
     if uri is not None and (not isinstance(uri, str) or not ERROR_URI_PATTERN.fullmatch(uri)):
         raise InvalidMember(
             requirement=requirement,
@@ -227,6 +240,17 @@ def error_charset(exchange: Exchange, *, requirement: str) -> None:
             actual=repr(uri),
             exchanges=[exchange],
         )
+
+
+@check(title="error_description and error_uri use the allowed characters")
+def error_charset(exchange: Exchange, *, requirement: str) -> None:
+    """RFC 6749 §5.2 charsets for error_description and error_uri (the body must be JSON).
+
+    Generic (the caller names the row): the rules of error_description_charset and
+    error_uri_charset for any endpoint's error."""
+    _body(exchange, requirement)
+    error_description_charset(exchange, requirement=requirement)
+    error_uri_charset(exchange, requirement=requirement)
 
 
 @check(title="Basic-authentication failure carries WWW-Authenticate")

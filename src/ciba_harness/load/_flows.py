@@ -18,7 +18,9 @@ from typing import Literal
 
 import gevent
 
+from ciba_harness.checks._backchannel import auth_req_ids_unique
 from ciba_harness.checks._idtoken import validate_id_token
+from ciba_harness.checks._registry import CheckRunner
 from ciba_harness.client._drivers import DeviceContext, EmbeddedDriver, WebhookDriver
 from ciba_harness.core._clientauth import ClientAuthentication, sign_jwt
 from ciba_harness.core._config import ClientConfig
@@ -161,7 +163,12 @@ class FlowRunner:
         if not found:
             return None, failure[0] if failure else CibaError("malformed_acknowledgement")
         ack = found[0]
-        if self.ctx.tracker.add(ack.auth_req_id, forward=self.ctx.forward_ids):
+        # CIBA-ACK-06 by the conformance suite's check, against every id this process has seen
+        repeated = CheckRunner().failure(
+            auth_req_ids_unique, [ack.auth_req_id], issued_before=self.ctx.tracker
+        )
+        self.ctx.tracker.add(ack.auth_req_id, forward=self.ctx.forward_ids)
+        if repeated is not None:
             self.ctx.sink.failure("duplicate_auth_req_id", CibaError("duplicate_auth_req_id"))
         return ack, None
 

@@ -157,6 +157,10 @@ class AuthReqIdTracker:
     duplicates: int = 0
     saturated: bool = False
 
+    def __contains__(self, auth_req_id: object) -> bool:
+        """Seen before (for `auth_req_ids_unique(..., issued_before=tracker)`)."""
+        return isinstance(auth_req_id, str) and _digest(auth_req_id) in self.seen
+
     def add(self, auth_req_id: str, *, forward: bool = False) -> bool:
         """Record an id; True when it had been seen before (a duplicate)."""
         digest = _digest(auth_req_id)
