@@ -3,22 +3,92 @@
 Run: pytest conformance [--ciba-config my-provider.toml], or wherever the harness is installed
 pytest --pyargs ciba_harness_conformance. The fuzz plugin (ciba_harness.pytest_plugin._fuzz) comes
 with the harness's plugin; pytest refuses `pytest_plugins` in a conftest below the root.
+
+The client fixtures of the suites are here (a module that needs other clients defines its own
+fixture of the same name); the sequences they share are ciba_harness.pytest_plugin.sequences.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
 from ciba_harness.checks._backchannel import auth_req_ids_unique
+from ciba_harness.client._client import CibaClient
+from ciba_harness.core._config import ClientConfig, ProviderConfig
+from ciba_harness.core._discovery import ProviderMetadata
+from ciba_harness.core._http import Exchange
 from ciba_harness.core._requests import parse_acknowledgement
+from ciba_harness.pytest_plugin import require_client
+from ciba_harness.pytest_plugin.sequences import fapi_client_for
 
 #: every auth_req_id a flow of this session was started with (tests run concurrently, so
 #: a provider handing one id to two requests would otherwise let one test's deny or redeem
 #: break another test under the wrong row)
 _ISSUED: set[str] = set()
 _ISSUED_LOCK = threading.Lock()
+
+#: the certification suite's FAPI-CIBA variants: delivery mode and client authentication
+FAPI_VARIANTS = [
+    pytest.param(("poll", "private_key_jwt"), id="poll-private_key_jwt"),
+    pytest.param(("poll", "mtls"), id="poll-mtls"),
+    pytest.param(("ping", "private_key_jwt"), id="ping-private_key_jwt"),
+    pytest.param(("ping", "mtls"), id="ping-mtls"),
+]
+FAPI_AUTH_VARIANTS = ["private_key_jwt", "mtls"]
+
+
+@pytest.fixture
+def poll_client(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata) -> ClientConfig:
+    """A poll-mode client (skips when none is configured or the mode is not advertised)."""
+    return require_client(ciba_config, ciba_metadata, mode="poll")
+
+
+@pytest.fixture
+def ping_client(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata) -> ClientConfig:
+    """A ping-mode client (skips when none is configured or the mode is not advertised)."""
+    return require_client(ciba_config, ciba_metadata, mode="ping")
+
+
+@pytest.fixture
+def push_client(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata) -> ClientConfig:
+    """A push-mode client (skips when none is configured or the mode is not advertised)."""
+    return require_client(ciba_config, ciba_metadata, mode="push")
+
+
+@pytest.fixture(scope="module")
+def fapi_profile(ciba_config: ProviderConfig) -> None:
+    """Skip the module unless the FAPI-CIBA profile is selected (`pytestmark` of the FAPI
+    modules: `pytest.mark.usefixtures("fapi_profile")`)."""
+    if not ciba_config.fapi:
+        pytest.skip("FAPI-CIBA profile not selected")
+
+
+@pytest.fixture(params=FAPI_VARIANTS)
+def fapi_client(
+    request: pytest.FixtureRequest, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+) -> ClientConfig:
+    """A FAPI-CIBA client of each variant (poll / ping, private_key_jwt / mTLS)."""
+    mode, auth = request.param
+    return fapi_client_for(ciba_config, ciba_metadata, mode, auth)
+
+
+@pytest.fixture(params=FAPI_AUTH_VARIANTS)
+def fapi_poll_client(
+    request: pytest.FixtureRequest, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+) -> ClientConfig:
+    """A FAPI-CIBA poll client of each authentication variant."""
+    return fapi_client_for(ciba_config, ciba_metadata, "poll", request.param)
+
+
+@pytest.fixture(params=FAPI_AUTH_VARIANTS)
+def fapi_ping_client(
+    request: pytest.FixtureRequest, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+) -> ClientConfig:
+    """A FAPI-CIBA ping client of each authentication variant."""
+    return fapi_client_for(ciba_config, ciba_metadata, "ping", request.param)
 
 
 @pytest.fixture(autouse=True)
@@ -29,10 +99,10 @@ def _auth_req_ids_never_shared(request: pytest.FixtureRequest) -> None:
     early stay eligible."""
     if "ciba" not in request.fixturenames:
         return
-    ciba = request.getfixturevalue("ciba")
+    ciba: CibaClient = request.getfixturevalue("ciba")
     backchannel = ciba.backchannel
 
-    def backchannel_checked(*args, **kwargs):
+    def backchannel_checked(*args: Any, **kwargs: Any) -> Exchange:
         exchange = backchannel(*args, **kwargs)
         ack = parse_acknowledgement(exchange.response) if exchange.response is not None else None
         if ack is not None:
@@ -43,4 +113,4 @@ def _auth_req_ids_never_shared(request: pytest.FixtureRequest) -> None:
                 ciba.check(auth_req_ids_unique, [ack.auth_req_id] * 2, exchanges=[exchange])
         return exchange
 
-    ciba.backchannel = backchannel_checked
+    ciba.backchannel = backchannel_checked  # type: ignore[method-assign]

@@ -9,7 +9,7 @@ push clients are denied afterwards, so that no later test meets them.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import jwt
@@ -17,18 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ciba_harness import Flow, Severity, UnexpectedSuccess, build_backchannel_request, check
-from ciba_harness.checks._backchannel import (
-    ERROR_STATUS,
-    accepted,
-    describe_refusal,
-    expect_accepted,
-    expect_backchannel_error,
-    expect_error_status,
-    login_hint_token as mint_login_hint_token,
-    no_acknowledgement,
-    retire,
-    send_and_accept,
-)
+from ciba_harness.checks._backchannel import accepted, describe_refusal, no_acknowledgement
 from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._responses import (
     error_body_well_formed,
@@ -39,23 +28,35 @@ from ciba_harness.checks._responses import (
 )
 from ciba_harness.core._requests import error_code, parse_acknowledgement
 from ciba_harness.pytest_plugin import require_client
+from ciba_harness.pytest_plugin.sequences import (
+    expect_accepted,
+    expect_backchannel_error,
+    expect_error_status,
+    issued_id_token,
+    record_outcome,
+    require_login_hint_token,
+    retire,
+    retire_if_accepted,
+    send_and_accept,
+    send_announced,
+)
+
+if TYPE_CHECKING:
+    from ciba_harness.client._client import CibaClient
+    from ciba_harness.core._config import ProviderConfig
+    from ciba_harness.core._discovery import ProviderMetadata
 
 UNKNOWN_SCOPE = "x_harness_unknown_scope"
 
 
-@pytest.fixture
-def poll_client(ciba_config, ciba_metadata):
-    return require_client(ciba_config, ciba_metadata, mode="poll")
-
-
 @pytest.fixture(params=["ping", "push"])
-def notified_client(request, ciba_config, ciba_metadata):
+def notified_client(request, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata):
     """A ping or a push client (client_notification_token is REQUIRED for them)."""
     return require_client(ciba_config, ciba_metadata, mode=request.param)
 
 
 @pytest.fixture
-def user_code_client(ciba_config, ciba_metadata):
+def user_code_client(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata):
     if not ciba_metadata.user_code_supported:
         pytest.skip(
             "not applicable: the provider does not advertise "
@@ -69,35 +70,6 @@ def user_code_client(ciba_config, ciba_metadata):
 
 # --- helpers --------------------------------------------------------------------------------
 
-_ID_TOKENS: dict[tuple[str, str], str] = {}
-
-
-def issued_id_token(ciba, client) -> str:
-    """An ID token this provider issued to `client` in a successful poll flow (cached)."""
-    key = (ciba.config.issuer, client.client_id)
-    if key not in _ID_TOKENS:
-        flow = ciba.start(client)
-        ciba.approve(flow)
-        ciba.poll(flow)
-        exchange = flow.exchanges[-1]
-        ciba.check(token_response_complete, exchange)
-        assert exchange.response is not None
-        _ID_TOKENS[key] = str((exchange.response.json_object() or {})["id_token"])
-    return _ID_TOKENS[key]
-
-
-def login_hint_token(config, kind: str, client=None) -> str:
-    """A login_hint_token of `kind` (valid, expired, unknown) for `client`, or skip: the token
-    format is deployment-defined, so it needs [users] login_hint_token_format =
-    "client_signed", login_hint_token_hs256_key or static tokens."""
-    token = mint_login_hint_token(config.users, kind, client=client)
-    if not token:
-        pytest.skip(
-            f"not black-box testable here: no login_hint_token_hs256_key and no {kind} "
-            "login_hint_token in [users] (the token format is deployment-defined)"
-        )
-    return token
-
 
 def hints_supported(config) -> None:
     users = config.users
@@ -107,39 +79,6 @@ def hints_supported(config) -> None:
             "not black-box testable here: no login_hint_token_hs256_key and no "
             "login_hint_token in [users]"
         )
-
-
-def params_without_hint(ciba, client, **overrides: Any):
-    return ciba.default_params(client, login_hint=None, **overrides)
-
-
-def send(ciba, client, params, **options: Any):
-    """Send a request that is to be refused; for ping/push announce the token first, so that
-    a callback it may wrongly cause is answered and seen."""
-    token = params.client_notification_token
-    if token and ciba.inbox is not None and client.delivery_mode in {"ping", "push"}:
-        ciba.inbox.expect(token, client.delivery_mode)
-    return ciba.backchannel(client, params, **options)
-
-
-def record_outcome(ciba, exchange, *, requirement: str, codes: set[str], latitude: str) -> None:
-    """For rows the spec leaves to the provider: the outcome is a provider choice, recorded,
-    never a failure. An error answer must still be well-formed and carry its code's status
-    (CIBA §13, MUST); a 5xx is warned (CIBA-AERR-16: no CIBA answer, a crash on odd input)."""
-    response = exchange.response
-    if response is not None and 400 <= response.status < 500:
-        ciba.check(
-            error_body_well_formed, exchange, requirement="CIBA-AERR-01", allow_extra_members=True
-        )
-        code = error_code(response)
-        if code in ERROR_STATUS:
-            expect_error_status(ciba, exchange, code, requirement=requirement)
-        named = "" if code in codes else f" (not {' or '.join(sorted(codes))})"
-        record_choice(latitude, f"refused: {code}{named}", describe_refusal(exchange))
-        return
-    ciba.check(not_server_error, exchange, requirement=requirement, severity=Severity.WARNING)
-    if response is not None and 200 <= response.status < 300:
-        record_choice(latitude, "accepted", f"HTTP {response.status}")
 
 
 @check("CIBA-AUTH-21", title="A parameter value the spec calls invalid is refused")
@@ -161,7 +100,9 @@ def invalid_value_refused(exchange, *, requirement: str = "CIBA-AUTH-21") -> Non
 
 
 @pytest.mark.requirement("CIBA-AUTH-01")
-def test_plain_http_never_yields_auth_req_id(ciba, ciba_metadata, poll_client):
+def test_plain_http_never_yields_auth_req_id(
+    ciba: CibaClient, ciba_metadata: ProviderMetadata, poll_client
+):
     """Plain http to the backchannel endpoint's host and path never yields an auth_req_id."""
     endpoint = ciba_metadata.backchannel_authentication_endpoint
     parts = urlsplit(endpoint)
@@ -183,7 +124,7 @@ def test_plain_http_never_yields_auth_req_id(ciba, ciba_metadata, poll_client):
 
 
 @pytest.mark.requirement("CIBA-AUTH-02")
-def test_get_request_refused(ciba, poll_client):
+def test_get_request_refused(ciba: CibaClient, poll_client):
     """A GET (parameters in the query) yields no auth_req_id; any refusal, in any form, passes
     (CIBA §7.1 defines only POST) and is recorded."""
     exchange = ciba.backchannel(poll_client, ciba.default_params(poll_client), method="GET")
@@ -192,7 +133,7 @@ def test_get_request_refused(ciba, poll_client):
 
 
 @pytest.mark.requirement("CIBA-AUTH-02")
-def test_json_body_refused(ciba, poll_client):
+def test_json_body_refused(ciba: CibaClient, poll_client):
     """A JSON body yields no auth_req_id: 415, 400 invalid_request (A-24) or any other refusal
     (a provider that reads no client credentials from it may say invalid_client); recorded."""
     exchange = ciba.backchannel(poll_client, ciba.default_params(poll_client), body_format="json")
@@ -204,18 +145,18 @@ def test_json_body_refused(ciba, poll_client):
 
 
 @pytest.mark.requirement("CIBA-AUTH-03", "CIBA-AUTH-24", "CIBA-AERR-04")
-def test_missing_scope(ciba, poll_client):
+def test_missing_scope(ciba: CibaClient, poll_client):
     """No scope: 400 invalid_request (invalid_scope tolerated with a warning, A-05)."""
-    exchange = send(ciba, poll_client, ciba.default_params(poll_client, scope=None))
+    exchange = send_announced(ciba, poll_client, ciba.default_params(poll_client, scope=None))
     expect_backchannel_error(
         ciba, exchange, "invalid_request", requirement="CIBA-AUTH-03", tolerated={"invalid_scope"}
     )
 
 
 @pytest.mark.requirement("CIBA-AUTH-04")
-def test_scope_without_openid_recorded(ciba, poll_client):
+def test_scope_without_openid_recorded(ciba: CibaClient, poll_client):
     """scope without openid: 400 (invalid_scope or invalid_request) or 200; never 5xx (A-04)."""
-    exchange = send(ciba, poll_client, ciba.default_params(poll_client, scope="profile"))
+    exchange = send_announced(ciba, poll_client, ciba.default_params(poll_client, scope="profile"))
     ciba.check(not_server_error, exchange, requirement="CIBA-AUTH-04")
     record_outcome(
         ciba, exchange, requirement="CIBA-AUTH-04", codes={"invalid_scope", "invalid_request"},
@@ -224,12 +165,12 @@ def test_scope_without_openid_recorded(ciba, poll_client):
 
 
 @pytest.mark.requirement("CIBA-AUTH-05", "CIBA-AERR-05")
-def test_unknown_scope_ignored_or_refused(ciba, poll_client):
+def test_unknown_scope_ignored_or_refused(ciba: CibaClient, poll_client):
     """An unknown scope value is ignored, granted or refused with invalid_scope: RFC 6749 §3.3
     lets the provider choose; which one is recorded (invalid_request instead of invalid_scope
     is warned)."""
     params = ciba.default_params(poll_client, scope=f"openid {UNKNOWN_SCOPE}")
-    exchange = send(ciba, poll_client, params)
+    exchange = send_announced(ciba, poll_client, params)
     response = exchange.response
     if response is None or not 200 <= response.status < 300:
         code = expect_backchannel_error(
@@ -258,9 +199,10 @@ def test_unknown_scope_ignored_or_refused(ciba, poll_client):
 
 
 @pytest.mark.requirement("CIBA-AUTH-06")
-def test_scope_order_does_not_matter(ciba, poll_client):
+def test_scope_order_does_not_matter(ciba: CibaClient, poll_client):
     """The same scopes in another order are accepted."""
-    first = send(ciba, poll_client, ciba.default_params(poll_client, scope="openid profile"))
+    params = ciba.default_params(poll_client, scope="openid profile")
+    first = send_announced(ciba, poll_client, params)
     if first.response is None or not 200 <= first.response.status < 300:
         pytest.skip("not applicable: the provider refuses 'openid profile' for this client")
     send_and_accept(
@@ -275,9 +217,9 @@ def test_scope_order_does_not_matter(ciba, poll_client):
 
 
 @pytest.mark.requirement("CIBA-AUTH-07", "CIBA-AUTH-24", "CIBA-AERR-04")
-def test_no_hint(ciba, poll_client):
+def test_no_hint(ciba: CibaClient, poll_client):
     """None of login_hint, login_hint_token, id_token_hint: 400 invalid_request."""
-    exchange = send(ciba, poll_client, params_without_hint(ciba, poll_client))
+    exchange = send_announced(ciba, poll_client, ciba.default_params(poll_client, login_hint=None))
     expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-07")
 
 
@@ -292,24 +234,24 @@ def test_no_hint(ciba, poll_client):
     ],
     ids=lambda h: "+".join(h),
 )
-def test_several_hints(ciba, ciba_config, poll_client, hints):
+def test_several_hints(ciba: CibaClient, ciba_config: ProviderConfig, poll_client, hints):
     """Two or three (each valid) hints in one request: 400 invalid_request."""
     values: dict[str, str | None] = {"login_hint": None}
     if "login_hint" in hints:
         values["login_hint"] = ciba_config.users.login_hint
     if "login_hint_token" in hints:
-        values["login_hint_token"] = login_hint_token(ciba_config, "valid", poll_client)
+        values["login_hint_token"] = require_login_hint_token(ciba_config, "valid", poll_client)
     if "id_token_hint" in hints:
         values["id_token_hint"] = issued_id_token(ciba, poll_client)
-    exchange = send(ciba, poll_client, ciba.default_params(poll_client, **values))
+    exchange = send_announced(ciba, poll_client, ciba.default_params(poll_client, **values))
     expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-08")
 
 
 @pytest.mark.requirement("CIBA-AUTH-09", "CIBA-AERR-07")
-def test_unknown_login_hint(ciba, ciba_config, poll_client):
+def test_unknown_login_hint(ciba: CibaClient, ciba_config: ProviderConfig, poll_client):
     """A login_hint naming no user: 400 unknown_user_id (invalid_request warned, A-06)."""
     params = ciba.default_params(poll_client, login_hint=ciba_config.users.unknown_login_hint)
-    exchange = send(ciba, poll_client, params)
+    exchange = send_announced(ciba, poll_client, params)
     expect_backchannel_error(
         ciba,
         exchange,
@@ -320,18 +262,19 @@ def test_unknown_login_hint(ciba, ciba_config, poll_client):
 
 
 @pytest.mark.requirement("CIBA-AUTH-10")
-def test_id_token_hint_from_earlier_flow(ciba, poll_client):
+def test_id_token_hint_from_earlier_flow(ciba: CibaClient, poll_client):
     """An ID token this provider issued to this client identifies the user: accepted.
     Which hint types an OP supports is its choice (CIBA §7.1 OPTIONAL, CIBA-AUTH-29): a
     well-formed refusal is recorded, not failed."""
     id_token = issued_id_token(ciba, poll_client)
     params = ciba.default_params(poll_client, login_hint=None, id_token_hint=id_token)
-    exchange = send(ciba, poll_client, params)
+    exchange = send_announced(ciba, poll_client, params)
     response = exchange.response
     if response is not None and 400 <= response.status < 500:
+        answered = error_code(response)
         code = expect_backchannel_error(
             ciba, exchange, {"invalid_request", "unknown_user_id"}, requirement="CIBA-AUTH-10",
-            tolerated={error_code(response)} - {None, "invalid_client"},
+            tolerated={answered} - {"invalid_client"} if answered is not None else (),
         )
         record_choice("hint_types", f"id_token_hint refused ({code})", describe_refusal(exchange))
         return
@@ -355,13 +298,13 @@ def _signed_elsewhere(token: str) -> str:
 
 @pytest.mark.requirement("CIBA-AUTH-11")
 @pytest.mark.parametrize("forgery", ["bad_signature", "other_key"])
-def test_forged_id_token_hint(ciba, poll_client, forgery):
+def test_forged_id_token_hint(ciba: CibaClient, poll_client, forgery):
     """An id_token_hint this provider did not issue: 400 unknown_user_id or invalid_request
     (other codes such as invalid_id_token_hint warned, A-22)."""
     genuine = issued_id_token(ciba, poll_client)
     forged = _tampered(genuine) if forgery == "bad_signature" else _signed_elsewhere(genuine)
     params = ciba.default_params(poll_client, login_hint=None, id_token_hint=forged)
-    exchange = send(ciba, poll_client, params)
+    exchange = send_announced(ciba, poll_client, params)
     code = error_code(exchange.response)
     expect_backchannel_error(
         ciba,
@@ -373,10 +316,10 @@ def test_forged_id_token_hint(ciba, poll_client, forgery):
 
 
 @pytest.mark.requirement("CIBA-AUTH-12", "CIBA-AUTH-13")
-def test_valid_login_hint_token(ciba, ciba_config, poll_client):
+def test_valid_login_hint_token(ciba: CibaClient, ciba_config: ProviderConfig, poll_client):
     """A valid login_hint_token of the configured format identifies the user: accepted
     (precondition of CIBA-AUTH-12/13)."""
-    token = login_hint_token(ciba_config, "valid", poll_client)
+    token = require_login_hint_token(ciba_config, "valid", poll_client)
     send_and_accept(
         ciba,
         poll_client,
@@ -386,29 +329,31 @@ def test_valid_login_hint_token(ciba, ciba_config, poll_client):
 
 
 @pytest.mark.requirement("CIBA-AUTH-12", "CIBA-AERR-06")
-def test_expired_login_hint_token(ciba, ciba_config, poll_client):
+def test_expired_login_hint_token(ciba: CibaClient, ciba_config: ProviderConfig, poll_client):
     """An expired login_hint_token: 400 expired_login_hint_token."""
-    token = login_hint_token(ciba_config, "expired", poll_client)
+    token = require_login_hint_token(ciba_config, "expired", poll_client)
     params = ciba.default_params(poll_client, login_hint=None, login_hint_token=token)
-    exchange = send(ciba, poll_client, params)
+    exchange = send_announced(ciba, poll_client, params)
     expect_backchannel_error(ciba, exchange, "expired_login_hint_token", requirement="CIBA-AUTH-12")
 
 
 @pytest.mark.requirement("CIBA-AUTH-13", "CIBA-AERR-07")
-def test_login_hint_token_of_unknown_user(ciba, ciba_config, poll_client):
+def test_login_hint_token_of_unknown_user(
+    ciba: CibaClient, ciba_config: ProviderConfig, poll_client
+):
     """A well-formed login_hint_token naming no user: 400 unknown_user_id."""
-    token = login_hint_token(ciba_config, "unknown", poll_client)
+    token = require_login_hint_token(ciba_config, "unknown", poll_client)
     params = ciba.default_params(poll_client, login_hint=None, login_hint_token=token)
-    exchange = send(ciba, poll_client, params)
+    exchange = send_announced(ciba, poll_client, params)
     expect_backchannel_error(ciba, exchange, "unknown_user_id", requirement="CIBA-AUTH-13")
 
 
 @pytest.mark.requirement("CIBA-AUTH-13", "CIBA-AERR-04")
-def test_malformed_login_hint_token(ciba, ciba_config, poll_client):
+def test_malformed_login_hint_token(ciba: CibaClient, ciba_config: ProviderConfig, poll_client):
     """A malformed login_hint_token: 400 invalid_request."""
     hints_supported(ciba_config)
     params = ciba.default_params(poll_client, login_hint=None, login_hint_token="not.a-token")
-    exchange = send(ciba, poll_client, params)
+    exchange = send_announced(ciba, poll_client, params)
     expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-13")
 
 
@@ -416,15 +361,15 @@ def test_malformed_login_hint_token(ciba, ciba_config, poll_client):
 
 
 @pytest.mark.requirement("CIBA-AUTH-14", "CIBA-AUTH-24", "CIBA-AERR-04")
-def test_notification_token_required(ciba, notified_client):
+def test_notification_token_required(ciba: CibaClient, notified_client):
     """A ping or push client without client_notification_token: 400 invalid_request."""
     params = ciba.default_params(notified_client, client_notification_token=None)
-    exchange = send(ciba, notified_client, params)
+    exchange = send_announced(ciba, notified_client, params)
     expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-14")
 
 
 @pytest.mark.requirement("CIBA-AUTH-15")
-def test_notification_token_of_1024_characters(ciba, notified_client):
+def test_notification_token_of_1024_characters(ciba: CibaClient, notified_client):
     """A valid 1024-character client_notification_token is accepted."""
     token = secrets.token_urlsafe(768)
     assert len(token) == 1024
@@ -435,38 +380,30 @@ def test_notification_token_of_1024_characters(ciba, notified_client):
 
 @pytest.mark.requirement("CIBA-AUTH-15")
 @pytest.mark.parametrize("shape", ["1025_characters", "embedded_space"])
-def test_notification_token_out_of_syntax_recorded(ciba, notified_client, shape):
+def test_notification_token_out_of_syntax_recorded(ciba: CibaClient, notified_client, shape):
     """A 1025-character token or one with a space: refused (invalid_request) or accepted."""
     token = secrets.token_urlsafe(769)[:1025] if shape == "1025_characters" else "abc def-42"
     params = ciba.default_params(notified_client, client_notification_token=token)
-    exchange = send(ciba, notified_client, params)
+    exchange = send_announced(ciba, notified_client, params)
     record_outcome(ciba, exchange, requirement="CIBA-AUTH-15", codes={"invalid_request"},
                    latitude="notification_token_syntax")
-    _retire_if_accepted(ciba, notified_client, params, exchange)
+    retire_if_accepted(ciba, notified_client, params, exchange)
 
 
 @pytest.mark.requirement("CIBA-AUTH-16")
-def test_poll_client_sending_notification_token_recorded(ciba, poll_client):
+def test_poll_client_sending_notification_token_recorded(ciba: CibaClient, poll_client):
     """A poll client sending client_notification_token: ignored or invalid_request (A-08)."""
     params = ciba.default_params(poll_client, client_notification_token=secrets.token_urlsafe(24))
-    exchange = send(ciba, poll_client, params)
+    exchange = send_announced(ciba, poll_client, params)
     record_outcome(ciba, exchange, requirement="CIBA-AUTH-16", codes={"invalid_request"},
                    latitude="poll_client_notification_token")
-
-
-def _retire_if_accepted(ciba, client, params, exchange) -> None:
-    if exchange.response is None:
-        return
-    ack = parse_acknowledgement(exchange.response)
-    if ack is not None:
-        retire(ciba, Flow(client, params, exchange, ack, params.client_notification_token))
 
 
 # --- optional parameters -----------------------------------------------------------------------
 
 
 @pytest.mark.requirement("CIBA-AUTH-17")
-def test_acr_values_accepted(ciba, poll_client):
+def test_acr_values_accepted(ciba: CibaClient, poll_client):
     """acr_values (space-separated, in preference order) is accepted."""
     params = ciba.default_params(poll_client, acr_values="urn:harness:acr:high urn:harness:acr:low")
     send_and_accept(ciba, poll_client, params, requirement="CIBA-AUTH-17")
@@ -474,7 +411,7 @@ def test_acr_values_accepted(ciba, poll_client):
 
 @pytest.mark.requirement("CIBA-AUTH-18")
 @pytest.mark.parametrize("message", ["1234", "W4SCT"])
-def test_short_binding_message_completes(ciba, poll_client, message):
+def test_short_binding_message_completes(ciba: CibaClient, poll_client, message):
     """A short plain binding message is accepted and the flow completes with tokens."""
     params = ciba.default_params(poll_client, binding_message=message)
     flow = send_and_accept(ciba, poll_client, params, requirement="CIBA-AUTH-18")
@@ -493,12 +430,12 @@ def test_short_binding_message_completes(ciba, poll_client, message):
     ],
     ids=["long", "non_ascii", "emoji"],
 )
-def test_awkward_binding_message(ciba, poll_client, message):
+def test_awkward_binding_message(ciba: CibaClient, poll_client, message):
     """A long, non-ASCII or emoji binding message: invalid_binding_message or accepted (the
     limits are the OP's, A-16: recorded); refused with invalid_request instead of the code
     §13 defines for it: a warning."""
     params = ciba.default_params(poll_client, binding_message=message)
-    exchange = send(ciba, poll_client, params)
+    exchange = send_announced(ciba, poll_client, params)
     kind = ("long" if len(message) > 40 else "emoji" if any(ord(c) > 0xFFFF for c in message)
             else "non-ASCII")
     if exchange.response is not None and 200 <= exchange.response.status < 300:
@@ -513,7 +450,7 @@ def test_awkward_binding_message(ciba, poll_client, message):
 
 
 @pytest.mark.requirement("CIBA-AUTH-20")
-def test_requested_expiry_accepted(ciba, poll_client):
+def test_requested_expiry_accepted(ciba: CibaClient, poll_client):
     """requested_expiry=30 is accepted; whether expires_in honours it is recorded."""
     params = ciba.default_params(poll_client, requested_expiry=30)
     flow = send_and_accept(ciba, poll_client, params, requirement="CIBA-AUTH-20")
@@ -527,47 +464,48 @@ def test_requested_expiry_accepted(ciba, poll_client):
 
 @pytest.mark.requirement("CIBA-AUTH-21")
 @pytest.mark.parametrize("value", ["0", "-5", "soon"], ids=["zero", "negative", "non_numeric"])
-def test_invalid_requested_expiry_recorded(ciba, poll_client, value):
+def test_invalid_requested_expiry_recorded(ciba: CibaClient, poll_client, value):
     """requested_expiry 0, negative or non-numeric: 400 invalid_request (CIBA §13, "invalid
     value"); accepting it is a warning (A-17), another error code too."""
-    exchange = send(ciba, poll_client, ciba.default_params(poll_client, requested_expiry=value))
-    if not ciba.check(invalid_value_refused, exchange, severity=Severity.WARNING):
+    params = ciba.default_params(poll_client, requested_expiry=value)
+    exchange = send_announced(ciba, poll_client, params)
+    if not ciba.check_at(Severity.WARNING, invalid_value_refused, exchange):
         return
     code = error_code(exchange.response)
     ciba.check(error_body_well_formed, exchange, requirement="CIBA-AERR-01",
                allow_extra_members=True)
     if code != "invalid_request":
-        ciba.check(error_code_is, exchange, {"invalid_request"}, requirement="CIBA-AUTH-21",
-                   severity=Severity.WARNING)
+        ciba.check_at(Severity.WARNING, error_code_is, exchange, {"invalid_request"},
+                      requirement="CIBA-AUTH-21")
     expect_error_status(ciba, exchange, code, requirement="CIBA-AUTH-21")
 
 
 @pytest.mark.requirement("CIBA-AUTH-22")
-def test_unknown_parameter_ignored(ciba, poll_client):
+def test_unknown_parameter_ignored(ciba: CibaClient, poll_client):
     """An unknown extra parameter does not break the request (warning if it does)."""
     params = ciba.default_params(poll_client, extra=(("x_harness_probe", "1"),))
-    exchange = send(ciba, poll_client, params)
-    if ciba.check(accepted, exchange, requirement="CIBA-AUTH-22", severity=Severity.WARNING):
+    exchange = send_announced(ciba, poll_client, params)
+    if ciba.check_at(Severity.WARNING, accepted, exchange, requirement="CIBA-AUTH-22"):
         expect_accepted(ciba, exchange, requirement="CIBA-AUTH-22")
 
 
 @pytest.mark.requirement("CIBA-AUTH-23", "CIBA-AUTH-24", "CIBA-AERR-04")
 @pytest.mark.parametrize("name", ["scope", "login_hint"])
-def test_repeated_parameter(ciba, ciba_config, poll_client, name):
+def test_repeated_parameter(ciba: CibaClient, ciba_config: ProviderConfig, poll_client, name):
     """A parameter sent twice (same value): 400 invalid_request."""
     value = "openid" if name == "scope" else ciba_config.users.login_hint
     params = ciba.default_params(poll_client, extra=((name, value),))
-    exchange = send(ciba, poll_client, params)
+    exchange = send_announced(ciba, poll_client, params)
     expect_backchannel_error(ciba, exchange, "invalid_request", requirement="CIBA-AUTH-23")
 
 
 @pytest.mark.requirement("CIBA-AUTH-23")
-def test_empty_repeated_parameter_recorded(ciba, poll_client):
+def test_empty_repeated_parameter_recorded(ciba: CibaClient, poll_client):
     """scope sent a second time without a value: RFC 6749 §3.1 treats it as omitted, so the
     request carries one scope and may be accepted; a refusal as a repeat (invalid_request)
     is also seen. Which one is recorded; no auth_req_id is wrong either way."""
     params = ciba.default_params(poll_client, extra=(("scope", ""),))
-    exchange = send(ciba, poll_client, params)
+    exchange = send_announced(ciba, poll_client, params)
     response = exchange.response
     if response is not None and 200 <= response.status < 300:
         expect_accepted(ciba, exchange, requirement="CIBA-AUTH-23")
@@ -581,31 +519,35 @@ def test_empty_repeated_parameter_recorded(ciba, poll_client):
 
 
 @pytest.mark.requirement("CIBA-AUTH-25", "CIBA-AERR-09")
-def test_user_code_missing(ciba, user_code_client):
+def test_user_code_missing(ciba: CibaClient, user_code_client):
     """A user-code client's request without user_code: 400 missing_user_code."""
-    exchange = send(ciba, user_code_client, ciba.default_params(user_code_client, user_code=None))
+    params = ciba.default_params(user_code_client, user_code=None)
+    exchange = send_announced(ciba, user_code_client, params)
     expect_backchannel_error(ciba, exchange, "missing_user_code", requirement="CIBA-AUTH-25")
 
 
 @pytest.mark.requirement("CIBA-AUTH-26", "CIBA-AERR-10")
-def test_user_code_wrong(ciba, ciba_config, user_code_client):
+def test_user_code_wrong(ciba: CibaClient, ciba_config: ProviderConfig, user_code_client):
     """A user-code client's request with a wrong user_code: 400 invalid_user_code."""
-    wrong = "x" + ciba_config.users.user_code[::-1] + "9"
-    exchange = send(ciba, user_code_client, ciba.default_params(user_code_client, user_code=wrong))
+    wrong = "x" + (ciba_config.users.user_code or "")[::-1] + "9"
+    params = ciba.default_params(user_code_client, user_code=wrong)
+    exchange = send_announced(ciba, user_code_client, params)
     expect_backchannel_error(ciba, exchange, "invalid_user_code", requirement="CIBA-AUTH-26")
 
 
 @pytest.mark.requirement("CIBA-AUTH-27")
-def test_user_code_right(ciba, ciba_config, user_code_client):
+def test_user_code_right(ciba: CibaClient, ciba_config: ProviderConfig, user_code_client):
     """A user-code client's request with the user's code is accepted."""
     params = ciba.default_params(user_code_client, user_code=ciba_config.users.user_code)
     send_and_accept(ciba, user_code_client, params, requirement="CIBA-AUTH-27")
 
 
 @pytest.mark.requirement("CIBA-AUTH-28")
-def test_user_code_from_client_not_registered_for_it(ciba, ciba_config, poll_client):
+def test_user_code_from_client_not_registered_for_it(
+    ciba: CibaClient, ciba_config: ProviderConfig, poll_client
+):
     """user_code from a client not registered for it: ignored or refused (A-07); recorded."""
     code = ciba_config.users.user_code or "4711"
-    exchange = send(ciba, poll_client, ciba.default_params(poll_client, user_code=code))
+    exchange = send_announced(ciba, poll_client, ciba.default_params(poll_client, user_code=code))
     record_outcome(ciba, exchange, requirement="CIBA-AUTH-28", codes={"invalid_request"},
                    latitude="user_code_unregistered")

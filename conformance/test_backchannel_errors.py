@@ -13,12 +13,12 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ciba_harness import ClientAuthentication, Severity, build_backchannel_request
 from ciba_harness.checks._backchannel import (
-    expect_backchannel_error,
     login_hint_token,
     no_notifications,
 )
@@ -31,6 +31,14 @@ from ciba_harness.checks._responses import (
 )
 from ciba_harness.core._requests import error_code
 from ciba_harness.pytest_plugin import require_client
+from ciba_harness.pytest_plugin.sequences import expect_backchannel_error
+
+if TYPE_CHECKING:
+    from ciba_harness.client._client import CibaClient
+    from ciba_harness.client._inbox import NotificationInbox
+    from ciba_harness.core._config import ProviderConfig
+    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness.core._http import Exchange
 
 #: how long the receiver is watched for callbacks a rejected request must not cause
 WATCH_SECONDS = 1.0
@@ -43,7 +51,7 @@ class Trigger:
     name: str
     requirement: str
     codes: frozenset[str]
-    send: Callable[..., object]
+    send: Callable[..., Exchange]
     tolerated: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -51,24 +59,24 @@ def _poll(config, metadata):
     return require_client(config, metadata, mode="poll")
 
 
-def _no_hint(ciba, config, metadata):
+def _no_hint(ciba: CibaClient, config, metadata):
     client = _poll(config, metadata)
     return ciba.backchannel(client, ciba.default_params(client, login_hint=None))
 
 
-def _unknown_user(ciba, config, metadata):
+def _unknown_user(ciba: CibaClient, config, metadata):
     client = _poll(config, metadata)
     params = ciba.default_params(client, login_hint=config.users.unknown_login_hint)
     return ciba.backchannel(client, params)
 
 
-def _wrong_secret(ciba, config, metadata):
+def _wrong_secret(ciba: CibaClient, config, metadata):
     client = require_client(config, metadata, auth_method="client_secret_basic")
     auth = ClientAuthentication(secret="wrong-" + secrets.token_urlsafe(12))
     return ciba.backchannel(client, ciba.default_params(client), auth=auth)
 
 
-def _not_allowed(ciba, config, metadata):
+def _not_allowed(ciba: CibaClient, config, metadata):
     client = require_client(config, metadata, ciba_allowed=False, feature="a non-CIBA client")
     return ciba.backchannel(client, ciba.default_params(client))
 
@@ -94,7 +102,9 @@ TRIGGERS = [
 
 
 @pytest.fixture(params=TRIGGERS, ids=lambda t: t.name)
-def refusal(request, ciba, ciba_config, ciba_metadata):
+def refusal(
+    request, ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """The exchange of one trigger, judged refused against the trigger's requirement."""
     trigger: Trigger = request.param
     exchange = trigger.send(ciba, ciba_config, ciba_metadata)
@@ -106,25 +116,25 @@ def refusal(request, ciba, ciba_config, ciba_metadata):
 
 
 @pytest.mark.requirement("CIBA-AERR-01")
-def test_error_body_shape(ciba, refusal):
+def test_error_body_shape(ciba: CibaClient, refusal):
     """An error is an application/json object with a string error; members beyond error,
     error_description, error_uri are warned (A-23)."""
     ciba.check(
         error_body_well_formed, refusal, requirement="CIBA-AERR-01", allow_extra_members=True
     )
-    ciba.check(
-        error_body_well_formed, refusal, requirement="CIBA-AERR-01", severity=Severity.WARNING
+    ciba.check_at(
+        Severity.WARNING, error_body_well_formed, refusal, requirement="CIBA-AERR-01"
     )
 
 
 @pytest.mark.requirement("CIBA-AERR-02")
-def test_error_description_charset(ciba, refusal):
+def test_error_description_charset(ciba: CibaClient, refusal):
     """error_description uses only printable ASCII without quote and backslash."""
     ciba.check(error_description_charset, refusal)
 
 
 @pytest.mark.requirement("CIBA-AERR-03")
-def test_error_uri_charset(ciba, refusal):
+def test_error_uri_charset(ciba: CibaClient, refusal):
     """error_uri, when present, uses only %x21 / %x23-5B / %x5D-7E."""
     ciba.check(error_uri_charset, refusal)
 
@@ -134,7 +144,9 @@ def test_error_uri_charset(ciba, refusal):
 
 @pytest.mark.requirement("CIBA-AERR-04")
 @pytest.mark.parametrize("cause", ["no_hint", "repeated_parameter", "bad_requested_expiry"])
-def test_invalid_request_status(ciba, ciba_config, ciba_metadata, cause):
+def test_invalid_request_status(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, cause
+):
     """invalid_request comes with HTTP 400."""
     client = _poll(ciba_config, ciba_metadata)
     if cause == "no_hint":
@@ -153,7 +165,9 @@ def test_invalid_request_status(ciba, ciba_config, ciba_metadata, cause):
 
 
 @pytest.mark.requirement("CIBA-AERR-05")
-def test_invalid_scope_status(ciba, ciba_config, ciba_metadata):
+def test_invalid_scope_status(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """invalid_scope (for an unknown scope value, if the provider refuses it) comes with 400."""
     client = _poll(ciba_config, ciba_metadata)
     params = ciba.default_params(client, scope="openid x_harness_unknown_scope")
@@ -168,7 +182,9 @@ def test_invalid_scope_status(ciba, ciba_config, ciba_metadata):
 
 
 @pytest.mark.requirement("CIBA-AERR-06")
-def test_expired_login_hint_token_status(ciba, ciba_config, ciba_metadata):
+def test_expired_login_hint_token_status(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """expired_login_hint_token comes with 400."""
     client = _poll(ciba_config, ciba_metadata)
     token = login_hint_token(ciba_config.users, "expired", client=client)
@@ -183,7 +199,9 @@ def test_expired_login_hint_token_status(ciba, ciba_config, ciba_metadata):
 
 
 @pytest.mark.requirement("CIBA-AERR-07")
-def test_unknown_user_id_status(ciba, ciba_config, ciba_metadata):
+def test_unknown_user_id_status(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """unknown_user_id comes with 400."""
     exchange = _unknown_user(ciba, ciba_config, ciba_metadata)
     code = expect_backchannel_error(
@@ -198,7 +216,9 @@ def test_unknown_user_id_status(ciba, ciba_config, ciba_metadata):
 
 
 @pytest.mark.requirement("CIBA-AERR-08")
-def test_unauthorized_client_status(ciba, ciba_config, ciba_metadata):
+def test_unauthorized_client_status(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """An authenticated client that may not use CIBA gets 400 unauthorized_client
     (401 invalid_client warned, A-01)."""
     exchange = _not_allowed(ciba, ciba_config, ciba_metadata)
@@ -220,7 +240,9 @@ def _user_code_client(config, metadata):
 
 
 @pytest.mark.requirement("CIBA-AERR-09")
-def test_missing_user_code_status(ciba, ciba_config, ciba_metadata):
+def test_missing_user_code_status(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """missing_user_code comes with 400."""
     client = _user_code_client(ciba_config, ciba_metadata)
     exchange = ciba.backchannel(client, ciba.default_params(client, user_code=None))
@@ -228,16 +250,20 @@ def test_missing_user_code_status(ciba, ciba_config, ciba_metadata):
 
 
 @pytest.mark.requirement("CIBA-AERR-10")
-def test_invalid_user_code_status(ciba, ciba_config, ciba_metadata):
+def test_invalid_user_code_status(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """invalid_user_code comes with 400."""
     client = _user_code_client(ciba_config, ciba_metadata)
-    wrong = "x" + ciba_config.users.user_code[::-1] + "9"
+    wrong = "x" + (ciba_config.users.user_code or "")[::-1] + "9"
     exchange = ciba.backchannel(client, ciba.default_params(client, user_code=wrong))
     expect_backchannel_error(ciba, exchange, "invalid_user_code", requirement="CIBA-AUTH-26")
 
 
 @pytest.mark.requirement("CIBA-AERR-11")
-def test_invalid_binding_message_status(ciba, ciba_config, ciba_metadata):
+def test_invalid_binding_message_status(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """invalid_binding_message (for a long message, if the provider refuses it) comes with 400."""
     client = _poll(ciba_config, ciba_metadata)
     message = "Confirm payment " + "0123456789" * 30
@@ -249,7 +275,9 @@ def test_invalid_binding_message_status(ciba, ciba_config, ciba_metadata):
 
 @pytest.mark.requirement("CIBA-AERR-12")
 @pytest.mark.parametrize("cause", ["wrong_secret_basic", "unknown_client", "assertion_audience"])
-def test_invalid_client_status(ciba, ciba_config, ciba_metadata, cause):
+def test_invalid_client_status(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, cause
+):
     """invalid_client comes with 401 (§13); 400 without HTTP Basic is the provider's choice
     (RFC 6749 §5.2 "MAY return 401", A-01) and recorded, 400 after Basic is warned."""
     if cause == "wrong_secret_basic":
@@ -286,7 +314,9 @@ def blocked_login_hint(config) -> str | None:
 
 
 @pytest.mark.requirement("CIBA-AERR-13")
-def test_access_denied_status(ciba, ciba_config, ciba_metadata):
+def test_access_denied_status(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """access_denied (a user the provider blocks before any interaction) comes with 403."""
     blocked = blocked_login_hint(ciba_config)
     if not blocked:
@@ -304,7 +334,12 @@ def test_access_denied_status(ciba, ciba_config, ciba_metadata):
 
 @pytest.mark.slow  # wait-bound: started early (ciba_harness/pytest_plugin/_early.py)
 @pytest.mark.requirement("CIBA-AERR-15")
-def test_no_callback_after_rejected_request(ciba, ciba_config, ciba_metadata, ciba_inbox):
+def test_no_callback_after_rejected_request(
+    ciba: CibaClient,
+    ciba_config: ProviderConfig,
+    ciba_metadata: ProviderMetadata,
+    ciba_inbox: NotificationInbox,
+):
     """A rejected request of a ping or push client is never followed by a ping or push
     (the receiver is watched for about a second)."""
     clients = [
@@ -340,7 +375,9 @@ def test_no_callback_after_rejected_request(ciba, ciba_config, ciba_metadata, ci
 @pytest.mark.parametrize(
     "oddity", ["empty_body", "bad_percent_encoding", "invalid_utf8", "oversized_parameter"]
 )
-def test_odd_requests_get_no_server_error(ciba, ciba_config, ciba_metadata, oddity):
+def test_odd_requests_get_no_server_error(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, oddity
+):
     """Malformed requests get a 4xx, not a 5xx (5xx is no CIBA error code: warning)."""
     client = require_client(ciba_config, ciba_metadata, auth_method="client_secret_basic")
     request = build_backchannel_request(client, ciba_metadata, ciba.default_params(client))
@@ -351,4 +388,4 @@ def test_odd_requests_get_no_server_error(ciba, ciba_config, ciba_metadata, oddi
         "oversized_parameter": request.body + b"&x_harness_big=" + b"a" * 100_000,
     }[oddity]
     exchange = ciba.send(request.replace(body=body), label=f"backchannel ({oddity})", client=client)
-    ciba.check(not_server_error, exchange, requirement="CIBA-AERR-16", severity=Severity.WARNING)
+    ciba.check_at(Severity.WARNING, not_server_error, exchange, requirement="CIBA-AERR-16")

@@ -10,42 +10,40 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ciba_harness import (
-    ClientAuthentication,
-    Flow,
-    Severity,
-    build_backchannel_request,
-    sign_jwt,
-)
-from ciba_harness.checks._backchannel import (
-    describe_refusal,
-    expect_backchannel_error,
-    retire,
-    send_and_accept,
-)
+from ciba_harness import ClientAuthentication, Severity, build_backchannel_request, sign_jwt
+from ciba_harness.checks._backchannel import describe_refusal
 from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._responses import refused, status_is, www_authenticate_present
-from ciba_harness.core._requests import parse_acknowledgement
 from ciba_harness.pytest_plugin import require_client
+from ciba_harness.pytest_plugin.sequences import (
+    expect_backchannel_error,
+    retire,
+    retire_if_accepted,
+    send_and_accept,
+    send_announced,
+)
+
+if TYPE_CHECKING:
+    from ciba_harness.client._client import CibaClient
+    from ciba_harness.core._config import ProviderConfig
+    from ciba_harness.core._discovery import ProviderMetadata
 
 ASSERTION_METHODS = ("client_secret_jwt", "private_key_jwt")
 
 
-@pytest.fixture
-def poll_client(ciba_config, ciba_metadata):
-    return require_client(ciba_config, ciba_metadata, mode="poll")
-
-
-def client_for(ciba_config, ciba_metadata, method: str):
+def client_for(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method: str):
     if ciba_metadata.auth_methods and method not in ciba_metadata.auth_methods:
         pytest.skip(f"not applicable: {method} is not in token_endpoint_auth_methods_supported")
     return require_client(ciba_config, ciba_metadata, auth_method=method, feature=method)
 
 
-def refuse_client(ciba, exchange, requirement: str, codes=("invalid_client",)) -> str | None:
+def refuse_client(
+    ciba: CibaClient, exchange, requirement: str, codes=("invalid_client",)
+) -> str | None:
     return expect_backchannel_error(ciba, exchange, set(codes), requirement=requirement)
 
 
@@ -75,7 +73,7 @@ def assertion_for(client, audience: str, *, key=None, alg=None, **claims) -> str
 
 @pytest.mark.requirement("CIBA-CAUTH-01", "CIBA-AERR-12")
 @pytest.mark.parametrize("what", ["nothing", "client_id_only"])
-def test_no_client_authentication(ciba, poll_client, what):
+def test_no_client_authentication(ciba: CibaClient, poll_client, what):
     """No client authentication at all: invalid_client (401; 400 is the provider's choice,
     A-01)."""
     auth = ClientAuthentication(method="omit" if what == "nothing" else "none")
@@ -84,7 +82,9 @@ def test_no_client_authentication(ciba, poll_client, what):
 
 
 @pytest.mark.requirement("CIBA-CAUTH-02", "CIBA-AERR-12")
-def test_wrong_secret_basic(ciba, ciba_config, ciba_metadata):
+def test_wrong_secret_basic(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """Wrong secret via HTTP Basic: 401 invalid_client with WWW-Authenticate."""
     client = client_for(ciba_config, ciba_metadata, "client_secret_basic")
     auth = ClientAuthentication(secret="wrong-" + secrets.token_urlsafe(12))
@@ -98,7 +98,9 @@ def test_wrong_secret_basic(ciba, ciba_config, ciba_metadata):
 @pytest.mark.parametrize(
     "case", ["post_wrong_secret", "unknown_client_basic", "unknown_client_post"]
 )
-def test_wrong_secret_post_or_unknown_client(ciba, ciba_config, ciba_metadata, case):
+def test_wrong_secret_post_or_unknown_client(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, case
+):
     """Wrong client_secret_post secret, or an unknown client_id: invalid_client."""
     method = "client_secret_basic" if case == "unknown_client_basic" else "client_secret_post"
     client = client_for(ciba_config, ciba_metadata, method)
@@ -118,7 +120,9 @@ def test_wrong_secret_post_or_unknown_client(ciba, ciba_config, ciba_metadata, c
 @pytest.mark.requirement("CIBA-CAUTH-04")
 @pytest.mark.parametrize("method", ASSERTION_METHODS)
 @pytest.mark.parametrize("audience", ["issuer", "token_endpoint", "backchannel_endpoint"])
-def test_assertion_audiences_accepted(ciba, ciba_config, ciba_metadata, method, audience):
+def test_assertion_audiences_accepted(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method, audience
+):
     """A client assertion with aud = issuer, token endpoint or backchannel endpoint URL is
     accepted (three positives per method; A-18)."""
     client = client_for(ciba_config, ciba_metadata, method)
@@ -136,7 +140,9 @@ def test_assertion_audiences_accepted(ciba, ciba_config, ciba_metadata, method, 
 
 @pytest.mark.requirement("CIBA-CAUTH-05", "CIBA-AERR-12")
 @pytest.mark.parametrize("method", ASSERTION_METHODS)
-def test_assertion_wrong_audience(ciba, ciba_config, ciba_metadata, method):
+def test_assertion_wrong_audience(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method
+):
     """An assertion whose aud does not identify the provider: invalid_client."""
     client = client_for(ciba_config, ciba_metadata, method)
     auth = ClientAuthentication(audience="https://other-op.example.org/")
@@ -147,7 +153,9 @@ def test_assertion_wrong_audience(ciba, ciba_config, ciba_metadata, method):
 @pytest.mark.requirement("CIBA-CAUTH-06", "CIBA-AERR-12")
 @pytest.mark.parametrize("method", ASSERTION_METHODS)
 @pytest.mark.parametrize("mismatch", ["iss", "sub", "iss_and_sub"])
-def test_assertion_issuer_subject_mismatch(ciba, ciba_config, ciba_metadata, method, mismatch):
+def test_assertion_issuer_subject_mismatch(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method, mismatch
+):
     """Assertion iss/sub not the client_id (or not matching the client_id form field):
     invalid_client."""
     client = client_for(ciba_config, ciba_metadata, method)
@@ -163,7 +171,9 @@ def test_assertion_issuer_subject_mismatch(ciba, ciba_config, ciba_metadata, met
 
 @pytest.mark.requirement("CIBA-CAUTH-07", "CIBA-AERR-12")
 @pytest.mark.parametrize("method", ASSERTION_METHODS)
-def test_assertion_expired(ciba, ciba_config, ciba_metadata, method):
+def test_assertion_expired(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method
+):
     """An expired assertion: invalid_client."""
     client = client_for(ciba_config, ciba_metadata, method)
     now = int(time.time())
@@ -175,7 +185,9 @@ def test_assertion_expired(ciba, ciba_config, ciba_metadata, method):
 @pytest.mark.requirement("CIBA-CAUTH-08", "CIBA-AERR-12")
 @pytest.mark.parametrize("method", ASSERTION_METHODS)
 @pytest.mark.parametrize("how", ["broken_signature", "other_key"])
-def test_assertion_bad_signature(ciba, ciba_config, ciba_metadata, method, how):
+def test_assertion_bad_signature(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method, how
+):
     """An assertion with a broken signature, or signed with a key not registered for the
     client (another client's key or secret): invalid_client."""
     client = client_for(ciba_config, ciba_metadata, method)
@@ -210,7 +222,9 @@ def test_assertion_bad_signature(ciba, ciba_config, ciba_metadata, method, how):
 
 @pytest.mark.requirement("CIBA-CAUTH-09")
 @pytest.mark.parametrize("method", ASSERTION_METHODS)
-def test_assertion_replay_recorded(ciba, ciba_config, ciba_metadata, method):
+def test_assertion_replay_recorded(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method
+):
     """The same assertion (same jti) twice: OIDC Core §9 says such tokens MUST only be used
     once, RFC 7523 §3 leaves replay detection to the provider: accepting the replay is a
     warning (a replayed client assertion, security-relevant latitude), refusing it passes."""
@@ -221,25 +235,15 @@ def test_assertion_replay_recorded(ciba, ciba_config, ciba_metadata, method):
     )
     retire(ciba, flow)
     params = ciba.default_params(client)
-    again = send(ciba, client, params, auth=auth)
+    again = send_announced(ciba, client, params, auth=auth)
     response = again.response
     if response is not None and 200 <= response.status < 300:
         record_choice("assertion_replay", "accepted", f"{method}: same jti accepted twice")
-        ciba.check(refused, again, requirement="CIBA-CAUTH-09", severity=Severity.WARNING)
-        ack = parse_acknowledgement(response)
-        if ack is not None:
-            retire(ciba, Flow(client, params, again, ack, params.client_notification_token))
+        ciba.check_at(Severity.WARNING, refused, again, requirement="CIBA-CAUTH-09")
+        retire_if_accepted(ciba, client, params, again)
         return
     record_choice("assertion_replay", "refused", f"{method}: {describe_refusal(again)}")
     expect_backchannel_error(ciba, again, "invalid_client", requirement="CIBA-CAUTH-09")
-
-
-def send(ciba, client, params, **options):
-    """Send; for ping/push announce the notification token first (a wrong callback is seen)."""
-    token = params.client_notification_token
-    if token and ciba.inbox is not None and client.delivery_mode in {"ping", "push"}:
-        ciba.inbox.expect(token, client.delivery_mode)
-    return ciba.backchannel(client, params, **options)
 
 
 # --- mTLS, public clients, methods ------------------------------------------------------------
@@ -247,7 +251,9 @@ def send(ciba, client, params, **options):
 
 @pytest.mark.requirement("CIBA-CAUTH-10", "CIBA-AERR-12")
 @pytest.mark.parametrize("method", ["tls_client_auth", "self_signed_tls_client_auth"])
-def test_mtls_without_certificate(ciba, ciba_config, ciba_metadata, method):
+def test_mtls_without_certificate(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method
+):
     """An mTLS client presenting no client certificate: invalid_client."""
     client = client_for(ciba_config, ciba_metadata, method)
     request = build_backchannel_request(client, ciba_metadata, ciba.default_params(client))
@@ -256,7 +262,9 @@ def test_mtls_without_certificate(ciba, ciba_config, ciba_metadata, method):
 
 
 @pytest.mark.requirement("CIBA-CAUTH-11")
-def test_public_client_refused(ciba, ciba_config, ciba_metadata):
+def test_public_client_refused(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """A public client (auth none) gets no auth_req_id: 401 invalid_client or 400
     unauthorized_client."""
     client = require_client(
@@ -278,7 +286,9 @@ WRONG_METHODS = [
 
 @pytest.mark.requirement("CIBA-CAUTH-12", "CIBA-REG-07", "CIBA-AERR-12")
 @pytest.mark.parametrize(("registered", "used"), WRONG_METHODS, ids=lambda m: m)
-def test_other_method_than_registered(ciba, ciba_config, ciba_metadata, registered, used):
+def test_other_method_than_registered(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, registered, used
+):
     """Authenticating with a method other than the registered one (same credentials where the
     client has a secret): invalid_client."""
     client = client_for(ciba_config, ciba_metadata, registered)
@@ -292,7 +302,9 @@ def test_other_method_than_registered(ciba, ciba_config, ciba_metadata, register
 
 @pytest.mark.requirement("CIBA-CAUTH-13")
 @pytest.mark.parametrize("method", ["client_secret_basic", "private_key_jwt"])
-def test_two_authentication_methods(ciba, ciba_config, ciba_metadata, method):
+def test_two_authentication_methods(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method
+):
     """Two mechanisms in one request (HTTP Basic plus form credentials or an assertion):
     400 invalid_request (invalid_client accepted)."""
     client = client_for(ciba_config, ciba_metadata, method)

@@ -7,7 +7,7 @@ signature or issuer is reported once, by the validation tests (CIBA-IDT-01).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,30 +28,18 @@ from ciba_harness.checks._delivery import (
     nonce_absent,
     same_subject,
 )
-from ciba_harness.checks._responses import token_response_complete
-from ciba_harness.pytest_plugin import require_client
+from ciba_harness.pytest_plugin.sequences import redeem
+
+if TYPE_CHECKING:
+    from ciba_harness.client._client import CibaClient
+    from ciba_harness.core._config import ProviderConfig
+    from ciba_harness.core._discovery import ProviderMetadata
 
 pytestmark = pytest.mark.poll
 
 DEFAULT_ID_TOKEN_ALG = "RS256"  # OIDC Registration: id_token_signed_response_alg default
 FAPI_ID_TOKEN_ALGS = frozenset({"PS256", "ES256"})  # FAPI-CIBA-18
 FALLBACK_ACR = "urn:ciba-harness:acr:test"
-
-
-@pytest.fixture
-def poll_client(ciba_config, ciba_metadata):
-    return require_client(ciba_config, ciba_metadata, mode="poll")
-
-
-def redeemed(ciba, client, **overrides):
-    """Start, approve and poll one flow; the flow, the token response body and its exchange."""
-    flow = ciba.start(client, **overrides)
-    ciba.approve(flow)
-    ciba.poll(flow)
-    exchange = flow.exchanges[-1]
-    ciba.check(token_response_complete, exchange, requirement="CIBA-TOKEN-14")
-    assert exchange.response is not None
-    return flow, exchange.response.json_object() or {}, exchange
 
 
 def claims_of(tokens: dict[str, Any]) -> dict[str, Any]:
@@ -69,22 +57,24 @@ def claims_of(tokens: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.requirement("CIBA-IDT-01", "CIBA-IDT-05")
-def test_id_token_validates(ciba, poll_client):
+def test_id_token_validates(ciba: CibaClient, poll_client):
     """The ID token is a JWS verifiable with the provider's JWKS, with iss = issuer, aud
     containing the client_id, sub, exp in the future and iat; no nonce (CIBA sends none)."""
-    flow, tokens, exchange = redeemed(ciba, poll_client)
+    flow, tokens, exchange = redeem(ciba, poll_client)
     claims = ciba.check_id_token(flow, tokens, exchange=exchange)
-    ciba.check(nonce_absent, claims, severity=Severity.INFO)
+    ciba.check_at(Severity.INFO, nonce_absent, claims)
 
 
 @pytest.mark.requirement("CIBA-IDT-02")
-def test_id_token_alg(ciba, ciba_config, ciba_metadata, poll_client):
+def test_id_token_alg(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, poll_client
+):
     """The ID token is signed with the client's registered alg (OIDC Registration
     id_token_signed_response_alg, default RS256); PS256 or ES256 under FAPI-CIBA. The harness
     does not know the registration: a provider that advertises only other algs
     (id_token_signing_alg_values_supported without RS256) registered its clients with one of
     them, and may use any of those; the alg seen is recorded."""
-    _, tokens, exchange = redeemed(ciba, poll_client)
+    _, tokens, exchange = redeem(ciba, poll_client)
     advertised = ciba_metadata.raw.get("id_token_signing_alg_values_supported")
     advertised = {a for a in advertised if isinstance(a, str)} if isinstance(advertised,
                                                                              list) else set()
@@ -105,7 +95,9 @@ def test_id_token_alg(ciba, ciba_config, ciba_metadata, poll_client):
 
 
 @pytest.mark.requirement("CIBA-IDT-03")
-def test_acr_when_acr_values_requested(ciba, ciba_metadata, poll_client):
+def test_acr_when_acr_values_requested(
+    ciba: CibaClient, ciba_metadata: ProviderMetadata, poll_client
+):
     """acr_values sent: the ID token has an acr claim (CIBA §7.1 "highly RECOMMENDED": a
     warning; a MUST under FAPI-CIBA, FAPI-CIBA-09)."""
     supported = ciba_metadata.raw.get("acr_values_supported")
@@ -114,56 +106,56 @@ def test_acr_when_acr_values_requested(ciba, ciba_metadata, poll_client):
         if isinstance(supported, list) and supported and isinstance(supported[0], str)
         else FALLBACK_ACR
     )
-    _, tokens, _ = redeemed(ciba, poll_client, acr_values=acr_values)
+    _, tokens, _ = redeem(ciba, poll_client, acr_values=acr_values)
     claims = claims_of(tokens)
     record_choice("acr", f"present: {claims['acr']}" if "acr" in claims else "absent",
                   f"acr_values={acr_values}")
-    ciba.check(acr_present, claims, severity=Severity.WARNING)
+    ciba.check_at(Severity.WARNING, acr_present, claims)
 
 
 @pytest.mark.requirement("CIBA-IDT-04")
-def test_auth_time_within_request_window(ciba, poll_client):
+def test_auth_time_within_request_window(ciba: CibaClient, poll_client):
     """auth_time, when present, lies between the authentication request and the token
     response (± the clock skew allowed for ID tokens)."""
     started = time.time()
-    _, tokens, _ = redeemed(ciba, poll_client)
+    _, tokens, _ = redeem(ciba, poll_client)
     finished = time.time()
     claims = claims_of(tokens)
-    ciba.check(
-        claim_present, claims, "auth_time", requirement="CIBA-IDT-04", severity=Severity.INFO
+    ciba.check_at(
+        Severity.INFO, claim_present, claims, "auth_time", requirement="CIBA-IDT-04"
     )
     skew = IdTokenExpectations(issuer="", client_id="").skew
     ciba.check(auth_time_within, claims, started, finished, skew=skew)
 
 
 @pytest.mark.requirement("CIBA-IDT-06")
-def test_auth_req_id_claim(ciba, poll_client):
+def test_auth_req_id_claim(ciba: CibaClient, poll_client):
     """The auth_req_id claim is optional in poll mode; when present it equals the redeemed id."""
-    flow, tokens, exchange = redeemed(ciba, poll_client)
+    flow, tokens, exchange = redeem(ciba, poll_client)
     claims = ciba.check_id_token(flow, tokens, exchange=exchange)
-    ciba.check(
-        claim_present, claims, AUTH_REQ_ID_CLAIM, requirement="CIBA-IDT-06", severity=Severity.INFO
+    ciba.check_at(
+        Severity.INFO, claim_present, claims, AUTH_REQ_ID_CLAIM, requirement="CIBA-IDT-06"
     )
 
 
 @pytest.mark.requirement("CIBA-IDT-07")
-def test_token_hashes(ciba, poll_client):
+def test_token_hashes(ciba: CibaClient, poll_client):
     """at_hash and rt_hash are optional in poll mode; when present they match the tokens."""
-    flow, tokens, exchange = redeemed(ciba, poll_client)
+    flow, tokens, exchange = redeem(ciba, poll_client)
     claims = ciba.check_id_token(flow, tokens, exchange=exchange)
-    ciba.check(claim_present, claims, "at_hash", requirement="CIBA-IDT-07", severity=Severity.INFO)
+    ciba.check_at(Severity.INFO, claim_present, claims, "at_hash", requirement="CIBA-IDT-07")
     record_choice("at_hash", "present" if "at_hash" in claims else "absent", "poll ID token")
     record_choice("refresh_token_issued", "yes" if tokens.get("refresh_token") else "no",
                   "poll flow with the default scope")
     if tokens.get("refresh_token"):
-        ciba.check(
-            claim_present, claims, RT_HASH_CLAIM, requirement="CIBA-IDT-07", severity=Severity.INFO
+        ciba.check_at(
+            Severity.INFO, claim_present, claims, RT_HASH_CLAIM, requirement="CIBA-IDT-07"
         )
 
 
 @pytest.mark.requirement("CIBA-IDT-09")
-def test_sub_stable_for_the_same_user(ciba, poll_client):
+def test_sub_stable_for_the_same_user(ciba: CibaClient, poll_client):
     """Two flows for the same user and client yield the same sub."""
-    _, first, _ = redeemed(ciba, poll_client)
-    _, second, _ = redeemed(ciba, poll_client)
+    _, first, _ = redeem(ciba, poll_client)
+    _, second, _ = redeem(ciba, poll_client)
     ciba.check(same_subject, str(claims_of(first).get("sub")), str(claims_of(second).get("sub")))

@@ -11,22 +11,29 @@ Against the plain-http default provider every test is skipped with the reason.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from ciba_harness import Severity
-from ciba_harness.checks._backchannel import expect_backchannel_error, send_and_accept
 from ciba_harness.checks._delivery import token_error_is
 from ciba_harness.checks._fapi import cnf_matches
 from ciba_harness.checks._responses import refused, status_is
 from ciba_harness.client._tls import certificate_thumbprint, impostor_certificate
 from ciba_harness.core._http import Exchange
 from ciba_harness.pytest_plugin import require_client
+from ciba_harness.pytest_plugin.sequences import expect_backchannel_error, send_and_accept
+
+if TYPE_CHECKING:
+    from ciba_harness.client._client import CibaClient
+    from ciba_harness.core._config import ProviderConfig
+    from ciba_harness.core._discovery import ProviderMetadata
 
 MTLS_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
 
 
 @pytest.fixture(scope="module")
-def https_provider(ciba_metadata):
+def https_provider(ciba_metadata: ProviderMetadata):
     if not ciba_metadata.issuer.startswith("https://"):
         pytest.skip(
             "not applicable: mutual TLS needs a provider served over https (the default "
@@ -58,20 +65,24 @@ def other_certificate(config, client):
     pytest.skip("not covered: no second client certificate configured")
 
 
-def refused_at_tls(ciba, exchange: Exchange, requirement: str) -> bool:
+def refused_at_tls(ciba: CibaClient, exchange: Exchange, requirement: str) -> bool:
     """No HTTP answer: the TLS layer refused (recorded); the caller judges answers."""
     if exchange.response is not None:
         return False
-    ciba.check(refused, exchange, requirement=requirement, severity=Severity.INFO)
+    ciba.check_at(Severity.INFO, refused, exchange, requirement=requirement)
     return True
 
 
-def expect_client_refused(ciba, exchange: Exchange, requirement: str = "CIBA-CAUTH-10") -> None:
+def expect_client_refused(
+    ciba: CibaClient, exchange: Exchange, requirement: str = "CIBA-CAUTH-10"
+) -> None:
     if not refused_at_tls(ciba, exchange, requirement):
         expect_backchannel_error(ciba, exchange, "invalid_client", requirement=requirement)
 
 
-def expect_token_refused(ciba, exchange: Exchange, requirement: str = "CIBA-CAUTH-10") -> None:
+def expect_token_refused(
+    ciba: CibaClient, exchange: Exchange, requirement: str = "CIBA-CAUTH-10"
+) -> None:
     if not refused_at_tls(ciba, exchange, requirement):
         ciba.check(token_error_is, exchange, {"invalid_client"}, requirement=requirement,
                    statuses={400, 401})
@@ -82,7 +93,9 @@ def expect_token_refused(ciba, exchange: Exchange, requirement: str = "CIBA-CAUT
 
 @pytest.mark.requirement("CIBA-CAUTH-10", "CIBA-DISC-08")
 @pytest.mark.parametrize("method", MTLS_METHODS)
-def test_mtls_client_authenticates(ciba, ciba_config, https_provider, method):
+def test_mtls_client_authenticates(
+    ciba: CibaClient, ciba_config: ProviderConfig, https_provider, method
+):
     """A client presenting its registered certificate (at the mTLS alias of the backchannel
     endpoint when published) is authenticated: the request is accepted."""
     client = mtls_client(ciba_config, https_provider, method)
@@ -91,7 +104,9 @@ def test_mtls_client_authenticates(ciba, ciba_config, https_provider, method):
 
 @pytest.mark.requirement("CIBA-CAUTH-10", "CIBA-AERR-12")
 @pytest.mark.parametrize("method", MTLS_METHODS)
-def test_no_certificate_refused(ciba, ciba_config, https_provider, method):
+def test_no_certificate_refused(
+    ciba: CibaClient, ciba_config: ProviderConfig, https_provider, method
+):
     """The same request without a client certificate: invalid_client (or a refused
     handshake)."""
     client = mtls_client(ciba_config, https_provider, method)
@@ -101,7 +116,9 @@ def test_no_certificate_refused(ciba, ciba_config, https_provider, method):
 
 @pytest.mark.requirement("CIBA-CAUTH-10", "CIBA-AERR-12")
 @pytest.mark.parametrize("method", MTLS_METHODS)
-def test_other_clients_certificate_refused(ciba, ciba_config, https_provider, method):
+def test_other_clients_certificate_refused(
+    ciba: CibaClient, ciba_config: ProviderConfig, https_provider, method
+):
     """The client's client_id with another client's (valid, trusted) certificate:
     invalid_client."""
     client = mtls_client(ciba_config, https_provider, method)
@@ -113,7 +130,9 @@ def test_other_clients_certificate_refused(ciba, ciba_config, https_provider, me
 
 @pytest.mark.requirement("CIBA-CAUTH-10", "CIBA-AERR-12")
 @pytest.mark.parametrize("method", MTLS_METHODS)
-def test_impostor_certificate_refused(ciba, ciba_config, https_provider, method, tmp_path):
+def test_impostor_certificate_refused(
+    ciba: CibaClient, ciba_config: ProviderConfig, https_provider, method, tmp_path
+):
     """A self-signed certificate with the client's subject DN, made by whoever knows the DN
     (not issued by the trusted CA, not the registered certificate): invalid_client (or a
     refused handshake)."""
@@ -125,7 +144,9 @@ def test_impostor_certificate_refused(ciba, ciba_config, https_provider, method,
 
 @pytest.mark.requirement("CIBA-CAUTH-10", "CIBA-TOKEN-20")
 @pytest.mark.parametrize("method", MTLS_METHODS)
-def test_token_endpoint_requires_the_certificate(ciba, ciba_config, https_provider, method):
+def test_token_endpoint_requires_the_certificate(
+    ciba: CibaClient, ciba_config: ProviderConfig, https_provider, method
+):
     """At the token endpoint too: no certificate, invalid_client; the registered one, tokens
     (the refused attempt changed nothing)."""
     client = mtls_client(ciba_config, https_provider, method)
@@ -152,7 +173,9 @@ def bound_tokens_expected(config, metadata) -> None:
 
 @pytest.mark.requirement("FAPI-CIBA-21")
 @pytest.mark.parametrize("method", MTLS_METHODS)
-def test_access_token_bound_to_the_certificate(ciba, ciba_config, https_provider, method):
+def test_access_token_bound_to_the_certificate(
+    ciba: CibaClient, ciba_config: ProviderConfig, https_provider, method
+):
     """Tokens obtained with a client certificate are bound to it: userinfo answers with the
     certificate, refuses (401 or a refused handshake) without it and with another client's
     certificate; introspection, when offered, shows cnf x5t#S256 of the certificate."""

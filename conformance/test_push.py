@@ -8,25 +8,27 @@ that breaks one of the two is still found and judged.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ciba_harness import EndpointBehaviour, Severity
+from ciba_harness import Severity
 from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._delivery import (
-    callback_arrived,
     callback_bearer_is,
     callback_count_at_most,
     callback_is_json,
-    no_callback_for_flow,
     push_error_code_allowed,
     push_error_is,
     push_token_payload,
 )
 from ciba_harness.checks._responses import ack_no_interval_for_push
-from ciba_harness.pytest_plugin import require_client
+from ciba_harness.pytest_plugin.sequences import expect_callback, flow_callbacks
 
-from ._callbacks import flow_callbacks, notification_wait, redirected_callbacks
+if TYPE_CHECKING:
+    from ciba_harness.client._client import CibaClient
+    from ciba_harness.client._inbox import NotificationInbox
+    from ciba_harness.core._config import ProviderConfig
 
 pytestmark = pytest.mark.push
 
@@ -35,27 +37,15 @@ EXPIRY_MARGIN = 0.5
 EXPIRY_DELIVERY_WINDOW = 2.0  # seconds past expiry an optional expired_token push may take
 
 
-@pytest.fixture
-def push_client(ciba_config, ciba_metadata):
-    return require_client(ciba_config, ciba_metadata, mode="push")
-
-
-def expect_delivery(ciba, ciba_config, inbox, flow, *, requirement, what):
-    waited = notification_wait(ciba_config)
-    notes = flow_callbacks(inbox, flow, timeout=waited, expected=True)
-    ciba.check(callback_arrived, notes, requirement=requirement, what=what, waited=waited)
-    return notes[0]
-
-
 @pytest.mark.requirement("CIBA-PUSH-01", "CIBA-PUSH-02")
-def test_tokens_pushed(ciba, ciba_config, ciba_inbox, push_client):
+def test_tokens_pushed(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_inbox: NotificationInbox, push_client
+):
     """After approval the tokens are POSTed as JSON with the client_notification_token as
     Bearer token: auth_req_id, access_token, token_type, id_token (expires_in, refresh_token)."""
     flow = ciba.start(push_client)
     ciba.approve(flow)
-    note = expect_delivery(
-        ciba, ciba_config, ciba_inbox, flow, requirement="CIBA-PUSH-01", what="token push"
-    )
+    note = expect_callback(ciba, ciba_config, ciba_inbox, flow)
     assert flow.notification_token is not None
     ciba.check(callback_bearer_is, note, flow.notification_token, requirement="CIBA-PUSH-01")
     ciba.check(callback_is_json, note, requirement="CIBA-PUSH-01")
@@ -63,23 +53,25 @@ def test_tokens_pushed(ciba, ciba_config, ciba_inbox, push_client):
 
 
 @pytest.mark.requirement("CIBA-PUSH-03", "CIBA-PUSH-04", "CIBA-PUSH-05", "CIBA-PUSH-06")
-def test_pushed_id_token(ciba, ciba_config, ciba_inbox, push_client):
+def test_pushed_id_token(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_inbox: NotificationInbox, push_client
+):
     """The pushed ID token validates and carries the auth_req_id claim, at_hash and (with a
     refresh token) rt_hash matching the pushed tokens."""
     flow = ciba.start(push_client)
     ciba.approve(flow)
-    note = expect_delivery(
-        ciba, ciba_config, ciba_inbox, flow, requirement="CIBA-PUSH-01", what="token push"
-    )
+    note = expect_callback(ciba, ciba_config, ciba_inbox, flow)
     ciba.check_id_token(flow, note.payload or {}, push=True)
 
 
 @pytest.mark.requirement("CIBA-PUSH-08", "CIBA-PUSH-11")
-def test_denial_pushed(ciba, ciba_config, ciba_inbox, push_client):
+def test_denial_pushed(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_inbox: NotificationInbox, push_client
+):
     """After denial the provider pushes {"error": "access_denied", "auth_req_id": ...}."""
     flow = ciba.start(push_client)
     ciba.deny(flow)
-    note = expect_delivery(
+    note = expect_callback(
         ciba, ciba_config, ciba_inbox, flow, requirement="CIBA-PUSH-08", what="error push"
     )
     ciba.check(push_error_code_allowed, note)
@@ -88,7 +80,9 @@ def test_denial_pushed(ciba, ciba_config, ciba_inbox, push_client):
 
 @pytest.mark.slow
 @pytest.mark.requirement("CIBA-PUSH-09", "CIBA-PUSH-11")
-def test_expiry(ciba, ciba_config, ciba_inbox, push_client):
+def test_expiry(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_inbox: NotificationInbox, push_client
+):
     """The request expires unanswered: either nothing is pushed (A-15) or
     {"error": "expired_token", "auth_req_id": ...}."""
     flow = ciba.start(push_client, requested_expiry=ciba_config.budgets.requested_expiry)
@@ -112,52 +106,33 @@ def test_expiry(ciba, ciba_config, ciba_inbox, push_client):
     )
 
 
-@pytest.mark.requirement("CIBA-PUSH-07", "CIBA-SEC-10")
-def test_redirect_not_followed(ciba, ciba_config, ciba_inbox, ciba_receiver, push_client):
-    """The notification endpoint answers 307 to another harness URL: the provider never
-    delivers there."""
-    behaviour = EndpointBehaviour(status=307, redirect_to=ciba_receiver.redirect_target)
-    flow = ciba.start(push_client, behaviour=behaviour)
-    ciba.approve(flow)
-    expect_delivery(
-        ciba, ciba_config, ciba_inbox, flow, requirement="CIBA-PUSH-01", what="token push"
-    )
-    hits = redirected_callbacks(ciba_inbox, flow, timeout=QUIET_WINDOW)
-    ciba.check(
-        no_callback_for_flow,
-        hits,
-        requirement="CIBA-PUSH-07",
-        title="The provider followed the notification endpoint's redirect",
-    )
-
-
 @pytest.mark.slow  # wait-bound: started early (ciba_harness/pytest_plugin/_early.py)
 @pytest.mark.requirement("CIBA-PUSH-15")
-def test_exactly_one_delivery(ciba, ciba_config, ciba_inbox, push_client):
+def test_exactly_one_delivery(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_inbox: NotificationInbox, push_client
+):
     """One delivery per auth_req_id (a duplicate is a warning)."""
     flow = ciba.start(push_client)
     ciba.approve(flow)
-    expect_delivery(
-        ciba, ciba_config, ciba_inbox, flow, requirement="CIBA-PUSH-01", what="token push"
-    )
+    expect_callback(ciba, ciba_config, ciba_inbox, flow)
     notes = flow_callbacks(ciba_inbox, flow, timeout=QUIET_WINDOW, count=2)
-    ciba.check(
+    ciba.check_at(
+        Severity.WARNING,
         callback_count_at_most,
         notes,
         1,
         requirement="CIBA-PUSH-15",
         title="The provider delivered more than once for one auth_req_id",
-        severity=Severity.WARNING,
     )
 
 
 @pytest.mark.requirement("CIBA-PUSH-13")
-def test_acknowledgement_without_interval(ciba, push_client):
+def test_acknowledgement_without_interval(ciba: CibaClient, push_client):
     """A push client's acknowledgement carries no interval (a warning: the rule is descriptive)."""
     flow = ciba.start(push_client)
-    ciba.check(
+    ciba.check_at(
+        Severity.WARNING,
         ack_no_interval_for_push,
         flow.exchange,
         requirement="CIBA-PUSH-13",
-        severity=Severity.WARNING,
     )

@@ -8,12 +8,12 @@ built as data; the clients they create are not used beyond CIBA-REG-03.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ciba_harness import CIBA_GRANT, ClientConfig, Exchange, HttpRequest, Severity
-from ciba_harness.checks._backchannel import accepted, expect_backchannel_error
+from ciba_harness.checks._backchannel import accepted
 from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._responses import (
     error_body_well_formed,
@@ -23,12 +23,17 @@ from ciba_harness.checks._responses import (
     status_is,
 )
 from ciba_harness.core._requests import error_code
+from ciba_harness.pytest_plugin.sequences import expect_backchannel_error
+
+if TYPE_CHECKING:
+    from ciba_harness.client._client import CibaClient
+    from ciba_harness.core._discovery import ProviderMetadata
 
 NOTIFICATION_URL = "https://client.example.org/ciba/notify"
 
 
 @pytest.fixture
-def registration_endpoint(ciba, ciba_metadata) -> str:
+def registration_endpoint(ciba: CibaClient, ciba_metadata: ProviderMetadata) -> str:
     if not ciba_metadata.registration_endpoint:
         pytest.skip("not applicable: the provider advertises no registration_endpoint")
     endpoint = str(ciba_metadata.registration_endpoint)
@@ -36,7 +41,7 @@ def registration_endpoint(ciba, ciba_metadata) -> str:
     return endpoint
 
 
-def register(ciba, endpoint: str, metadata: dict[str, Any]) -> Exchange:
+def register(ciba: CibaClient, endpoint: str, metadata: dict[str, Any]) -> Exchange:
     """POST an RFC 7591 registration request; skip when registration is not open to us."""
     request = HttpRequest(
         "POST",
@@ -90,7 +95,7 @@ def refusal_reason(exchange: Exchange) -> str:
     )
 
 
-def baseline(ciba, endpoint: str) -> None:
+def baseline(ciba: CibaClient, endpoint: str) -> None:
     """A valid CIBA-only registration must be accepted before a refusal can mean anything:
     if the provider demands more (redirect_uris, jwks, a software statement), every refusal
     is inconclusive, with the provider's reason (recorded as a provider choice)."""
@@ -110,7 +115,7 @@ def baseline(ciba, endpoint: str) -> None:
         )
 
 
-def inconclusive_if_unrelated(ciba, exchange: Exchange) -> None:
+def inconclusive_if_unrelated(ciba: CibaClient, exchange: Exchange) -> None:
     """A refusal for another reason (e.g. invalid_redirect_uri) says nothing about the rule."""
     code = error_code(exchange.response)
     if code in UNRELATED_CODES:
@@ -118,7 +123,7 @@ def inconclusive_if_unrelated(ciba, exchange: Exchange) -> None:
         pytest.skip(f"inconclusive: refused for an unrelated reason ({refusal_reason(exchange)})")
 
 
-def expect_refused(ciba, exchange: Exchange, requirement: str) -> None:
+def expect_refused(ciba: CibaClient, exchange: Exchange, requirement: str) -> None:
     """400 invalid_client_metadata (RFC 7591 §3.2.2)."""
     ciba.check(refused, exchange, requirement=requirement)
     inconclusive_if_unrelated(ciba, exchange)
@@ -128,7 +133,7 @@ def expect_refused(ciba, exchange: Exchange, requirement: str) -> None:
 
 
 @pytest.mark.requirement("CIBA-REG-01")
-def test_ciba_grant_without_delivery_mode_refused(ciba, registration_endpoint):
+def test_ciba_grant_without_delivery_mode_refused(ciba: CibaClient, registration_endpoint):
     """A CIBA registration without backchannel_token_delivery_mode is refused."""
     exchange = register(
         ciba, registration_endpoint, client_metadata(backchannel_token_delivery_mode=None)
@@ -137,7 +142,9 @@ def test_ciba_grant_without_delivery_mode_refused(ciba, registration_endpoint):
 
 
 @pytest.mark.requirement("CIBA-REG-02")
-def test_unadvertised_delivery_mode_refused(ciba, ciba_metadata, registration_endpoint):
+def test_unadvertised_delivery_mode_refused(
+    ciba: CibaClient, ciba_metadata: ProviderMetadata, registration_endpoint
+):
     """A delivery mode the provider does not advertise (or a junk one) is refused."""
     modes = ["email"] + [m for m in ("poll", "ping", "push") if not ciba_metadata.supports_mode(m)]
     for mode in modes:
@@ -151,7 +158,7 @@ def test_unadvertised_delivery_mode_refused(ciba, ciba_metadata, registration_en
 
 
 @pytest.mark.requirement("CIBA-REG-03", "CIBA-AERR-08")
-def test_client_without_ciba_grant_cannot_use_ciba(ciba, registration_endpoint):
+def test_client_without_ciba_grant_cannot_use_ciba(ciba: CibaClient, registration_endpoint):
     """A poll client registered without the CIBA grant is refused at registration or gets
     unauthorized_client at the backchannel endpoint (records which)."""
     exchange = register(
@@ -195,7 +202,7 @@ def test_client_without_ciba_grant_cannot_use_ciba(ciba, registration_endpoint):
     "endpoint", [None, "http://client.example.org/ciba/notify"], ids=["missing", "http"]
 )
 def test_notification_endpoint_required_and_https(
-    ciba, ciba_metadata, registration_endpoint, mode, endpoint
+    ciba: CibaClient, ciba_metadata: ProviderMetadata, registration_endpoint, mode, endpoint
 ):
     """A ping/push registration without a notification endpoint, or with an http: one, is
     refused."""
@@ -209,14 +216,16 @@ def test_notification_endpoint_required_and_https(
 
 @pytest.mark.requirement("CIBA-REG-05")
 @pytest.mark.parametrize("alg", ["none", "HS256"])
-def test_weak_request_signing_alg_refused(ciba, registration_endpoint, alg):
+def test_weak_request_signing_alg_refused(ciba: CibaClient, registration_endpoint, alg):
     """backchannel_authentication_request_signing_alg none or HS256 is refused."""
     document = client_metadata(backchannel_authentication_request_signing_alg=alg)
     expect_refused(ciba, register(ciba, registration_endpoint, document), "CIBA-REG-05")
 
 
 @pytest.mark.requirement("CIBA-REG-06")
-def test_user_code_parameter_echoed(ciba, ciba_metadata, registration_endpoint):
+def test_user_code_parameter_echoed(
+    ciba: CibaClient, ciba_metadata: ProviderMetadata, registration_endpoint
+):
     """backchannel_user_code_parameter=true is registered and echoed in the response."""
     if not ciba_metadata.user_code_supported:
         pytest.skip("not applicable: the provider does not advertise user code support")
@@ -225,7 +234,7 @@ def test_user_code_parameter_echoed(ciba, ciba_metadata, registration_endpoint):
     )
     inconclusive_if_unrelated(ciba, exchange)
     ciba.check(accepted, exchange, requirement="CIBA-REG-06")
-    ciba.check(status_is, exchange, {201}, requirement="CIBA-REG-06", severity=Severity.WARNING)
+    ciba.check_at(Severity.WARNING, status_is, exchange, {201}, requirement="CIBA-REG-06")
     assert exchange.response is not None
     body = exchange.response.json_object() or {}
     if body.get("backchannel_user_code_parameter") is not True:
@@ -239,7 +248,9 @@ def test_user_code_parameter_echoed(ciba, ciba_metadata, registration_endpoint):
 
 
 @pytest.mark.requirement("CIBA-REG-08")
-def test_pairwise_without_jwks_uri_refused(ciba, ciba_metadata, registration_endpoint):
+def test_pairwise_without_jwks_uri_refused(
+    ciba: CibaClient, ciba_metadata: ProviderMetadata, registration_endpoint
+):
     """A pairwise poll registration without jwks_uri is refused."""
     subject_types = ciba_metadata.raw.get("subject_types_supported") or []
     if "pairwise" not in subject_types:

@@ -12,26 +12,32 @@ import base64
 import json
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ciba_harness import HttpRequest, RequestObjectSpec, Severity, build_backchannel_request
-from ciba_harness.checks._backchannel import (
-    describe_refusal,
-    expect_backchannel_error,
-    send_and_accept,
-)
+from ciba_harness.checks._backchannel import describe_refusal
 from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._responses import not_server_error, refused
 from ciba_harness.core._requests import error_code
 from ciba_harness.pytest_plugin import require_client
+from ciba_harness.pytest_plugin.sequences import (
+    expect_backchannel_error,
+    expect_signed_request_refused,
+    send_and_accept,
+    send_signed,
+)
 
-A03 = {"invalid_request_object"}  # A-03: several providers answer this instead
+if TYPE_CHECKING:
+    from ciba_harness.client._client import CibaClient
+    from ciba_harness.core._config import ClientConfig, ProviderConfig
+    from ciba_harness.core._discovery import ProviderMetadata
 
 
 @pytest.fixture
-def signing_client(ciba_config, ciba_metadata):
+def signing_client(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata):
     if not ciba_metadata.request_signing_algs:
         pytest.skip(
             "not applicable: the provider advertises no "
@@ -42,17 +48,7 @@ def signing_client(ciba_config, ciba_metadata):
     )
 
 
-def send_signed(ciba, client, spec: RequestObjectSpec, **overrides):
-    return ciba.backchannel(client, ciba.default_params(client, **overrides), signed=spec)
-
-
-def expect_refused(ciba, exchange, requirement: str) -> None:
-    expect_backchannel_error(
-        ciba, exchange, "invalid_request", requirement=requirement, tolerated=A03
-    )
-
-
-def record(ciba, exchange, requirement: str, latitude: str) -> None:
+def record(ciba: CibaClient, exchange, requirement: str, latitude: str) -> None:
     """Undefined rows: refusal or acceptance is the provider's choice, recorded; an error
     must still be well-formed and carry its code's status (CIBA §13)."""
     response = exchange.response
@@ -68,7 +64,7 @@ def record(ciba, exchange, requirement: str, latitude: str) -> None:
         )
         record_choice(latitude, f"refused: {code}", describe_refusal(exchange))
         return
-    ciba.check(not_server_error, exchange, requirement=requirement, severity=Severity.WARNING)
+    ciba.check_at(Severity.WARNING, not_server_error, exchange, requirement=requirement)
     if response is not None and 200 <= response.status < 300:
         record_choice(latitude, "accepted", f"HTTP {response.status}")
 
@@ -77,7 +73,7 @@ def record(ciba, exchange, requirement: str, latitude: str) -> None:
 
 
 @pytest.mark.requirement("CIBA-SREQ-01")
-def test_signed_request_accepted(ciba, signing_client):
+def test_signed_request_accepted(ciba: CibaClient, signing_client):
     """A request object signed with the registered key and alg, with aud, iss, exp, iat, nbf,
     jti and the parameters as claims, is accepted."""
     send_and_accept(
@@ -90,12 +86,14 @@ def test_signed_request_accepted(ciba, signing_client):
 
 
 @pytest.mark.requirement("CIBA-SREQ-12")
-def test_client_authentication_beside_request(ciba, ciba_config, ciba_metadata):
+def test_client_authentication_beside_request(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """Client-authentication fields travel as form fields beside `request` and are honoured,
     for each auth method of the clients registered for signed requests."""
     if not ciba_metadata.request_signing_algs:
         pytest.skip("not applicable: the provider advertises no request-signing algs")
-    clients = {}
+    clients: dict[str, ClientConfig] = {}
     for client in ciba_config.clients:
         if client.sign_requests and client.ciba_allowed and client.delivery_mode == "poll":
             clients.setdefault(client.auth_method, client)
@@ -115,20 +113,20 @@ def test_client_authentication_beside_request(ciba, ciba_config, ciba_metadata):
 
 
 @pytest.mark.requirement("CIBA-SREQ-02", "CIBA-AERR-04")
-def test_alg_none_refused(ciba, signing_client):
+def test_alg_none_refused(ciba: CibaClient, signing_client):
     """An unsigned (alg none) request object: 400 invalid_request."""
     exchange = send_signed(ciba, signing_client, RequestObjectSpec(alg="none"))
-    expect_refused(ciba, exchange, "CIBA-SREQ-02")
+    expect_signed_request_refused(ciba, exchange, "CIBA-SREQ-02")
 
 
 @pytest.mark.requirement("CIBA-SREQ-03", "CIBA-AERR-04")
-def test_mac_signed_request_refused(ciba, signing_client):
+def test_mac_signed_request_refused(ciba: CibaClient, signing_client):
     """A MAC-protected (HS256) request object: 400."""
     exchange = send_signed(ciba, signing_client, RequestObjectSpec(alg="HS256"))
-    expect_refused(ciba, exchange, "CIBA-SREQ-03")
+    expect_signed_request_refused(ciba, exchange, "CIBA-SREQ-03")
 
 
-def _other_key(ciba_config, client):
+def _other_key(ciba_config: ProviderConfig, client):
     other = ciba_config.find_client(role="second")
     if other is not None and other.private_key is not None:
         return other.private_key, other.signing_alg or "RS256"
@@ -146,7 +144,7 @@ def _other_key(ciba_config, client):
 
 @pytest.mark.requirement("CIBA-SREQ-04", "CIBA-AERR-04")
 @pytest.mark.parametrize("how", ["broken_signature", "other_client_key"])
-def test_bad_signature_refused(ciba, ciba_config, signing_client, how):
+def test_bad_signature_refused(ciba: CibaClient, ciba_config: ProviderConfig, signing_client, how):
     """A request object with a broken signature, or signed with another client's key: 400
     invalid_request."""
     if how == "broken_signature":
@@ -158,7 +156,7 @@ def test_bad_signature_refused(ciba, ciba_config, signing_client, how):
             alg = registered  # only the key is wrong
         spec = RequestObjectSpec(key=key, alg=alg)
     exchange = send_signed(ciba, signing_client, spec)
-    expect_refused(ciba, exchange, "CIBA-SREQ-04")
+    expect_signed_request_refused(ciba, exchange, "CIBA-SREQ-04")
 
 
 def _key_fits(key, alg: str) -> bool:
@@ -174,17 +172,18 @@ def _key_fits(key, alg: str) -> bool:
 
 @pytest.mark.requirement("CIBA-SREQ-05", "CIBA-AERR-04")
 @pytest.mark.parametrize("aud", [None, "https://other-op.example.org"], ids=["missing", "other"])
-def test_audience_checked(ciba, signing_client, aud):
+def test_audience_checked(ciba: CibaClient, signing_client, aud):
     """aud missing or not the provider's issuer: 400."""
     claims = {"aud": aud}
     exchange = send_signed(ciba, signing_client, RequestObjectSpec(claims=claims))
-    expect_refused(ciba, exchange, "CIBA-SREQ-05")
+    expect_signed_request_refused(ciba, exchange, "CIBA-SREQ-05")
 
 
 @pytest.mark.requirement("CIBA-SREQ-06", "CIBA-AERR-04")
 @pytest.mark.parametrize("iss", ["missing", "other_client"])
-def test_issuer_checked(ciba, ciba_config, signing_client, iss):
+def test_issuer_checked(ciba: CibaClient, ciba_config: ProviderConfig, signing_client, iss):
     """iss missing, or another client's client_id: 400."""
+    claims: dict[str, str | None]
     if iss == "missing":
         claims = {"iss": None}
     else:
@@ -193,29 +192,29 @@ def test_issuer_checked(ciba, ciba_config, signing_client, iss):
         )
         claims = {"iss": other.client_id if other else "harness-other-client"}
     exchange = send_signed(ciba, signing_client, RequestObjectSpec(claims=claims))
-    expect_refused(ciba, exchange, "CIBA-SREQ-06")
+    expect_signed_request_refused(ciba, exchange, "CIBA-SREQ-06")
 
 
 @pytest.mark.requirement("CIBA-SREQ-07", "CIBA-AERR-04")
 @pytest.mark.parametrize("exp", ["missing", "past"])
-def test_expiry_checked(ciba, signing_client, exp):
+def test_expiry_checked(ciba: CibaClient, signing_client, exp):
     """exp missing or in the past: 400."""
     now = int(time.time())
     claims = {"exp": None} if exp == "missing" else {"exp": now - 60, "iat": now - 120}
     exchange = send_signed(ciba, signing_client, RequestObjectSpec(claims=claims))
-    expect_refused(ciba, exchange, "CIBA-SREQ-07")
+    expect_signed_request_refused(ciba, exchange, "CIBA-SREQ-07")
 
 
 @pytest.mark.requirement("CIBA-SREQ-08", "CIBA-AERR-04")
-def test_issued_at_required(ciba, signing_client):
+def test_issued_at_required(ciba: CibaClient, signing_client):
     """iat missing: 400."""
     exchange = send_signed(ciba, signing_client, RequestObjectSpec(claims={"iat": None}))
-    expect_refused(ciba, exchange, "CIBA-SREQ-08")
+    expect_signed_request_refused(ciba, exchange, "CIBA-SREQ-08")
 
 
 @pytest.mark.requirement("CIBA-SREQ-09", "CIBA-AERR-04")
 @pytest.mark.parametrize("nbf", ["missing", "ten_minutes_ahead"])
-def test_not_before_checked(ciba, signing_client, nbf):
+def test_not_before_checked(ciba: CibaClient, signing_client, nbf):
     """nbf missing, or 10 minutes in the future: 400."""
     spec = (
         RequestObjectSpec(claims={"nbf": None})
@@ -223,18 +222,18 @@ def test_not_before_checked(ciba, signing_client, nbf):
         else RequestObjectSpec(nbf_offset=600)
     )
     exchange = send_signed(ciba, signing_client, spec)
-    expect_refused(ciba, exchange, "CIBA-SREQ-09")
+    expect_signed_request_refused(ciba, exchange, "CIBA-SREQ-09")
 
 
 @pytest.mark.requirement("CIBA-SREQ-10", "CIBA-AERR-04")
-def test_jti_required(ciba, signing_client):
+def test_jti_required(ciba: CibaClient, signing_client):
     """jti missing: 400."""
     exchange = send_signed(ciba, signing_client, RequestObjectSpec(claims={"jti": None}))
-    expect_refused(ciba, exchange, "CIBA-SREQ-10")
+    expect_signed_request_refused(ciba, exchange, "CIBA-SREQ-10")
 
 
 @pytest.mark.requirement("CIBA-SREQ-10")
-def test_jti_replay_recorded(ciba, signing_client):
+def test_jti_replay_recorded(ciba: CibaClient, signing_client):
     """The same jti twice: the provider may refuse the second request; recorded."""
     spec = RequestObjectSpec(claims={"jti": secrets.token_urlsafe(16)})
     send_and_accept(
@@ -248,7 +247,7 @@ def test_jti_replay_recorded(ciba, signing_client):
 
 
 @pytest.mark.requirement("CIBA-SREQ-11")
-def test_parameter_also_outside_recorded(ciba, signing_client):
+def test_parameter_also_outside_recorded(ciba: CibaClient, signing_client):
     """scope inside the JWT and also as a form field: refused, or accepted using the inner
     value; recorded."""
     exchange = send_signed(ciba, signing_client, RequestObjectSpec(also_outside=("scope",)))
@@ -256,7 +255,9 @@ def test_parameter_also_outside_recorded(ciba, signing_client):
 
 
 @pytest.mark.requirement("CIBA-SREQ-13")
-def test_encrypted_request_refused(ciba, ciba_metadata, signing_client):
+def test_encrypted_request_refused(
+    ciba: CibaClient, ciba_metadata: ProviderMetadata, signing_client
+):
     """An encrypted (JWE compact, five parts) request object: 400."""
 
     def part(raw: bytes) -> str:
@@ -289,7 +290,7 @@ def test_encrypted_request_refused(ciba, ciba_metadata, signing_client):
     if exchange.response is not None and 200 <= exchange.response.status < 300:
         # CIBA §7.1.1 defines signed requests only; no sentence makes the OP refuse an
         # encrypted one, so accepting it (an extension) is a warning (BB-105).
-        ciba.check(refused, exchange, requirement="CIBA-SREQ-13", severity=Severity.WARNING)
+        ciba.check_at(Severity.WARNING, refused, exchange, requirement="CIBA-SREQ-13")
         return
     code = error_code(exchange.response)
     expect_backchannel_error(
@@ -302,7 +303,7 @@ def test_encrypted_request_refused(ciba, ciba_metadata, signing_client):
 
 
 @pytest.mark.requirement("CIBA-SREQ-14")
-def test_unknown_claim_ignored(ciba, signing_client):
+def test_unknown_claim_ignored(ciba: CibaClient, signing_client):
     """An unrecognised claim in the request object is ignored: accepted."""
     spec = RequestObjectSpec(claims={"x_harness_claim": "ignore me"})
     send_and_accept(
@@ -316,7 +317,7 @@ def test_unknown_claim_ignored(ciba, signing_client):
 
 @pytest.mark.requirement("CIBA-SREQ-15")
 @pytest.mark.parametrize("value", ["30", 30], ids=["string", "number"])
-def test_requested_expiry_string_or_number(ciba, signing_client, value):
+def test_requested_expiry_string_or_number(ciba: CibaClient, signing_client, value):
     """requested_expiry inside the JWT as JSON string and as number: accepted."""
     send_and_accept(
         ciba,
@@ -331,17 +332,21 @@ def test_requested_expiry_string_or_number(ciba, signing_client, value):
 
 
 @pytest.mark.requirement("CIBA-SREQ-16", "CIBA-AERR-04")
-def test_unsigned_request_from_signing_client_refused(ciba, ciba_metadata, signing_client):
+def test_unsigned_request_from_signing_client_refused(
+    ciba: CibaClient, ciba_metadata: ProviderMetadata, signing_client
+):
     """A client registered for signed requests sends a plain (unsigned) request: 400."""
     request = build_backchannel_request(
         signing_client, ciba_metadata, ciba.default_params(signing_client)
     )
     exchange = ciba.send(request, label="backchannel (unsigned)", client=signing_client)
-    expect_refused(ciba, exchange, "CIBA-SREQ-16")
+    expect_signed_request_refused(ciba, exchange, "CIBA-SREQ-16")
 
 
 @pytest.mark.requirement("CIBA-SREQ-16", "CIBA-AERR-04")
-def test_other_alg_than_registered_refused(ciba, ciba_metadata, signing_client):
+def test_other_alg_than_registered_refused(
+    ciba: CibaClient, ciba_metadata: ProviderMetadata, signing_client
+):
     """A request object signed with the registered key but another advertised alg: 400."""
     registered = signing_client.request_signing_alg
     other = [
@@ -352,11 +357,13 @@ def test_other_alg_than_registered_refused(ciba, ciba_metadata, signing_client):
     if not registered or not other:
         pytest.skip("not applicable: no other advertised alg fits the client's key")
     exchange = send_signed(ciba, signing_client, RequestObjectSpec(alg=other[0]))
-    expect_refused(ciba, exchange, "CIBA-SREQ-16")
+    expect_signed_request_refused(ciba, exchange, "CIBA-SREQ-16")
 
 
 @pytest.mark.requirement("CIBA-SREQ-17")
-def test_request_uri_recorded(ciba, ciba_config, ciba_metadata):
+def test_request_uri_recorded(
+    ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+):
     """request_uri (undefined here) pointing at an unreachable host: refused or ignored;
     recorded."""
     client = require_client(ciba_config, ciba_metadata, mode="poll")

@@ -11,6 +11,7 @@ warning (BCP 195) otherwise.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,6 +22,13 @@ from ciba_harness.checks._fapi import fapi_clients, handshake_established, hands
 from ciba_harness.checks._responses import fail
 from ciba_harness.client._tls import probe_tls
 from ciba_harness.pytest_plugin import require_client
+
+if TYPE_CHECKING:
+    from ciba_harness.client._client import CibaClient
+    from ciba_harness.client._inbox import NotificationInbox
+    from ciba_harness.client._receiver import NotificationReceiver
+    from ciba_harness.core._config import ProviderConfig
+    from ciba_harness.core._discovery import ProviderMetadata
 
 ENDPOINT_NAMES = (
     "token_endpoint",
@@ -33,7 +41,7 @@ ENDPOINT_NAMES = (
 
 
 @pytest.fixture(scope="module")
-def https_provider(ciba_config, ciba_metadata):
+def https_provider(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata):
     """Skip the module unless the provider under test is served over https."""
     if not ciba_metadata.issuer.startswith("https://"):
         pytest.skip(
@@ -66,13 +74,13 @@ def origins(metadata) -> dict[str, str]:
     return found
 
 
-def verify_setting(ciba_config):
+def verify_setting(ciba_config: ProviderConfig):
     if ciba_config.insecure_skip_verify:
         return False
     return ciba_config.ca_bundle or True
 
 
-def notification_client(ciba_config, ciba_metadata, mode: str):
+def notification_client(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, mode: str):
     """A client of `mode`; under FAPI-CIBA one the profile allows (private_key_jwt or mTLS)."""
     if not ciba_config.fapi:
         return require_client(ciba_config, ciba_metadata, mode=mode)
@@ -85,12 +93,12 @@ def notification_client(ciba_config, ciba_metadata, mode: str):
     pytest.skip(f"not covered: no FAPI-CIBA {mode} client configured")
 
 
-def tls_severity(ciba_config) -> Severity:
+def tls_severity(ciba_config: ProviderConfig) -> Severity:
     return Severity.FAILURE if ciba_config.fapi else Severity.WARNING
 
 
 @pytest.mark.requirement("CIBA-SEC-01", "CIBA-SEC-02", "CIBA-DISC-02")
-def test_every_endpoint_is_https(ciba, https_provider):
+def test_every_endpoint_is_https(ciba: CibaClient, https_provider):
     """Every endpoint of the metadata (and every mTLS alias) is an https URL: the backchannel
     endpoint (CIBA-SEC-01), the token endpoint (CIBA-SEC-02) and the rest alike."""
     for name, url in endpoint_urls(https_provider).items():
@@ -105,20 +113,22 @@ def test_every_endpoint_is_https(ciba, https_provider):
 
 
 @pytest.mark.requirement("FAPI-CIBA-16", "CIBA-SEC-01")
-def test_tls_12_or_later_with_a_valid_certificate(ciba, ciba_config, https_provider):
+def test_tls_12_or_later_with_a_valid_certificate(
+    ciba: CibaClient, ciba_config: ProviderConfig, https_provider
+):
     """Each server of the provider completes a TLS 1.2 or 1.3 handshake whose certificate is
     valid for the host (verified against [provider] ca_bundle or the system store)."""
     if ciba_config.insecure_skip_verify:
         pytest.skip("not covered: certificate verification is disabled (insecure_skip_verify)")
     for url in origins(https_provider).values():
         probe = probe_tls(url, versions=("1.2", "1.3"), verify=verify_setting(ciba_config))
-        ciba.check(handshake_established, probe, requirement="FAPI-CIBA-16",
-                   severity=tls_severity(ciba_config))
+        ciba.check_at(tls_severity(ciba_config), handshake_established, probe,
+                      requirement="FAPI-CIBA-16")
 
 
 @pytest.mark.requirement("FAPI-CIBA-16")
 @pytest.mark.parametrize("version", ["1.0", "1.1"])
-def test_legacy_tls_refused(ciba, ciba_config, https_provider, version):
+def test_legacy_tls_refused(ciba: CibaClient, ciba_config: ProviderConfig, https_provider, version):
     """A TLS 1.0 / 1.1 handshake with any server of the provider fails (FAPI-CIBA-16; BCP 195
     for plain CIBA: a warning there)."""
     tried = 0
@@ -127,8 +137,8 @@ def test_legacy_tls_refused(ciba, ciba_config, https_provider, version):
         if probe.inconclusive:
             continue
         tried += 1
-        ciba.check(handshake_refused, probe, requirement="FAPI-CIBA-16",
-                   severity=tls_severity(ciba_config))
+        ciba.check_at(tls_severity(ciba_config), handshake_refused, probe,
+                      requirement="FAPI-CIBA-16")
     if not tried:
         pytest.skip(f"not covered: this Python's OpenSSL cannot offer TLS {version}")
 
@@ -136,7 +146,13 @@ def test_legacy_tls_refused(ciba, ciba_config, https_provider, version):
 @pytest.mark.requirement("CIBA-SEC-03", "CIBA-PING-04", "CIBA-PUSH-01")
 @pytest.mark.parametrize("mode", ["ping", "push"])
 def test_notification_reaches_the_https_receiver(
-    ciba, ciba_config, ciba_metadata, ciba_inbox, ciba_receiver, https_provider, mode
+    ciba: CibaClient,
+    ciba_config: ProviderConfig,
+    ciba_metadata: ProviderMetadata,
+    ciba_inbox: NotificationInbox,
+    ciba_receiver: NotificationReceiver,
+    https_provider,
+    mode,
 ):
     """The notification endpoint is https and the provider's callback reaches it over TLS
     (the receiver speaks nothing else); for push the tokens travel over that connection."""

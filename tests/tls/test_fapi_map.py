@@ -12,13 +12,13 @@ from ciba_harness.checks._fapi import CERTIFICATION_MODULES, certification_map_m
 from ciba_harness.core._requirements import catalogue
 
 REPO = Path(__file__).resolve().parents[2]
-SUITE = REPO / "conformance" / "test_fapi_ciba.py"
+SUITES = sorted((REPO / "conformance").glob("test_fapi_ciba*.py"))
 
 
 def _tests() -> dict[str, tuple[str, set[str]]]:
     """test name -> (docstring with line-broken names joined, requirement IDs of markers)."""
     found: dict[str, tuple[str, set[str]]] = {}
-    for node in ast.parse(SUITE.read_text()).body:
+    for node in [n for suite in SUITES for n in ast.parse(suite.read_text()).body]:
         if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
             continue
         doc = re.sub(r"-\s*\n\s*", "-", ast.get_docstring(node) or "")

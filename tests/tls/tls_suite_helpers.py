@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 TLS_PROFILE = REPO / "fixtures" / "profiles" / "reference-tls.toml"
 CONFORMANCE = REPO / "conformance"
 #: the TLS / mTLS / FAPI-CIBA subset of the suite
-FAPI_SUBSET = ("test_tls.py", "test_mtls.py", "test_fapi_ciba.py")
+FAPI_SUBSET = ("test_tls.py", "test_mtls.py", "test_fapi_ciba.py", "test_fapi_ciba_requests.py",
+               "test_fapi_ciba_client_auth.py")
 
 
 def run_conformance(

@@ -1,10 +1,8 @@
-"""Checks and helpers of the request side: discovery metadata, the authentication request,
-its acknowledgement and its errors (CIBA §4, §7, §13).
+"""Checks of the request side: discovery metadata, the authentication request, its
+acknowledgement and its errors (CIBA §4, §7, §13).
 
-Helpers take the `CibaClient` of the test and judge in a fixed order, so that a failure is
-attributed to the rule it proves broken: first whether the provider refused or accepted (the
-requirement under test), then the shape of an error body (CIBA-AERR-01), then the error code
-(the requirement under test), last the HTTP status that code must carry (CIBA-AERR-04..13).
+The sequences that send a request and judge the answer with these checks (in the order that
+attributes a failure to the rule it proves broken) are in ciba_harness.pytest_plugin.sequences.
 """
 
 from __future__ import annotations
@@ -15,21 +13,12 @@ from collections.abc import Collection, Container, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._registry import check
-from ciba_harness.checks._responses import (
-    ack_has_auth_req_id,
-    error_body_well_formed,
-    error_code_is,
-    refused,
-    status_is,
-)
 from ciba_harness.core._clientauth import sign_jwt
 from ciba_harness.core._errors import (
     InvalidMember,
     MissingMember,
     NotificationViolation,
-    Severity,
     UnexpectedStatus,
     UnexpectedSuccess,
     hide_check_failure_frames,
@@ -37,14 +26,11 @@ from ciba_harness.core._errors import (
 from ciba_harness.core._http import Exchange
 from ciba_harness.core._notifications import Notification
 from ciba_harness.core._requests import (
-    Acknowledgement,
-    BackchannelParams,
     error_code,
     parse_acknowledgement,
 )
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient, Flow
     from ciba_harness.core._config import ClientConfig, UsersConfig
 
 __tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
@@ -57,9 +43,6 @@ __all__ = [
     "backchannel_endpoint_https",
     "ciba_grant_advertised",
     "delivery_modes_valid",
-    "expect_accepted",
-    "expect_backchannel_error",
-    "expect_error_status",
     "issuer_matches",
     "login_hint_token",
     "describe_refusal",
@@ -69,8 +52,6 @@ __all__ = [
     "no_notifications",
     "request_signing_algs_asymmetric",
     "request_signing_algs_listed",
-    "retire",
-    "send_and_accept",
     "user_code_parameter_boolean",
 ]
 
@@ -455,103 +436,7 @@ def metadata_document(exchange: Exchange) -> dict[str, Any] | None:
     return exchange.response.json_object()
 
 
-# --- helpers that send and judge -----------------------------------------------------------
-
-
-def expect_error_status(
-    ciba: CibaClient, exchange: Exchange, code: str | None, *, requirement: str
-) -> None:
-    """The status the error code must carry (CIBA §13); unknown codes: 400 for `requirement`."""
-    if code is not None and code in ERROR_STATUS:
-        status_requirement, statuses = ERROR_STATUS[code]
-        ciba.check(status_is, exchange, statuses, requirement=status_requirement)
-        if code == "invalid_client":
-            # A-01: §13 pairs invalid_client with 401; RFC 6749 §5.2 makes 401 a MUST only
-            # when the client used the Authorization header ("MAY return 401" otherwise), so
-            # 400 without Basic is the provider's choice; with Basic it is warned (the
-            # CIBA-CAUTH-02 test fails it).
-            status = exchange.response.status if exchange.response is not None else None
-            basic = (exchange.request.header("authorization") or "").lower().startswith("basic")
-            record_choice("invalid_client_status",
-                          f"{status} {'after HTTP Basic' if basic else 'without HTTP Basic'}",
-                          "backchannel endpoint")
-            if basic:
-                ciba.check_at(
-                    Severity.WARNING, status_is, exchange, {401}, requirement=status_requirement
-                )
-    else:
-        ciba.check(status_is, exchange, {400}, requirement=requirement)
-
-
-def expect_backchannel_error(
-    ciba: CibaClient,
-    exchange: Exchange,
-    codes: str | Collection[str],
-    *,
-    requirement: str,
-    tolerated: Collection[str] = (),
-    tolerated_severity: Severity = Severity.WARNING,
-) -> str | None:
-    """Judge a backchannel error: refused (`requirement`), JSON error body (CIBA-AERR-01),
-    code in `codes` (`requirement`; a code in `tolerated` is recorded at
-    `tolerated_severity`), then the status of that code (CIBA-AERR-04..13)."""
-    wanted = {codes} if isinstance(codes, str) else set(codes)
-    ciba.check(refused, exchange, requirement=requirement)
-    ciba.check(
-        error_body_well_formed, exchange, requirement="CIBA-AERR-01", allow_extra_members=True
-    )
-    code = error_code(exchange.response)
-    if code in tolerated and code not in wanted:
-        ciba.check_at(
-            tolerated_severity, error_code_is, exchange, wanted, requirement=requirement
-        )
-    else:
-        ciba.check(error_code_is, exchange, wanted, requirement=requirement)
-    expect_error_status(ciba, exchange, code, requirement=requirement)
-    return code
-
-
-def expect_accepted(ciba: CibaClient, exchange: Exchange, *, requirement: str) -> Acknowledgement:
-    """The request was accepted (`requirement`) and carries an auth_req_id (CIBA-ACK-03)."""
-    ciba.check(accepted, exchange, requirement=requirement)
-    assert exchange.response is not None
-    ack = parse_acknowledgement(exchange.response)
-    if ack is None:
-        ciba.check(ack_has_auth_req_id, exchange)
-    assert ack is not None
-    return ack
-
-
-def send_and_accept(
-    ciba: CibaClient,
-    client: ClientConfig,
-    params: BackchannelParams,
-    *,
-    requirement: str,
-    **options: Any,
-) -> Flow:
-    """Send a request that must be accepted; the notification token (ping/push) is announced
-    to the inbox first. Returns the started flow (judged against `requirement`)."""
-    from ciba_harness.client._client import Flow
-
-    token = params.client_notification_token
-    if token and ciba.inbox is not None and client.delivery_mode in {"ping", "push"}:
-        ciba.inbox.expect(token, client.delivery_mode)
-    exchange = ciba.backchannel(client, params, **options)
-    ack = expect_accepted(ciba, exchange, requirement=requirement)
-    return Flow(client, params, exchange, ack, token, [exchange])
-
-
-def retire(ciba: CibaClient, flow: Flow) -> None:
-    """Best effort: deny a ping/push flow a test leaves behind, so no later test meets it.
-
-    Poll flows are left pending (nothing is ever sent for them)."""
-    if flow.client.delivery_mode == "poll" or flow.acknowledgement is None:
-        return
-    try:
-        ciba.deny(flow)
-    except Exception:  # noqa: BLE001 - cleanup only; the test has been judged already
-        pass
+# --- login_hint_token (CIBA §7.1) --------------------------------------------------------
 
 
 def login_hint_token(

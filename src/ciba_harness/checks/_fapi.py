@@ -4,7 +4,7 @@ The certification suite tests CIBA only through its FAPI-CIBA plan (`fapi-ciba-i
 modules under `net.openid.conformance.fapiciba`). `CERTIFICATION_MODULES` lists the plan's
 provider modules of the plain FAPI profile (the Open Banking Brasil and ConnectID modules are
 out of scope) with the requirement IDs of this catalogue they check and the harness test that
-mirrors each of them (conformance/test_fapi_ciba.py; each docstring says "mirrors <module>").
+mirrors each of them (conformance/test_fapi_ciba*.py; each docstring says "mirrors <module>").
 """
 
 from __future__ import annotations
@@ -358,7 +358,7 @@ def handshake_established(probe: TlsProbe, *, requirement: str) -> None:
 class CertificationModule:
     name: str  # testName of the module
     requirements: tuple[str, ...]
-    test: str  # test function(s) in conformance/test_fapi_ciba.py, comma-separated
+    test: str  # test function(s) in conformance/test_fapi_ciba*.py, comma-separated
     variants: str = "poll, ping / private_key_jwt, mtls"
 
 
@@ -468,7 +468,7 @@ CERTIFICATION_MODULES: Sequence[CertificationModule] = (
 def certification_map_markdown() -> str:
     """The table of docs/fapi-ciba.md: certification-suite module -> harness test, IDs."""
     lines = [
-        "| Certification suite module | Harness test (conformance/test_fapi_ciba.py) "
+        "| Certification suite module | Harness test (conformance/test_fapi_ciba*.py) "
         "| Requirements | Variants |",
         "|---|---|---|---|",
     ]
