@@ -64,6 +64,34 @@ def test_markers_and_options_are_registered(pytester: pytest.Pytester) -> None:
         assert option in help_text
 
 
+def test_entry_point_module_names_every_hook_and_fixture_of_its_parts() -> None:
+    """pytest looks for hooks and fixtures only among the attributes of the module it
+    registered (ciba_harness.pytest_plugin): one a part defines but the entry point does not
+    import would silently never run. Parts registered as plugins of their own are exempt."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from _pytest.fixtures import FixtureFunctionDefinition
+
+    plugin = importlib.import_module("ciba_harness.pytest_plugin")
+    own_plugins = set(plugin.pytest_plugins)
+    seen, missing = [], []
+    for info in pkgutil.iter_modules(plugin.__path__, prefix=f"{plugin.__name__}."):
+        if info.name in own_plugins:
+            continue
+        part = importlib.import_module(info.name)
+        for name, value in vars(part).items():
+            hook = (name.startswith("pytest_") and inspect.isfunction(value)
+                    and value.__module__ == part.__name__)
+            if hook or isinstance(value, FixtureFunctionDefinition):
+                seen.append(name)
+                if getattr(plugin, name, None) is not value:
+                    missing.append(f"{info.name}.{name}")
+    assert {"pytest_addoption", "pytest_runtest_makereport", "ciba", "ciba_session"} <= set(seen)
+    assert not missing
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [

@@ -26,6 +26,9 @@ from typing import Any
 
 import pytest
 
+from ciba_harness.checks._choices import record_choice, reset_choices
+from ciba_harness.client._health import active_health
+
 __all__ = ["EarlyStart", "EARLY_MARKER", "early_seconds_key"]
 
 EARLY_MARKER = "slow"
@@ -141,9 +144,6 @@ def _eligible(item: pytest.Item) -> bool:
 
 
 def _run_body(function: Any, arguments: dict[str, Any], run: _EarlyRun) -> None:
-    from ciba_harness.checks._choices import reset_choices
-    from ciba_harness.client._health import active_health
-
     health = active_health()
     if health is not None:
         health.test = run.nodeid
@@ -160,8 +160,6 @@ def _run_body(function: Any, arguments: dict[str, Any], run: _EarlyRun) -> None:
 def _hand_over(run: _EarlyRun, client: Any) -> None:
     """What the early body recorded goes to the client of the real run (its teardown stores
     it for the report)."""
-    from ciba_harness.checks._choices import record_choice
-
     if client is not None and client is not run.client:
         client.runner.outcomes.extend(run.client.runner.outcomes)
         client.recorder.exchanges.extend(run.client.recorder.exchanges)
