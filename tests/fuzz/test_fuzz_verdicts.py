@@ -3,12 +3,7 @@ passes (and is recorded), a broken rule still fails (issue 12)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-import warnings
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -24,25 +19,10 @@ from ciba_harness import (
 )
 from ciba_harness.checks._choices import recorded_choices, reset_choices
 from ciba_harness.strategies import BackchannelCase, TokenCase, classify
+from ciba_harness.strategies._judging import judge_backchannel, judge_token
 
-REPO = Path(__file__).resolve().parents[2]
 ISSUER = "https://op.example"
 CONFIG = load_config(default_profile_path()).with_issuer(ISSUER)
-
-
-def _suite() -> ModuleType:
-    """conformance/test_fuzz.py, under the module name pytest gives it (conformance/ is a
-    package: `conformance.test_fuzz`), so `pytest .` imports it once."""
-    if "conformance.test_fuzz" in sys.modules:
-        return sys.modules["conformance.test_fuzz"]
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))  # what pytest's prepend import mode does for the package
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)  # 'fuzz': conformance's
-        return importlib.import_module("conformance.test_fuzz")
-
-
-SUITE = _suite()
 
 
 def answer(method: str, status: int, body: bytes, content_type: str) -> Exchange:
@@ -84,14 +64,14 @@ def test_wrong_method_may_get_any_4xx_with_any_body(status: int, body: bytes, co
     case = backchannel_case(method="GET")
     assert case.breaks == "CIBA-AUTH-02"
     exchange = answer("GET", status, body, content_type)
-    assert SUITE.judge_backchannel(CheckRunner(), exchange, case) is None
+    assert judge_backchannel(CheckRunner(), exchange, case) is None
     assert [c["latitude"] for c in recorded_choices()] == ["wrong_method_answer"]
 
 
 def test_json_body_may_get_a_plain_refusal():
     case = backchannel_case(body_format="json")
     exchange = answer("POST", 400, b"Bad Request", "text/plain")
-    assert SUITE.judge_backchannel(CheckRunner(), exchange, case) is None
+    assert judge_backchannel(CheckRunner(), exchange, case) is None
 
 
 def test_wrong_method_with_an_auth_req_id_fails():
@@ -99,7 +79,7 @@ def test_wrong_method_with_an_auth_req_id_fails():
     ack = json.dumps({"auth_req_id": "abcDEF0123456789abcdef", "expires_in": 60}).encode()
     exchange = answer("GET", 200, ack, "application/json")
     with pytest.raises(CheckFailure) as raised:
-        SUITE.judge_backchannel(CheckRunner(), exchange, case)
+        judge_backchannel(CheckRunner(), exchange, case)
     assert raised.value.requirement == "CIBA-AUTH-02"
 
 
@@ -108,12 +88,12 @@ def test_a_post_form_error_must_still_be_json():
     case = backchannel_case(params=BackchannelParams(scope="openid"))  # no hint
     exchange = answer("POST", 400, b"Bad Request", "text/plain")
     with pytest.raises(CheckFailure) as raised:
-        SUITE.judge_backchannel(CheckRunner(), exchange, case)
+        judge_backchannel(CheckRunner(), exchange, case)
     assert raised.value.requirement == "CIBA-AERR-01"
 
 
 def test_token_json_body_may_get_a_plain_refusal():
     case = TokenCase(client=CONFIG.client("poll-basic"), auth_req_id="x" * 24, body_format="json")
     exchange = answer("POST", 400, b"unsupported body", "text/plain")
-    SUITE.judge_token(CheckRunner(), exchange, case)
+    judge_token(CheckRunner(), exchange, case)
     assert [c["latitude"] for c in recorded_choices()] == ["wrong_method_answer"]
