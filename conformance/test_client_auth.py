@@ -20,6 +20,7 @@ from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._responses import refused, status_is, www_authenticate_present
 from ciba_harness.pytest_plugin import require_client
 from ciba_harness.pytest_plugin.sequences import (
+    client_with_method,
     expect_backchannel_error,
     retire,
     retire_if_accepted,
@@ -33,12 +34,6 @@ if TYPE_CHECKING:
     from ciba_harness.core._discovery import ProviderMetadata
 
 ASSERTION_METHODS = ("client_secret_jwt", "private_key_jwt")
-
-
-def client_for(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method: str):
-    if ciba_metadata.auth_methods and method not in ciba_metadata.auth_methods:
-        pytest.skip(f"not applicable: {method} is not in token_endpoint_auth_methods_supported")
-    return require_client(ciba_config, ciba_metadata, auth_method=method, feature=method)
 
 
 def refuse_client(
@@ -86,7 +81,7 @@ def test_wrong_secret_basic(
     ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
 ):
     """Wrong secret via HTTP Basic: 401 invalid_client with WWW-Authenticate."""
-    client = client_for(ciba_config, ciba_metadata, "client_secret_basic")
+    client = client_with_method(ciba_config, ciba_metadata, "client_secret_basic")
     auth = ClientAuthentication(secret="wrong-" + secrets.token_urlsafe(12))
     exchange = ciba.backchannel(client, ciba.default_params(client), auth=auth)
     refuse_client(ciba, exchange, "CIBA-CAUTH-02")
@@ -103,7 +98,7 @@ def test_wrong_secret_post_or_unknown_client(
 ):
     """Wrong client_secret_post secret, or an unknown client_id: invalid_client."""
     method = "client_secret_basic" if case == "unknown_client_basic" else "client_secret_post"
-    client = client_for(ciba_config, ciba_metadata, method)
+    client = client_with_method(ciba_config, ciba_metadata, method)
     if case == "post_wrong_secret":
         auth = ClientAuthentication(secret="wrong-" + secrets.token_urlsafe(12))
     else:
@@ -125,7 +120,7 @@ def test_assertion_audiences_accepted(
 ):
     """A client assertion with aud = issuer, token endpoint or backchannel endpoint URL is
     accepted (three positives per method; A-18)."""
-    client = client_for(ciba_config, ciba_metadata, method)
+    client = client_with_method(ciba_config, ciba_metadata, method)
     aud = {
         "issuer": ciba_metadata.issuer,
         "token_endpoint": ciba_metadata.token_endpoint,
@@ -144,7 +139,7 @@ def test_assertion_wrong_audience(
     ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method
 ):
     """An assertion whose aud does not identify the provider: invalid_client."""
-    client = client_for(ciba_config, ciba_metadata, method)
+    client = client_with_method(ciba_config, ciba_metadata, method)
     auth = ClientAuthentication(audience="https://other-op.example.org/")
     exchange = ciba.backchannel(client, ciba.default_params(client), auth=auth)
     refuse_client(ciba, exchange, "CIBA-CAUTH-05")
@@ -158,7 +153,7 @@ def test_assertion_issuer_subject_mismatch(
 ):
     """Assertion iss/sub not the client_id (or not matching the client_id form field):
     invalid_client."""
-    client = client_for(ciba_config, ciba_metadata, method)
+    client = client_with_method(ciba_config, ciba_metadata, method)
     other = ciba_config.find_client(role="second") or ciba_config.find_client(
         exclude=(client.name,)
     )
@@ -175,7 +170,7 @@ def test_assertion_expired(
     ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method
 ):
     """An expired assertion: invalid_client."""
-    client = client_for(ciba_config, ciba_metadata, method)
+    client = client_with_method(ciba_config, ciba_metadata, method)
     now = int(time.time())
     auth = ClientAuthentication(assertion_claims={"iat": now - 600, "exp": now - 300})
     exchange = ciba.backchannel(client, ciba.default_params(client), auth=auth)
@@ -190,7 +185,7 @@ def test_assertion_bad_signature(
 ):
     """An assertion with a broken signature, or signed with a key not registered for the
     client (another client's key or secret): invalid_client."""
-    client = client_for(ciba_config, ciba_metadata, method)
+    client = client_with_method(ciba_config, ciba_metadata, method)
     audience = ciba_metadata.issuer
     if how == "broken_signature":
         head, body, signature = assertion_for(client, audience).split(".")
@@ -228,7 +223,7 @@ def test_assertion_replay_recorded(
     """The same assertion (same jti) twice: OIDC Core §9 says such tokens MUST only be used
     once, RFC 7523 §3 leaves replay detection to the provider: accepting the replay is a
     warning (a replayed client assertion, security-relevant latitude), refusing it passes."""
-    client = client_for(ciba_config, ciba_metadata, method)
+    client = client_with_method(ciba_config, ciba_metadata, method)
     auth = ClientAuthentication(assertion=assertion_for(client, ciba_metadata.issuer))
     flow = send_and_accept(
         ciba, client, ciba.default_params(client), requirement="CIBA-CAUTH-09", auth=auth
@@ -255,7 +250,7 @@ def test_mtls_without_certificate(
     ciba: CibaClient, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata, method
 ):
     """An mTLS client presenting no client certificate: invalid_client."""
-    client = client_for(ciba_config, ciba_metadata, method)
+    client = client_with_method(ciba_config, ciba_metadata, method)
     request = build_backchannel_request(client, ciba_metadata, ciba.default_params(client))
     exchange = ciba.send(request, label="backchannel without client certificate")
     refuse_client(ciba, exchange, "CIBA-CAUTH-10")
@@ -291,7 +286,7 @@ def test_other_method_than_registered(
 ):
     """Authenticating with a method other than the registered one (same credentials where the
     client has a secret): invalid_client."""
-    client = client_for(ciba_config, ciba_metadata, registered)
+    client = client_with_method(ciba_config, ciba_metadata, registered)
     secret = client.client_secret or "harness-" + secrets.token_urlsafe(24)
     auth = ClientAuthentication(
         method=used, secret=secret, assertion_alg="HS256" if used == "client_secret_jwt" else None
@@ -307,7 +302,7 @@ def test_two_authentication_methods(
 ):
     """Two mechanisms in one request (HTTP Basic plus form credentials or an assertion):
     400 invalid_request (invalid_client accepted)."""
-    client = client_for(ciba_config, ciba_metadata, method)
+    client = client_with_method(ciba_config, ciba_metadata, method)
     if method == "client_secret_basic":
         auth = ClientAuthentication(method="client_secret_post", also_basic=True)
     else:

@@ -21,8 +21,11 @@ from ciba_harness.checks._fapi import cnf_matches
 from ciba_harness.checks._responses import refused, status_is
 from ciba_harness.client._tls import certificate_thumbprint, impostor_certificate
 from ciba_harness.core._http import Exchange
-from ciba_harness.pytest_plugin import require_client
-from ciba_harness.pytest_plugin.sequences import expect_backchannel_error, send_and_accept
+from ciba_harness.pytest_plugin.sequences import (
+    client_with_method,
+    expect_backchannel_error,
+    send_and_accept,
+)
 
 if TYPE_CHECKING:
     from ciba_harness.client._client import CibaClient
@@ -44,9 +47,7 @@ def https_provider(ciba_metadata: ProviderMetadata):
 
 
 def mtls_client(config, metadata, method: str, mode: str = "poll"):
-    if metadata.auth_methods and method not in metadata.auth_methods:
-        pytest.skip(f"not applicable: {method} is not in token_endpoint_auth_methods_supported")
-    client = require_client(config, metadata, mode=mode, auth_method=method, feature=method)
+    client = client_with_method(config, metadata, method, mode=mode)
     if client.certificate_path is None:
         pytest.skip(f"not covered: client {client.name} has no certificate configured")
     return client

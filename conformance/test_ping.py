@@ -22,7 +22,7 @@ from ciba_harness.checks._delivery import (
     token_error_is,
 )
 from ciba_harness.checks._responses import status_is
-from ciba_harness.pytest_plugin.sequences import expect_callback, flow_callbacks
+from ciba_harness.pytest_plugin.sequences import expect_callback, flow_callbacks, start_expiring
 
 if TYPE_CHECKING:
     from ciba_harness.client._client import CibaClient
@@ -201,16 +201,8 @@ def test_expiry(
 ):
     """The request expires unanswered: a ping is optional (BB-202, recorded), the token request
     then gets expired_token."""
-    flow = ciba.start(ping_client, requested_expiry=ciba_config.budgets.requested_expiry)
-    ack = flow.acknowledgement
-    assert ack is not None
-    expires_in = ack.expires_in or ciba_config.budgets.requested_expiry
-    if expires_in > ciba_config.budgets.max_wait:
-        pytest.skip(
-            f"not covered: expires_in is {expires_in} s despite requested_expiry (A-17), "
-            f"more than budgets.max_wait={ciba_config.budgets.max_wait:g} s"
-        )
-    time.sleep(max(0.0, ack.received_at + expires_in + EXPIRY_MARGIN - time.monotonic()))
+    flow, expires_at = start_expiring(ciba, ciba_config, ping_client)
+    time.sleep(max(0.0, expires_at + EXPIRY_MARGIN - time.monotonic()))
     exchange = ciba.token(ping_client, flow.auth_req_id)
     ciba.check(token_error_is, exchange, {"expired_token"}, requirement="CIBA-TOKEN-12")
     pinged = flow_callbacks(ciba_inbox, flow, timeout=0.0)

@@ -23,7 +23,7 @@ from ciba_harness.checks._delivery import (
     push_token_payload,
 )
 from ciba_harness.checks._responses import ack_no_interval_for_push
-from ciba_harness.pytest_plugin.sequences import expect_callback, flow_callbacks
+from ciba_harness.pytest_plugin.sequences import expect_callback, flow_callbacks, start_expiring
 
 if TYPE_CHECKING:
     from ciba_harness.client._client import CibaClient
@@ -85,16 +85,8 @@ def test_expiry(
 ):
     """The request expires unanswered: either nothing is pushed (A-15) or
     {"error": "expired_token", "auth_req_id": ...}."""
-    flow = ciba.start(push_client, requested_expiry=ciba_config.budgets.requested_expiry)
-    ack = flow.acknowledgement
-    assert ack is not None
-    expires_in = ack.expires_in or ciba_config.budgets.requested_expiry
-    if expires_in > ciba_config.budgets.max_wait:
-        pytest.skip(
-            f"not covered: expires_in is {expires_in} s despite requested_expiry (A-17), "
-            f"more than budgets.max_wait={ciba_config.budgets.max_wait:g} s"
-        )
-    deadline = ack.received_at + expires_in + EXPIRY_MARGIN + EXPIRY_DELIVERY_WINDOW
+    flow, expires_at = start_expiring(ciba, ciba_config, push_client)
+    deadline = expires_at + EXPIRY_MARGIN + EXPIRY_DELIVERY_WINDOW
     notes = flow_callbacks(ciba_inbox, flow, timeout=max(0.0, deadline - time.monotonic()))
     record_choice("push_on_expiry", "pushed" if notes else "nothing pushed",
                   f"within {EXPIRY_DELIVERY_WINDOW:g} s after expiry")

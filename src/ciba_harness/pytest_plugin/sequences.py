@@ -49,6 +49,7 @@ from ciba_harness.core._requests import (
     error_code,
     parse_acknowledgement,
 )
+from ciba_harness.pytest_plugin import require_client
 
 if TYPE_CHECKING:
     from ciba_harness.client._inbox import NotificationInbox
@@ -60,6 +61,7 @@ __all__ = [
     "FIRST_CALLBACK",
     "INVALID_REQUEST_OBJECT",
     "accept_signed",
+    "client_with_method",
     "complete_flow",
     "expect_accepted",
     "expect_backchannel_error",
@@ -83,6 +85,7 @@ __all__ = [
     "send_and_accept",
     "send_announced",
     "send_signed",
+    "start_expiring",
     "start_signed",
 ]
 
@@ -228,6 +231,17 @@ def record_outcome(
         record_choice(latitude, "accepted", f"HTTP {response.status}")
 
 
+def client_with_method(
+    config: ProviderConfig, metadata: ProviderMetadata, method: str, **criteria: Any
+) -> ClientConfig:
+    """A client authenticating with `method` (and matching `criteria`), or skip: the provider
+    does not list the method in token_endpoint_auth_methods_supported, or no such client is
+    configured."""
+    if metadata.auth_methods and method not in metadata.auth_methods:
+        pytest.skip(f"not applicable: {method} is not in token_endpoint_auth_methods_supported")
+    return require_client(config, metadata, auth_method=method, feature=method, **criteria)
+
+
 def require_login_hint_token(
     config: ProviderConfig, kind: str, client: ClientConfig | None = None
 ) -> str:
@@ -258,6 +272,24 @@ def redeem(
     ciba.check(token_response_complete, exchange, requirement="CIBA-TOKEN-14")
     assert exchange.response is not None
     return flow, exchange.response.json_object() or {}, exchange
+
+
+def start_expiring(
+    ciba: CibaClient, config: ProviderConfig, client: ClientConfig
+) -> tuple[Flow, float]:
+    """Start a flow asking for the budget's short lifetime (`requested_expiry`): the flow and
+    the monotonic time its acknowledged lifetime ends; skip when waiting for that would take
+    longer than budgets.max_wait (the provider ignored requested_expiry, A-17)."""
+    flow = ciba.start(client, requested_expiry=config.budgets.requested_expiry)
+    ack = flow.acknowledgement
+    assert ack is not None
+    expires_in = ack.expires_in or config.budgets.requested_expiry
+    if expires_in > config.budgets.max_wait:
+        pytest.skip(
+            f"not covered: expires_in is {expires_in} s despite requested_expiry (A-17), "
+            f"more than budgets.max_wait={config.budgets.max_wait:g} s"
+        )
+    return flow, ack.received_at + expires_in
 
 
 _ID_TOKENS: dict[tuple[str, str], str] = {}
