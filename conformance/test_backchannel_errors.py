@@ -18,10 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ciba_harness import ClientAuthentication, Severity, build_backchannel_request
-from ciba_harness.checks._backchannel import (
-    login_hint_token,
-    no_notifications,
-)
+from ciba_harness.checks._backchannel import no_notifications
 from ciba_harness.checks._responses import (
     error_body_well_formed,
     error_description_charset,
@@ -29,7 +26,7 @@ from ciba_harness.checks._responses import (
     not_server_error,
     refused,
 )
-from ciba_harness.core._requests import error_code
+from ciba_harness.core._requests import error_code, login_hint_token
 from ciba_harness.pytest_plugin import require_client
 from ciba_harness.pytest_plugin.sequences import expect_backchannel_error
 

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ciba_harness import RequestObjectSpec
-from ciba_harness.checks._backchannel import accepted, login_hint_token
+from ciba_harness.checks._backchannel import accepted
 from ciba_harness.checks._fapi import fapi_severity
 from ciba_harness.checks._responses import refused
+from ciba_harness.core._requests import login_hint_token
 from ciba_harness.pytest_plugin.sequences import (
     accept_signed,
     expect_backchannel_error,

@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from ciba_harness import decode_unverified, default_profile_path, load_config
-from ciba_harness.checks._backchannel import login_hint_token
+from ciba_harness.core._requests import login_hint_token
 from ciba_harness.provider import start_provider
 from ciba_harness.provider.errors import OAuthError
 

@@ -7,14 +7,12 @@ attributes a failure to the rule it proves broken) are in ciba_harness.pytest_pl
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Collection, Container, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ciba_harness.checks._registry import check
-from ciba_harness.core._clientauth import sign_jwt
 from ciba_harness.core._errors import (
     InvalidMember,
     MissingMember,
@@ -30,9 +28,6 @@ from ciba_harness.core._requests import (
     parse_acknowledgement,
 )
 
-if TYPE_CHECKING:
-    from ciba_harness.core._config import ClientConfig, UsersConfig
-
 __tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
 __all__ = [
@@ -44,7 +39,6 @@ __all__ = [
     "ciba_grant_advertised",
     "delivery_modes_valid",
     "issuer_matches",
-    "login_hint_token",
     "describe_refusal",
     "metadata_document",
     "no_acknowledgement",
@@ -434,43 +428,3 @@ def metadata_document(exchange: Exchange) -> dict[str, Any] | None:
     if exchange.response is None or exchange.response.status != 200:
         return None
     return exchange.response.json_object()
-
-
-# --- login_hint_token (CIBA §7.1) --------------------------------------------------------
-
-
-def login_hint_token(
-    users: UsersConfig,
-    kind: str,
-    *,
-    now: float | None = None,
-    client: ClientConfig | None = None,
-) -> str | None:
-    """A login_hint_token of `kind` (valid, expired, unknown), or None when the configuration
-    gives no way to make one (the format is deployment-defined, CIBA §7.1).
-
-    `[users] login_hint_token_format`: "provider_hs256" (default) mints an HS256 JWT
-    {"sub", "iat", "exp"} with `login_hint_token_hs256_key`, else uses the static tokens of
-    [users]; "client_signed" mints a JWS signed by the requesting `client` (HS256 with its
-    secret, else its private key) naming the user in `sub_id` {"format": "opaque", "id"}."""
-    issued = int(now if now is not None else time.time())
-    sub = users.unknown_login_hint if kind == "unknown" else users.login_hint
-    exp = issued - 600 if kind == "expired" else issued + 300
-    if getattr(users, "login_hint_token_format", "provider_hs256") == "client_signed":
-        if client is None:
-            return None
-        claims = {"sub_id": {"format": "opaque", "id": sub}, "iss": client.client_id,
-                  "iat": issued - 700, "exp": exp}
-        if client.client_secret:
-            return sign_jwt(claims, client.client_secret.encode(), "HS256")
-        if client.private_key is not None:
-            return sign_jwt(claims, client.private_key, client.signing_alg or "RS256")
-        return None
-    key = users.login_hint_token_hs256_key
-    if key:
-        return sign_jwt({"sub": sub, "iat": issued - 700, "exp": exp}, key.encode(), "HS256")
-    return {
-        "valid": users.login_hint_token,
-        "expired": users.expired_login_hint_token,
-        "unknown": users.unknown_login_hint_token,
-    }.get(kind)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields as dataclass_fields, replace
 from typing import Any, Literal
 
 from ciba_harness.core._clientauth import ClientAuthentication, apply_client_auth, sign_jwt
-from ciba_harness.core._config import ClientConfig
+from ciba_harness.core._config import ClientConfig, UsersConfig
 from ciba_harness.core._discovery import CIBA_GRANT, ProviderMetadata
 from ciba_harness.core._http import HttpRequest, HttpResponse
 
@@ -31,6 +31,7 @@ __all__ = [
     "build_introspection_request",
     "build_userinfo_request",
     "endpoint_for",
+    "login_hint_token",
     "uses_mtls",
     "new_notification_token",
     "parse_acknowledgement",
@@ -54,6 +55,45 @@ BodyFormat = Literal["form", "json", "query"]
 def new_notification_token() -> str:
     """A client_notification_token with 192 bits of entropy (CIBA-SEC-06 asks >= 128)."""
     return random_source.token_urlsafe(24)
+
+
+def login_hint_token(
+    users: UsersConfig,
+    kind: str,
+    *,
+    now: float | None = None,
+    client: ClientConfig | None = None,
+    user: str | None = None,
+) -> str | None:
+    """A login_hint_token of `kind` (valid, expired, unknown), or None when the configuration
+    gives no way to make one (the format is deployment-defined, CIBA §7.1).
+
+    `[users] login_hint_token_format`: "provider_hs256" (default) mints an HS256 JWT
+    {"sub", "iat", "exp"} with `login_hint_token_hs256_key`, else uses the static tokens of
+    [users]; "client_signed" mints a JWS signed by the requesting `client` (HS256 with its
+    secret, else its private key) naming the user in `sub_id` {"format": "opaque", "id"}.
+    The user named is `user` (default `[users] login_hint`; unknown_login_hint for "unknown")."""
+    issued = int(now if now is not None else time.time())
+    sub = users.unknown_login_hint if kind == "unknown" else user or users.login_hint
+    exp = issued - 600 if kind == "expired" else issued + 300
+    if getattr(users, "login_hint_token_format", "provider_hs256") == "client_signed":
+        if client is None:
+            return None
+        claims = {"sub_id": {"format": "opaque", "id": sub}, "iss": client.client_id,
+                  "iat": issued - 700, "exp": exp}
+        if client.client_secret:
+            return sign_jwt(claims, client.client_secret.encode(), "HS256")
+        if client.private_key is not None:
+            return sign_jwt(claims, client.private_key, client.signing_alg or "RS256")
+        return None
+    key = users.login_hint_token_hs256_key
+    if key:
+        return sign_jwt({"sub": sub, "iat": issued - 700, "exp": exp}, key.encode(), "HS256")
+    return {
+        "valid": users.login_hint_token,
+        "expired": users.expired_login_hint_token,
+        "unknown": users.unknown_login_hint_token,
+    }.get(kind)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from ciba_harness.checks._backchannel import (
     ERROR_STATUS,
     accepted,
     describe_refusal,
-    login_hint_token,
 )
 from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._delivery import callback_arrived
@@ -47,6 +46,7 @@ from ciba_harness.core._requests import (
     BackchannelParams,
     RequestObjectSpec,
     error_code,
+    login_hint_token,
     parse_acknowledgement,
 )
 from ciba_harness.pytest_plugin import require_client

@@ -10,11 +10,10 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy, composite
 
-from ciba_harness.checks._backchannel import login_hint_token as mint_login_hint_token
 from ciba_harness.core._clientauth import ClientAuthentication
 from ciba_harness.core._config import ClientConfig, ProviderConfig
 from ciba_harness.core._discovery import ProviderMetadata
-from ciba_harness.core._requests import BackchannelParams, RequestObjectSpec
+from ciba_harness.core._requests import BackchannelParams, RequestObjectSpec, login_hint_token
 from ciba_harness.strategies._auth import AuthDeviation, client_authentications
 from ciba_harness.strategies._cases import BackchannelCase, BodyFormat
 from ciba_harness.strategies._clients import alg_fits, backchannel_clients
@@ -150,15 +149,18 @@ def _m_login_hint(draw: DrawFn, d: _Draft, ctx: _Context) -> None:
     d.set(login_hint=draw(ctx.login_hints))
 
 
-def _m_login_hint_token(draw: DrawFn, d: _Draft, ctx: _Context) -> None:
+def _draw_login_hint_token(draw: DrawFn, d: _Draft, ctx: _Context) -> str:
+    """A login_hint_token and its fact, noted in the draft (client_signed: signed by the
+    requesting client, so minted for the drawn one)."""
     token, fact = draw(ctx.login_hint_tokens)
-    if getattr(ctx.config.users, "login_hint_token_format", "") == "client_signed" and fact != (
-        "garbage"
-    ):
-        # The token is signed by the requesting client: minted for the drawn one.
-        minted = mint_login_hint_token(ctx.config.users, fact, client=d.client)
-        token = minted or token
+    if ctx.config.users.login_hint_token_format == "client_signed" and fact != "garbage":
+        token = login_hint_token(ctx.config.users, fact, client=d.client) or token
     d.token_facts[token] = fact
+    return token
+
+
+def _m_login_hint_token(draw: DrawFn, d: _Draft, ctx: _Context) -> None:
+    token = _draw_login_hint_token(draw, d, ctx)
     d.set(login_hint=None, id_token_hint=None, login_hint_token=token)
 
 
@@ -171,9 +173,7 @@ def _m_extra_hint(draw: DrawFn, d: _Draft, ctx: _Context) -> None:
     if kind == "id_token_hint":
         d.set(id_token_hint=draw(ctx.id_token_hints))
     elif kind == "login_hint_token":
-        token, fact = draw(ctx.login_hint_tokens)
-        d.token_facts[token] = fact
-        d.set(login_hint_token=token)
+        d.set(login_hint_token=_draw_login_hint_token(draw, d, ctx))
     else:
         d.set(login_hint=draw(st.sampled_from(known_users(ctx.config))))
 

@@ -10,7 +10,7 @@ from hypothesis.strategies import SearchStrategy
 
 from ciba_harness.core._clientauth import sign_jwt
 from ciba_harness.core._config import ClientConfig, ProviderConfig
-from ciba_harness.core._requests import BackchannelParams
+from ciba_harness.core._requests import BackchannelParams, login_hint_token
 from ciba_harness.strategies._values import (
     ATTACKER,
     FORGED_KEY,
@@ -57,19 +57,14 @@ def login_hint_tokens(config: ProviderConfig) -> SearchStrategy[tuple[str, str]]
     """(token, fact): fact is valid, expired, unknown (no such user) or garbage."""
     users = config.users
     options: list[SearchStrategy[tuple[str, str]]] = []
-    key = users.login_hint_token_hs256_key
-    if key:
-
-        def mint(fact: str) -> tuple[str, str]:
-            now = int(time.time())
-            sub = users.login_hint if fact != "unknown" else users.unknown_login_hint
-            exp = now + 300 if fact != "expired" else now - 600
-            return sign_jwt({"sub": sub, "exp": exp}, key.encode(), "HS256"), fact
-
-        options.append(st.sampled_from(("valid", "expired", "unknown")).map(mint))
-    if getattr(users, "login_hint_token_format", "") == "client_signed":
-        # Minted per client when drawn (_m_login_hint_token): only the fact is drawn here.
-        options.append(st.sampled_from(("valid", "expired", "unknown")).map(lambda f: ("", f)))
+    if users.login_hint_token_hs256_key or users.login_hint_token_format == "client_signed":
+        # Minted by the core now (HS256), or per requesting client when drawn (client_signed:
+        # only the fact is drawn here, see strategies._backchannel).
+        options.append(
+            st.sampled_from(("valid", "expired", "unknown")).map(
+                lambda fact: (login_hint_token(users, fact) or "", fact)
+            )
+        )
     for value, fact in (
         (users.login_hint_token, "valid"),
         (users.expired_login_hint_token, "expired"),
