@@ -38,13 +38,13 @@ def test_client_signed_tokens_are_what_the_provider_expects(client_name: str) ->
         registered = provider.clients[client.client_id]
         valid = login_hint_token(USERS, "valid", client=client)  # type: ignore[arg-type]
         assert valid is not None
-        assert provider._user_from_client_signed_hint(valid, registered) == USERS.login_hint
+        assert provider.users.from_client_signed_hint(valid, registered) == USERS.login_hint
         for kind, error in (("expired", "expired_login_hint_token"),
                             ("unknown", "unknown_user_id")):
             token = login_hint_token(USERS, kind, client=client)  # type: ignore[arg-type]
             assert token is not None
             with pytest.raises(OAuthError) as raised:
-                provider._user_from_client_signed_hint(token, registered)
+                provider.users.from_client_signed_hint(token, registered)
             assert raised.value.error == error, kind
 
 

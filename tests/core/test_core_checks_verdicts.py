@@ -95,7 +95,7 @@ def _accept_replayed_assertions(provider: Any) -> None:
 
 
 def _ignore_invalid_requested_expiry(provider: Any) -> None:
-    original = provider._authentication_parameters
+    original = provider.backchannel._authentication_parameters
 
     def lenient(form: Any, client: Any) -> Any:
         params = original(form, client)
@@ -104,7 +104,7 @@ def _ignore_invalid_requested_expiry(provider: Any) -> None:
             params.pop("requested_expiry", None)  # ignored, as some providers do
         return params
 
-    provider._authentication_parameters = lenient
+    provider.backchannel._authentication_parameters = lenient
 
 
 SILENT_PASSES = {

@@ -11,6 +11,7 @@ e.g. no flow can complete when the acknowledgement lacks auth_req_id).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fnmatch
 import json
 import re
@@ -39,7 +40,13 @@ from provider_helpers import (
 from tls_helpers import MTLS_BASE, FapiEnv, load_tls_settings, make_fapi_env, thumbprint
 
 from ciba_harness.provider import FAULTS, ProviderSettings
-from ciba_harness.provider.faults import faults_markdown
+from ciba_harness.provider.faults import (
+    NO_FAULTS,
+    SERVER_FAULTS,
+    FaultError,
+    Faults,
+    faults_markdown,
+)
 from ciba_harness.provider.server import server_ssl_context
 
 DESCRIPTION_RE = re.compile(r'^[\x20\x21\x23-\x5b\x5d-\x7e]*$')
@@ -772,3 +779,26 @@ def test_catalogue_shape() -> None:
     for name, fault in FAULTS.items():
         assert fault.name == name and re.match(r"^[a-z0-9_]+$", name)
         assert fault.description and "\n" not in fault.description
+
+
+def test_fault_switches_are_typed_fields_of_the_catalogue() -> None:
+    """One bool field per catalogue entry: naming a fault switches on that field alone."""
+    assert list(FAULTS) == [f.name for f in dataclasses.fields(Faults)]
+    assert NO_FAULTS.names == frozenset()
+    for name in ("missing_scope_accepted", "push_twice"):
+        flags = Faults.of([name])
+        assert getattr(flags, name) is True and flags.names == {name}
+    assert Faults.of(Faults.of(["ping_twice"])) == Faults.of(["ping_twice"])
+    assert SERVER_FAULTS == {"tls_weak_cipher_accepted"}
+    assert FAULTS["tls_weak_cipher_accepted"].server_level
+    assert not FAULTS["ping_twice"].server_level
+
+
+def test_unknown_fault_names_are_refused_with_a_suggestion() -> None:
+    with pytest.raises(FaultError) as raised:
+        Faults.of(["ping_twice", "zzz", "missing_scope_acepted"])
+    assert raised.value.unknown == ("missing_scope_acepted", "zzz")
+    assert str(raised.value) == (
+        "unknown fault: missing_scope_acepted (did you mean 'missing_scope_accepted'?), zzz"
+    )
+    assert isinstance(raised.value, ValueError)

@@ -151,7 +151,7 @@ async def test_push_transaction_failed(env: Env, monkeypatch: pytest.MonkeyPatch
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no tokens today")
 
-    monkeypatch.setattr(env.provider, "_issue", broken)
+    monkeypatch.setattr(env.provider.tokens, "issue", broken)
     rid = (await env.api.start("push-basic"))["auth_req_id"]
     await env.api.approve(rid)
     await env.idle()

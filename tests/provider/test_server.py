@@ -179,6 +179,8 @@ def test_port_in_use(running: RunningProvider) -> None:
 def test_unknown_fault_and_stop_frees_the_port(settings: ProviderSettings) -> None:
     with pytest.raises(ValueError, match="unknown fault"):
         start_provider(settings, faults=["nope"])
+    with pytest.raises(ValueError, match="did you mean 'ping_twice'"):
+        start_provider(settings, faults=["ping_twise"])
     provider = start_provider(str(PROFILE), faults=["no_hint_accepted"])
     port = provider.port
     provider.stop()
@@ -218,6 +220,8 @@ def test_cli_runs_until_sigterm() -> None:
     ("args", "needle"),
     [
         (["--fault", "nope"], "unknown fault 'nope'"),
+        (["--fault", "ping_twise"],
+         "unknown fault 'ping_twise' (did you mean 'ping_twice'?) (see --list-faults)"),
         (["--config", "/nonexistent/profile.toml"], "bad config"),
         (["--port", "70000"], "out of range"),
         (["--port", "abc"], "invalid int value"),

@@ -9,6 +9,7 @@ import pytest
 from provider_helpers import PROFILE, REPO
 
 from ciba_harness.provider import ProfileError, ProviderSettings, create_app, load_profile
+from ciba_harness.provider.faults import FaultError
 
 
 def test_reference_profile(settings: ProviderSettings) -> None:
@@ -126,3 +127,11 @@ def test_notification_tls_options(tmp_path: Path) -> None:
 def test_create_app_refuses_unknown_faults(settings: ProviderSettings) -> None:
     with pytest.raises(ValueError, match="unknown fault: nope"):
         create_app(settings, issuer="http://x", faults=frozenset({"nope"}))
+
+
+def test_create_app_suggests_the_fault_meant(settings: ProviderSettings) -> None:
+    """A misspelt fault is an error at start-up, naming the fault it resembles."""
+    with pytest.raises(FaultError, match=(
+        r"^unknown fault: id_token_wrong_aub \(did you mean 'id_token_wrong_aud'\?\)$"
+    )):
+        create_app(settings, issuer="http://x", faults=["id_token_wrong_aub"])

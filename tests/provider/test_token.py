@@ -226,7 +226,7 @@ async def test_state_is_purged_after_retention(env: Env) -> None:
     _, tokens = await api.flow()
     pending = (await api.start())["auth_req_id"]
     assert p.transactions and p.access_tokens and p.refresh_tokens and p.pending
-    p._purge(time.monotonic() + 10**6)
+    p.purge(time.monotonic() + 10**6)
     assert not p.transactions and not p.access_tokens and not p.refresh_tokens
     assert not p.pending and not p.assertion_jtis
     assert error_of(await api.token("poll-basic", pending)) == (400, "invalid_grant")

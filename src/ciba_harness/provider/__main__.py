@@ -13,8 +13,8 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from ciba_harness.core._config import default_profile_path
-from ciba_harness.provider.faults import FAULTS, faults_listing, faults_markdown
+from ciba_harness.provider.faults import FAULTS, FaultError, Faults, faults_listing, faults_markdown
+from ciba_harness.provider.names import did_you_mean
 from ciba_harness.provider.policies import (
     PolicyError,
     active_policies,
@@ -23,7 +23,7 @@ from ciba_harness.provider.policies import (
     resolve_policies,
 )
 from ciba_harness.provider.server import ProviderStartError, start_provider
-from ciba_harness.provider.settings import ProfileError, load_profile
+from ciba_harness.provider.settings import ProfileError, default_profile_path, load_profile
 
 DEFAULT_CONFIG = default_profile_path()
 PROG = "python -m ciba_harness.provider"
@@ -93,9 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         resolve_policies(args.policy)
     except PolicyError as exc:
         return _fail(str(exc))
-    unknown = [f for f in args.fault if f not in FAULTS]
-    if unknown:
-        return _fail(f"unknown fault {unknown[0]!r} (see --list-faults)")
+    try:
+        faults = Faults.of(args.fault)
+    except FaultError as exc:
+        name = exc.unknown[0]
+        return _fail(f"unknown fault {name!r}{did_you_mean(name, FAULTS)} (see --list-faults)")
     for name, port in (("port", args.port), ("mtls-port", args.mtls_port)):
         if not 0 <= port <= 65535:
             return _fail(f"{name} {port} out of range")
@@ -106,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"bad config: {exc}")
     try:
         running = start_provider(
-            settings, host=args.host, port=args.port, faults=args.fault,
+            settings, host=args.host, port=args.port, faults=faults,
             fault_tenants=args.fault_tenants, device_webhook_url=args.webhook_url,
             tls=True if args.tls else None, mtls_port=args.mtls_port, profile=args.profile,
             policies=args.policy, policy_tenants=args.policy_tenants,

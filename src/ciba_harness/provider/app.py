@@ -17,19 +17,17 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ciba_harness.provider.core import (
-    NO_STORE,
-    KeyMaterial,
-    Outbound,
-    Provider,
-    json_response,
-    valid_notification_url,
-)
+from ciba_harness.provider.core import Provider
 from ciba_harness.provider.errors import OAuthError, invalid_request
-from ciba_harness.provider.faults import FAULTS, unknown_faults
+from ciba_harness.provider.faults import FAULTS, Faults
 from ciba_harness.provider.forms import read_json_object
+from ciba_harness.provider.keys import KeyMaterial
+from ciba_harness.provider.outbound import Outbound
 from ciba_harness.provider.policies import COMBINATIONS, POLICIES, ProviderPolicy, resolve_policies
+from ciba_harness.provider.protocol import valid_notification_url
+from ciba_harness.provider.responses import json_response
 from ciba_harness.provider.settings import PROFILES, ProviderSettings
+from ciba_harness.provider.state import NO_STORE
 
 log = logging.getLogger("ciba_harness.provider")
 
@@ -39,7 +37,7 @@ _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def _plain_error(provider: Provider, err: OAuthError) -> Response:
-    return json_response(provider.error_body(err), err.status)
+    return json_response(provider.errors.body(err), err.status)
 
 
 def _text_error(status: int, headers: dict[str, str] | None = None) -> Response:
@@ -64,7 +62,7 @@ def _guard(provider: Provider, handler: Handler, kind: str, methods: Iterable[st
             return await handler(request)
         except OAuthError as err:
             if kind in ("backchannel", "token"):
-                return provider.error_response(err, kind)
+                return provider.errors.response(err, kind)
             return _plain_error(provider, err)
         except Exception:
             provider.server_errors += 1
@@ -83,7 +81,7 @@ def _routes(p: Provider) -> list[Route]:
 
     def device_only(fn: Handler) -> Handler:
         async def wrapped(request: Request) -> Response:
-            if not p.device_authorized(request):
+            if not p.device.authorized(request):
                 return json_response(
                     {"error": "invalid_token", "error_description": "device token required"},
                     401, {"WWW-Authenticate": 'Bearer realm="device"'},
@@ -93,19 +91,19 @@ def _routes(p: Provider) -> list[Route]:
 
     @device_only
     async def device_list(request: Request) -> Response:
-        return json_response([p.describe(tx) for tx in p.pending_requests()])
+        return json_response([p.device.describe(tx) for tx in p.device.pending_requests()])
 
     @device_only
     async def device_approve(request: Request) -> Response:
-        return await p.handle_device_decision(request, request.path_params["auth_req_id"], True)
+        return await p.device.handle_decision(request, request.path_params["auth_req_id"], True)
 
     @device_only
     async def device_deny(request: Request) -> Response:
-        return await p.handle_device_decision(request, request.path_params["auth_req_id"], False)
+        return await p.device.handle_decision(request, request.path_params["auth_req_id"], False)
 
     @device_only
     async def device_lookup(request: Request) -> Response:
-        return await p.handle_device_lookup(request)
+        return await p.device.handle_lookup(request)
 
     async def _endpoint_body(request: Request) -> tuple[str | None, bool]:
         body = await read_json_object(request)
@@ -142,16 +140,16 @@ def _routes(p: Provider) -> list[Route]:
     table: list[tuple[str, Handler, str, tuple[str, ...]]] = [
         ("/.well-known/openid-configuration", discovery, "other", ("GET",)),
         ("/jwks", jwks, "other", ("GET",)),
-        ("/backchannel", p.handle_backchannel, "backchannel", ("POST",)),
-        ("/token", p.handle_token, "token", ("POST",)),
-        ("/userinfo", p.handle_userinfo, "other", ("GET", "POST")),
-        ("/introspect", p.handle_introspect, "other", ("POST",)),
-        ("/register", p.handle_register, "other", ("POST",)),
+        ("/backchannel", p.backchannel.handle, "backchannel", ("POST",)),
+        ("/token", p.token.handle, "token", ("POST",)),
+        ("/userinfo", p.resources.handle_userinfo, "other", ("GET", "POST")),
+        ("/introspect", p.resources.handle_introspect, "other", ("POST",)),
+        ("/register", p.registration.handle, "other", ("POST",)),
         ("/device/requests", device_list, "other", ("GET",)),
         ("/device/requests/{auth_req_id}/approve", device_approve, "other", ("POST",)),
         ("/device/requests/{auth_req_id}/deny", device_deny, "other", ("POST",)),
         ("/device/lookup", device_lookup, "other", ("POST",)),
-        ("/ext/ciba/auth/callback", p.handle_webhook_callback, "other", ("POST",)),
+        ("/ext/ciba/auth/callback", p.device.handle_webhook_callback, "other", ("POST",)),
         ("/admin/clients/{client_id}/notification-endpoint", admin_client_endpoint, "other",
          ("POST",)),
         ("/admin/notification-endpoint", admin_default_endpoint, "other", ("POST",)),
@@ -214,7 +212,7 @@ def create_app(
     settings: ProviderSettings,
     *,
     issuer: str,
-    faults: Iterable[str] = frozenset(),
+    faults: Iterable[str] | Faults = frozenset(),
     fault_tenants: bool = False,
     device_webhook_url: str | None = None,
     http_transport: httpx.AsyncBaseTransport | None = None,
@@ -225,7 +223,8 @@ def create_app(
 ) -> Starlette:
     """The reference provider as an ASGI app.
 
-    ``faults`` apply to the provider served at the root. With ``fault_tenants`` every fault of
+    ``faults`` (names, or a Faults) apply to the provider served at the root; an unknown name
+    raises FaultError (a ValueError, with a did-you-mean). With ``fault_tenants`` every fault of
     :data:`FAULTS` (but the TLS-server faults) also gets an independent provider under
     ``/fault/NAME`` (issuer ``{issuer}/fault/NAME``). ``http_transport`` replaces the network
     for outbound calls (pings, pushes, webhook), e.g. ``httpx.MockTransport`` in tests.
@@ -241,10 +240,7 @@ def create_app(
     keep_alive_1s cannot apply to a tenant).
     """
     policy = effective_policy(settings, policies)
-    faults = frozenset(faults)
-    unknown = unknown_faults(faults)
-    if unknown:
-        raise ValueError(f"unknown fault: {', '.join(sorted(unknown))}")
+    flags = Faults.of(faults)
     issuer = issuer.rstrip("/")
     if profile is not None and profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r} (one of {', '.join(PROFILES)})")
@@ -253,7 +249,7 @@ def create_app(
     if verify and settings.notification_ca_file is not None:
         verify = ssl.create_default_context(cafile=str(settings.notification_ca_file))
     outbound = Outbound(http_transport, verify)
-    root = Provider(settings, keys, issuer=issuer, faults=faults, outbound=outbound,
+    root = Provider(settings, keys, issuer=issuer, faults=flags, outbound=outbound,
                     device_webhook_url=device_webhook_url, mtls_base=mtls_base, policy=policy)
     routes: list[Any] = list(_routes(root))
     if fault_tenants:
@@ -262,7 +258,7 @@ def create_app(
             if fault.server_level:
                 continue
             tenant = Provider(settings, keys, issuer=f"{issuer}/fault/{name}",
-                              faults=frozenset({name}), outbound=outbound,
+                              faults=Faults.of([name]), outbound=outbound,
                               device_webhook_url=device_webhook_url, mtls_base=mtls_base,
                               policy=policy)
             root.tenants[name] = tenant

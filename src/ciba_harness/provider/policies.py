@@ -17,11 +17,12 @@ with a did-you-mean and two variants that set the same field differently.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 from typing import Any, Literal
+
+from ciba_harness.provider.names import did_you_mean
 
 UnknownScopes = Literal["ignore", "keep", "refuse"]
 ScopeWithoutOpenid = Literal["invalid_request", "invalid_scope"]
@@ -441,11 +442,6 @@ class PolicyError(ValueError):
     """Unknown policy name or conflicting policies (the message names them)."""
 
 
-def _did_you_mean(name: str) -> str:
-    close = difflib.get_close_matches(name, [*POLICIES, *COMBINATIONS], n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def expand(names: Iterable[str]) -> tuple[str, ...]:
     """Variant names of ``names``, combinations expanded; unknown names raise PolicyError."""
     out: list[str] = []
@@ -457,7 +453,8 @@ def expand(names: Iterable[str]) -> tuple[str, ...]:
                 out.append(name)
         else:
             raise PolicyError(
-                f"unknown policy {name!r}{_did_you_mean(name)} (see --list-policies)"
+                f"unknown policy {name!r}{did_you_mean(name, [*POLICIES, *COMBINATIONS])} "
+                "(see --list-policies)"
             )
     return tuple(out)
 

@@ -31,7 +31,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ciba_harness.provider.app import create_app, effective_policy
 from ciba_harness.provider.core import Provider
-from ciba_harness.provider.faults import unknown_faults
+from ciba_harness.provider.faults import Faults
 from ciba_harness.provider.policies import ProviderPolicy
 from ciba_harness.provider.settings import ProviderSettings, load_profile
 
@@ -116,7 +116,7 @@ class RunningProvider:
 def server_ssl_context(
     settings: ProviderSettings,
     *,
-    faults: Iterable[str] = (),
+    faults: Iterable[str] | Faults = (),
     client_certificates: bool = False,
     minimum_version: str = "1.2",
 ) -> ssl.SSLContext:
@@ -128,7 +128,7 @@ def server_ssl_context(
     """
     if settings.tls_certificate is None or settings.tls_key is None:
         raise ProviderStartError("TLS needs [reference_provider] tls_certificate and tls_key")
-    faults = frozenset(faults)
+    flags = Faults.of(faults)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(str(settings.tls_certificate), str(settings.tls_key))
@@ -138,7 +138,7 @@ def server_ssl_context(
         raise ProviderStartError(f"unsupported minimum TLS version {minimum_version!r}")
     context.minimum_version = TLS_MINIMUM_VERSIONS[minimum_version]
     ciphers = list(FAPI_TLS12_CIPHERS)
-    if "tls_weak_cipher_accepted" in faults:
+    if flags.tls_weak_cipher_accepted:
         ciphers += WEAK_TLS12_CIPHERS
     context.set_ciphers(":".join(ciphers))  # TLS 1.3 suites are configured separately
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
@@ -228,7 +228,7 @@ def start_provider(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    faults: Iterable[str] = (),
+    faults: Iterable[str] | Faults = (),
     fault_tenants: bool = False,
     device_webhook_url: str | None = None,
     startup_timeout: float = 10.0,
@@ -240,8 +240,8 @@ def start_provider(
     policy_tenants: bool = False,
 ) -> RunningProvider:
     """Serve the provider on ``host:port`` (0 = a free port); returns once it accepts
-    connections. Raises ProfileError (bad config), ValueError (unknown fault or profile) or
-    ProviderStartError (cannot listen, bad TLS material).
+    connections. Raises ProfileError (bad config), ValueError (unknown profile; FaultError, a
+    ValueError, for an unknown fault) or ProviderStartError (cannot listen, bad TLS material).
 
     ``tls``: None = HTTPS when the profile names a ``tls_certificate``; True = HTTPS (with the
     generated test PKI when the profile names no certificate); False = plain http. With TLS a
@@ -254,20 +254,17 @@ def start_provider(
     """
     settings = config if isinstance(config, ProviderSettings) else load_profile(config)
     policies = effective_policy(settings, policies)
-    faults = frozenset(faults)
-    unknown = unknown_faults(faults)
-    if unknown:
-        raise ValueError(f"unknown fault: {', '.join(sorted(unknown))}")
+    flags = Faults.of(faults)  # an unknown name: FaultError before listening
     use_tls = settings.tls if tls is None else tls
     if use_tls and not settings.tls:
         settings = _test_pki_settings(settings)
     main_context = mtls_context = None
     if use_tls:
         main_context = server_ssl_context(
-            settings, faults=faults, minimum_version=tls_minimum_version
+            settings, faults=flags, minimum_version=tls_minimum_version
         )
         mtls_context = server_ssl_context(
-            settings, faults=faults, client_certificates=True,
+            settings, faults=flags, client_certificates=True,
             minimum_version=tls_minimum_version,
         )
     sock = _bind(host, port)
@@ -286,7 +283,7 @@ def start_provider(
     actual_mtls_port = int(msock.getsockname()[1]) if msock is not None else None
     mtls_base = f"https://{url_host}:{actual_mtls_port}" if msock is not None else None
     try:
-        app = create_app(settings, issuer=issuer, faults=faults, fault_tenants=fault_tenants,
+        app = create_app(settings, issuer=issuer, faults=flags, fault_tenants=fault_tenants,
                          device_webhook_url=device_webhook_url, profile=profile,
                          mtls_base=mtls_base, policies=policies,
                          policy_tenants=policy_tenants)

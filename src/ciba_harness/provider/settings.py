@@ -8,6 +8,7 @@ file system.
 
 from __future__ import annotations
 
+import importlib.util
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -417,3 +418,20 @@ def load_profile(path: str | Path) -> ProviderSettings:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(f"profile {p} is not valid TOML: {exc}") from None
     return settings_from_dict(data, p.resolve().parent, source=p.resolve())
+
+
+#: the package the reference profiles ship in (the repository's fixtures/, see setup.py)
+FIXTURES_PACKAGE = "ciba_harness_fixtures"
+
+
+def default_profile_path() -> Path:
+    """The reference provider's own profile, shipped in fixtures/ (found without importing the
+    harness: the provider shares no code with it)."""
+    spec = importlib.util.find_spec(FIXTURES_PACKAGE)
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    if not locations:
+        raise ProfileError(
+            f"the package {FIXTURES_PACKAGE} is not installed — reinstall ciba-harness "
+            "(`pip install ciba-harness`, or `pip install -e .` in a checkout)"
+        )
+    return Path(locations[0]) / "profiles" / "reference.toml"
