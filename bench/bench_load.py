@@ -78,7 +78,7 @@ class AdapterBackchannel(BareBackchannel):  # the prebuilt request through Locus
 
     @task
     def post(self):
-        self.transport.send(PREBUILT, name="bare backchannel", judge=ok)
+        self.transport.fire(PREBUILT, name="bare backchannel", judge=ok)
 """
 
 LOCUST_CHILD = r"""

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from ciba_harness.core._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ciba_harness.checks._registry import CHECKS, CheckInfo, CheckOutcome, CheckRunner, check
     from ciba_harness.checks._idtoken import validate_id_token
+    from ciba_harness.checks._registry import CHECKS, CheckInfo, CheckOutcome, CheckRunner, check
     from ciba_harness.checks._responses import estimate_entropy_bits
-    from ciba_harness.client._client import CibaClient, Flow, HttpxTransport, Recorder
+    from ciba_harness.client._client import CibaClient, Flow, Recorder
     from ciba_harness.client._drivers import (
         DeviceContext,
         DeviceDriver,
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         WebhookDriver,
         make_driver,
     )
+    from ciba_harness.client._httpx import HttpxTransport
     from ciba_harness.client._inbox import NotificationInbox
     from ciba_harness.client._receiver import NotificationReceiver
     from ciba_harness.core._clientauth import (
@@ -122,7 +123,7 @@ _EXPORTS = {
     "estimate_entropy_bits": "ciba_harness.checks._responses",
     "CibaClient": "ciba_harness.client._client",
     "Flow": "ciba_harness.client._client",
-    "HttpxTransport": "ciba_harness.client._client",
+    "HttpxTransport": "ciba_harness.client._httpx",
     "Recorder": "ciba_harness.client._client",
     "DeviceContext": "ciba_harness.client._drivers",
     "DeviceDriver": "ciba_harness.client._drivers",

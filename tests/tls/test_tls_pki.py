@@ -77,7 +77,7 @@ def test_pki_references(tmp_path: Path) -> None:
     for bad in ("pki:", "pki:../etc/passwd", "pki:nope.pem"):
         with pytest.raises(ValueError):
             resolve_pki_path(bad)
-    config = load_config(TLS_PROFILE)
+    config = load_config(TLS_PROFILE, test_pki=resolve_pki_path)
     assert config.ca_bundle == ensure_test_pki().ca
     assert config.client("poll-mtls").certificate_path == ensure_test_pki().cert("client-a")
     settings = load_profile(TLS_PROFILE)
@@ -86,7 +86,7 @@ def test_pki_references(tmp_path: Path) -> None:
     broken.write_text(TLS_PROFILE.read_text().replace('"pki:client-a.pem"', '"pki:nope.pem"')
                       .replace("../keys/", str(REPO / "fixtures" / "keys") + "/"))
     with pytest.raises(ConfigError, match="nope.pem"):
-        load_config(broken)
+        load_config(broken, test_pki=resolve_pki_path)
     with pytest.raises(ProfileError, match="nope.pem"):
         load_profile(broken)
 
@@ -97,6 +97,36 @@ def test_receiver_https_flag_uses_the_test_pki(tmp_path: Path) -> None:
     text = text.replace('bind = "127.0.0.1:0"', 'bind = "127.0.0.1:0"\nhttps = true', 1)
     text = text.replace("../keys/", str(REPO / "fixtures" / "keys") + "/")
     profile.write_text(text)
-    receiver = load_config(profile).receiver
+    receiver = load_config(profile, test_pki=resolve_pki_path).receiver
     assert receiver.tls_certificate == ensure_test_pki().server_cert
     assert receiver.tls_key == ensure_test_pki().server_key
+
+
+def test_loading_a_config_makes_no_pki(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config model is sans-I/O: loading writes nothing; without a resolver a `pki:NAME`
+    value (and `https = true`) is a ConfigError naming its key, and with one it is the file
+    the resolver made."""
+    home = tmp_path / "pki-home"
+    monkeypatch.setenv("CIBA_HARNESS_PKI_DIR", str(home))
+    profile = tmp_path / "p.toml"
+    text = (REPO / "fixtures" / "profiles" / "reference.toml").read_text()
+    text = text.replace('bind = "127.0.0.1:0"', 'bind = "127.0.0.1:0"\nhttps = true', 1)
+    profile.write_text(text.replace("../keys/", str(REPO / "fixtures" / "keys") + "/"))
+    with pytest.raises(ConfigError) as refused:
+        load_config(profile)
+    assert refused.value.key == "receiver.https" and "test PKI" in str(refused.value)
+    with pytest.raises(ConfigError) as tls_refused:
+        load_config(TLS_PROFILE)
+    assert {"provider.ca_bundle", "clients[7].certificate"} <= {
+        p.key for p in tls_refused.value.problems
+    }
+    assert not home.exists(), "config loading wrote the test PKI"
+    asked: list[str] = []
+
+    def resolver(reference: str) -> Path:
+        asked.append(reference)
+        return resolve_pki_path(reference)
+
+    receiver = load_config(profile, test_pki=resolver).receiver
+    assert asked == ["pki:server.pem", "pki:server.key"]
+    assert receiver.tls_certificate == home / "server.pem" and receiver.tls_certificate.is_file()

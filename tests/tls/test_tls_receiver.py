@@ -18,6 +18,7 @@ from ciba_harness.core._config import ProviderConfig
 from ciba_harness.core._errors import CibaHarnessError
 from ciba_harness.core._http import HttpRequest
 from ciba_harness.provider import RunningProvider, start_provider
+from ciba_harness.provider.pki import resolve_pki_path
 
 REPO = Path(__file__).resolve().parents[2]
 TLS_PROFILE = REPO / "fixtures" / "profiles" / "reference-tls.toml"
@@ -55,7 +56,7 @@ def provider() -> Iterator[RunningProvider]:
 
 @pytest.fixture(scope="module")
 def config(provider: RunningProvider) -> ProviderConfig:
-    return load_config(TLS_PROFILE).with_issuer(provider.issuer)
+    return load_config(TLS_PROFILE, test_pki=resolve_pki_path).with_issuer(provider.issuer)
 
 
 def register(client: CibaClient, config: ProviderConfig, client_id: str, url: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ciba_harness.core._config import ProviderConfig
 from ciba_harness.core._tls import FAPI_TLS12_CIPHERS, TlsProbe
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "impostor_certificate",
     "offerable_tls12_ciphers",
     "probe_tls",
+    "provider_ssl_context",
+    "provider_trust",
 ]
 
 _VERSIONS = {
@@ -60,6 +63,26 @@ def client_ssl_context(
     if cert is not None:
         context.load_cert_chain(cert[0], cert[1])
     return context
+
+
+def provider_trust(config: ProviderConfig) -> bool | str:
+    """How every transport of the harness (httpx under pytest and the CLI, FastHttp under
+    load) verifies the provider's TLS certificate: False under `insecure_skip_verify` (lab
+    only), else the configured `ca_bundle`, else True: certifi's bundle, the same on every
+    machine (a system store would make one config pass here and fail there)."""
+    if config.insecure_skip_verify:
+        return False
+    if config.ca_bundle:
+        return str(config.ca_bundle)
+    return True
+
+
+def provider_ssl_context(
+    config: ProviderConfig, cert: tuple[str, str] | None = None
+) -> ssl.SSLContext:
+    """The SSL context for talking to the provider of `config` (`provider_trust`), with an
+    optional client certificate."""
+    return client_ssl_context(provider_trust(config), cert)
 
 
 def _endpoint(url: str) -> tuple[str, int]:

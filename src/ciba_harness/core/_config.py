@@ -10,7 +10,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,7 @@ __all__ = [
     "HttpCallTemplate",
     "ProviderConfig",
     "ReceiverConfig",
+    "TestPkiResolver",
     "UsersConfig",
     "default_profile_path",
     "load_config",
@@ -272,6 +273,12 @@ class ProviderConfig:
 
 # --- loading -------------------------------------------------------------------------------
 
+#: Turns a `pki:NAME` file value into the path of that file of the generated test PKI, making
+#: the PKI when missing (front-ends pass ciba_harness.provider.pki.resolve_pki_path): config
+#: loading itself writes nothing, and the core knows nothing of the reference provider.
+TestPkiResolver = Callable[[str], Path]
+PKI_PREFIX = "pki:"
+
 
 class _Reader:
     """Typed access to a TOML table with errors that name the file and the dotted key.
@@ -282,13 +289,14 @@ class _Reader:
 
     def __init__(
         self, file: Path, table: Mapping[str, Any], prefix: str = "",
-        problems: list[ConfigError] | None = None,
+        problems: list[ConfigError] | None = None, test_pki: TestPkiResolver | None = None,
     ) -> None:
         self.file = file
         self.table = table
         self.prefix = prefix
         self.seen: set[str] = set()
         self.problems: list[ConfigError] = [] if problems is None else problems
+        self.test_pki = test_pki
 
     def reject_unknown(self, also_allowed: frozenset[str] = frozenset()) -> None:
         """A key nobody reads is a typo until proven otherwise: name it, suggest the closest."""
@@ -313,7 +321,7 @@ class _Reader:
         return any(p.key == f"{self.prefix}{key}" for p in self.problems)
 
     def child(self, table: Mapping[str, Any], prefix: str) -> _Reader:
-        return _Reader(self.file, table, prefix, self.problems)
+        return _Reader(self.file, table, prefix, self.problems, self.test_pki)
 
     def sub(self, key: str) -> _Reader:
         self.seen.add(key)
@@ -403,23 +411,30 @@ class _Reader:
 
     def path(self, key: str, *, must_exist: bool = True) -> Path | None:
         """A file path relative to the profile, or `pki:NAME`: a file of the generated test
-        PKI (ciba_harness.provider.pki, generated on first use; loopback tests only)."""
+        PKI (loopback tests only; see `test_pki_file`)."""
         value: str | None = self.text(key)
         if value is None:
             return None
-        if value.startswith("pki:"):
-            from ciba_harness.provider.pki import resolve_pki_path
-
-            try:
-                return resolve_pki_path(value)
-            except (ValueError, OSError) as exc:
-                self.report(key, str(exc))
-                return None
+        if value.startswith(PKI_PREFIX):
+            return self.test_pki_file(key, value)
         path: Path = (self.file.parent / value).resolve()
         if must_exist and not path.is_file():
             self.report(key, f"file {path} does not exist")
             return None
         return path
+
+    def test_pki_file(self, key: str, reference: str) -> Path | None:
+        """The file `reference` (`pki:NAME`) names, through the caller's `test_pki` resolver."""
+        if self.test_pki is None:
+            self.report(key, f"{reference!r} names a file of the generated test PKI, which only a "
+                        "front-end makes: pytest, ciba-harness and the load runner do; in code, "
+                        "load_config(path, test_pki=ciba_harness.provider.pki.resolve_pki_path)")
+            return None
+        try:
+            return self.test_pki(reference)
+        except (ValueError, OSError) as exc:
+            self.report(key, str(exc))
+            return None
 
     def text_list(self, key: str) -> tuple[str, ...]:
         self.seen.add(key)
@@ -430,8 +445,13 @@ class _Reader:
         return tuple(value)
 
 
-def load_config(path: str | os.PathLike[str]) -> ProviderConfig:
-    """Read and validate a provider description. Raises ConfigError (never a traceback-y error)."""
+def load_config(
+    path: str | os.PathLike[str], *, test_pki: TestPkiResolver | None = None
+) -> ProviderConfig:
+    """Read and validate a provider description. Raises ConfigError (never a traceback-y error).
+
+    `test_pki` resolves `pki:NAME` file values (and `[receiver] https`); without one such a
+    value is a ConfigError naming its key."""
     file = Path(path)
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -444,7 +464,7 @@ def load_config(path: str | os.PathLike[str]) -> ProviderConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"is not valid TOML: {exc}", file=str(file)) from None
     file = file.resolve()
-    root = _Reader(file, raw)
+    root = _Reader(file, raw, test_pki=test_pki)
     config = _read_config(root)
     if root.problems:
         first = root.problems[0]
@@ -562,10 +582,8 @@ def _load_receiver(reader: _Reader) -> ReceiverConfig:
     if reader.flag("https") and certificate is None:
         # A certificate for 127.0.0.1 / localhost from the generated test PKI; the provider
         # must trust its CA (pki:ca.pem).
-        from ciba_harness.provider.pki import ensure_test_pki
-
-        pki = ensure_test_pki()
-        certificate, key = pki.server_cert, pki.server_key
+        certificate = reader.test_pki_file("https", PKI_PREFIX + "server.pem")
+        key = reader.test_pki_file("https", PKI_PREFIX + "server.key") if certificate else None
     public_url = reader.text("public_url")
     if public_url is not None and not re.match(r"^https?://[^/\s]+", public_url):
         reader.report("public_url", f"must be an http(s) URL, got {public_url!r}")

@@ -172,7 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     provider: EmbeddedProvider | None = None
     issuer = None
     try:
-        config = load_config(config_path)
+        from ciba_harness.provider.pki import resolve_pki_path
+
+        config = load_config(config_path, test_pki=resolve_pki_path)
         if config.embedded and not _has(args, "--ciba-issuer") and not _has(args, "--worker"):
             provider = EmbeddedProvider(config_path, faults=faults)
             issuer = provider.issuer

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ciba_harness.client._drivers import (
@@ -23,6 +24,7 @@ from ciba_harness.client._drivers import (
     WebhookDriver,
     make_driver,
 )
+from ciba_harness.client._tls import provider_ssl_context
 from ciba_harness.core._config import ClientConfig, ProviderConfig, load_config
 from ciba_harness.core._discovery import ProviderMetadata, discovery_request, parse_metadata
 from ciba_harness.core._errors import ConfigError, ProviderSetupError
@@ -35,7 +37,7 @@ from ciba_harness.load._profiles import FlowProfile
 from ciba_harness.load._receiver import GeventReceiver, LoadInbox
 from ciba_harness.load._settings import LoadSettings
 
-__all__ = ["LoadContext", "fetch", "ssl_context", "tls_factory"]
+__all__ = ["LoadContext", "fetch", "resolve_test_pki", "tls_factory"]
 
 log = logging.getLogger("ciba_harness.load")
 
@@ -44,23 +46,20 @@ MAX_SETUP_BYTES = 1024 * 1024  # discovery or a JWKS is a few KiB; more is a bro
 JWKS_REFRESH_SECONDS = 10.0
 
 
-def ssl_context(config: ProviderConfig) -> ssl.SSLContext:
-    """TLS verification as the profile says: its CA bundle, the system store, or (lab only) none."""
-    if config.insecure_skip_verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    return ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
+def resolve_test_pki(reference: str) -> Path:
+    """A `pki:NAME` file of the profile (load_config's `test_pki`): the generated test PKI,
+    made here on first use. The provider package (Starlette) loads only for such a profile."""
+    from ciba_harness.provider.pki import resolve_pki_path
+
+    return resolve_pki_path(reference)
 
 
 def tls_factory(config: ProviderConfig) -> Callable[..., ssl.SSLContext]:
-    """An ssl_context_factory for FastHttpUser (geventhttpclient may pass its own cafile)."""
+    """An ssl_context_factory for FastHttpUser: the trust every transport uses
+    (client._tls.provider_trust), not the cafile geventhttpclient offers (the system's)."""
 
     def factory(cafile: str | None = None) -> ssl.SSLContext:
-        if config.ca_bundle is None and cafile and not config.insecure_skip_verify:
-            return ssl.create_default_context(cafile=cafile)
-        return ssl_context(config)
+        return provider_ssl_context(config)
 
     return factory
 
@@ -128,7 +127,7 @@ class LoadContext:
         sleep: Callable[[float], None] = time.sleep,
         event_factory: Callable[[], Any] | None = None,
     ) -> LoadContext:
-        config = load_config(settings.config_path)
+        config = load_config(settings.config_path, test_pki=resolve_test_pki)
         issuer = settings.issuer or (None if config.embedded else config.issuer)
         if issuer is None:
             raise ConfigError(
@@ -140,7 +139,7 @@ class LoadContext:
         config = config.with_issuer(issuer)
         timeout = config.budgets.request_timeout
         discovery = discovery_request(issuer, config.discovery_url)
-        tls = ssl_context(config)
+        tls = provider_ssl_context(config)
         metadata = parse_metadata(fetch(discovery, timeout, tls), url=discovery.url)
         driver = make_driver(config.device, issuer, config.secrets)
         if isinstance(driver, ManualDriver):
@@ -235,7 +234,7 @@ class LoadContext:
             return
         self._jwks_fetched_at = now
         request = HttpRequest("GET", self.metadata.jwks_uri, (("Accept", "application/json"),))
-        response = fetch(request, self.config.budgets.request_timeout, ssl_context(self.config))
+        response = fetch(request, self.config.budgets.request_timeout, provider_ssl_context(self.config))
         document = response.json_object()
         if response.status == 200 and document is not None:
             self.jwks.update(document)
@@ -269,7 +268,7 @@ class LoadContext:
                 json.dumps({"url": self.receiver.url}).encode(),
                 frozenset({token}),
             )
-            response = fetch(request, self.config.budgets.request_timeout, ssl_context(self.config))
+            response = fetch(request, self.config.budgets.request_timeout, provider_ssl_context(self.config))
             if response.status >= 300:
                 raise ProviderSetupError(
                     f"registering the notification endpoint of {client.client_id} failed: "

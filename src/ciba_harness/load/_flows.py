@@ -156,7 +156,7 @@ class FlowRunner:
             found.append(ack)
             return OK
 
-        response = self.transport.send(request, name=name, judge=judge)
+        response = self.transport.fire(request, name=name, judge=judge)
         self.ctx.counters.backchannel += 1
         if response is None:
             return None, CibaError("transport_error")
@@ -200,7 +200,7 @@ class FlowRunner:
         if request is None:
             return time.monotonic()
         sent = time.monotonic()
-        response = self.transport.send(
+        response = self.transport.fire(
             request, name=f"device {action}", judge=_device_judge
         )
         if response is None or response.status >= 300:
@@ -236,7 +236,7 @@ class FlowRunner:
                 return OK
             return Judgement(CibaError(result.error or "malformed_error", status=response.status))
 
-        response = self.transport.send(poller.request(), name="token", judge=judge)
+        response = self.transport.fire(poller.request(), name="token", judge=judge)
         return (results[0] if results else None), response
 
     def poll_until_done(
@@ -319,7 +319,7 @@ class FlowRunner:
                 return Judgement(CibaError("malformed_token_response", member="access_token"))
             return OK
 
-        self.transport.send(request, name="token refresh", judge=judge)
+        self.transport.fire(request, name="token refresh", judge=judge)
 
     def _poll_flow(
         self, client: ClientConfig, profile: FlowProfile, outcome: Outcome, started: float | None
@@ -526,7 +526,7 @@ class FlowRunner:
                 return OK
             return Judgement(CibaError(code or "malformed_error", expected=expected, status=response.status))
 
-        self.transport.send(request, name="backchannel invalid", judge=judge)
+        self.transport.fire(request, name="backchannel invalid", judge=judge)
         self.ctx.counters.backchannel += 1
 
     # --- token endpoint polling --------------------------------------------------------------

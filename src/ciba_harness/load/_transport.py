@@ -4,7 +4,8 @@ Every request goes out through the session's user agent and is timed and counted
 Locust's request event, as `catch_response=True` would; a `judge` reads the `HttpResponse`
 and says whether it counts as a success (expected CIBA errors such as authorization_pending
 are 400s that succeed), a failure (with a `CibaError` carrying the code), and under which
-row name it is recorded.
+row name it is recorded. `LocustTransport.fire` is the load flows' lean path; `send` is the
+harness's `Transport` protocol (client/_transport.py), the one the httpx transport implements.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ciba_harness.core._http import HttpRequest, HttpResponse
+from ciba_harness.client._transport import ClientCertificate, Transport
+from ciba_harness.core._http import Exchange, HttpRequest, HttpResponse
 from ciba_harness.core._requests import error_code
 from ciba_harness.load._metrics import CibaError
 
@@ -51,7 +53,7 @@ def error_for(response: HttpResponse) -> CibaError:
     return CibaError(code, status=response.status)
 
 
-class LocustTransport:
+class LocustTransport(Transport):
     """Sends core requests with a FastHttpSession (`self.client` of a FastHttpUser).
 
     It sends through the session's own user agent (`session.client`: its connection pool,
@@ -67,8 +69,37 @@ class LocustTransport:
         self.session = session
         self._failures: tuple[type[BaseException], ...] = FAILURE_EXCEPTIONS
 
-    def send(self, request: HttpRequest, *, name: str, judge: Judge = ok) -> HttpResponse | None:
+    def send(
+        self, request: HttpRequest, *, label: str = "", cert: ClientCertificate | None = None
+    ) -> Exchange:
+        """The `Transport` protocol: the exchange, recorded in Locust under `label` (any HTTP
+        answer counts as a success there: judging it is the caller's). The session presents
+        its own client certificate, if any; a per-request one it cannot."""
+        exchange = Exchange(request, label=label)
+        if cert is not None:
+            exchange.error = "the Locust session cannot present a client certificate per request"
+            return exchange
+        started = time.perf_counter()
+        exchange.response, problem = self._carry(
+            request, label or request.url.partition("?")[0], ok
+        )
+        exchange.elapsed = time.perf_counter() - started
+        if exchange.response is None:
+            exchange.error = f"{type(problem).__name__}: {problem}"
+        return exchange
+
+    def fire(self, request: HttpRequest, *, name: str, judge: Judge = ok) -> HttpResponse | None:
         """The response as data, or None when no HTTP answer came (recorded as a failure)."""
+        return self._carry(request, name, judge)[0]
+
+    def close(self) -> None:
+        """Nothing to release: the connections are the Locust session's."""
+
+    def _carry(
+        self, request: HttpRequest, name: str, judge: Judge
+    ) -> tuple[HttpResponse | None, BaseException | None]:
+        """Send `request` and fire Locust's request event: (the response, None), or (None,
+        what went wrong) when no HTTP answer came (recorded as a failure)."""
         session = self.session
         user = getattr(session, "user", None)
         context = user.context() if user is not None else {}
@@ -97,12 +128,13 @@ class LocustTransport:
         status = 0 if raw is None or problem is not None else (raw.status_code or 0)
         if status == 0:
             # connection refused / reset / timeout: recorded with the transport exception
+            problem = problem or CibaError("transport_error")
             session.request_event.fire(
                 request_type=request.method, name=name, response_time=elapsed,
-                response_length=0, exception=problem or CibaError("transport_error"),
+                response_length=0, exception=problem,
                 context=context, response=raw, start_time=start_time, url=request.url,
             )
-            return None
+            return None, problem
         response = HttpResponse(
             status, tuple(raw.headers.items()) if raw.headers is not None else (), body
         )
@@ -112,4 +144,4 @@ class LocustTransport:
             response_length=len(body), exception=verdict.error, context=context, response=raw,
             start_time=start_time, url=request.url,
         )
-        return response
+        return response, None

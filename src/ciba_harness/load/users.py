@@ -33,7 +33,7 @@ from ciba_harness.load._capacity import (
     StatsWindow,
     judge_step,
 )
-from ciba_harness.load._context import LoadContext, tls_factory
+from ciba_harness.load._context import LoadContext, resolve_test_pki, tls_factory
 from ciba_harness.load._embedded import EmbeddedProvider
 from ciba_harness.load._flows import FlowRunner
 from ciba_harness.load._metrics import AuthReqIdTracker, CibaError, EventSink
@@ -298,7 +298,8 @@ def run_budget(environment: Any, settings: LoadSettings) -> float | None:
     from ciba_harness.core._config import load_config
 
     try:
-        budget = getattr(load_config(settings.config_path).budgets, "run_timeout", None)
+        config = load_config(settings.config_path, test_pki=resolve_test_pki)
+        budget = getattr(config.budgets, "run_timeout", None)
     except ConfigError:
         return None
     return float(budget) if budget else None
@@ -404,7 +405,7 @@ def _maybe_start_provider(environment: Any, settings: LoadSettings) -> None:
     from ciba_harness.core._config import load_config
 
     try:
-        config = load_config(settings.config_path)
+        config = load_config(settings.config_path, test_pki=resolve_test_pki)
     except ConfigError as exc:
         sys.stderr.write(f"ciba-harness load: {exc}\n")
         raise SystemExit(2) from None

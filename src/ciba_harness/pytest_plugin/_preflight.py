@@ -94,8 +94,10 @@ def preflight(
     """Load and check the user's input; raises CibaHarnessError with one clear message.
     `reachability_only`: of the provider, check only that discovery answers at all (plain
     pytest: what the answer says is the suites' verdict, e.g. CIBA-DISC-02)."""
+    from ciba_harness.provider.pki import resolve_pki_path
+
     path = Path(config_path) if config_path else default_profile_path()
-    config = load_config(path)
+    config = load_config(path, test_pki=resolve_pki_path)
     if issuer:
         config = config.with_issuer(issuer.rstrip("/"))
     if config.embedded:
@@ -137,16 +139,12 @@ def _check_port(bind: str, key: str, config: ProviderConfig) -> None:
 
 
 def _check_discovery(config: ProviderConfig, timeout: float, reachability_only: bool) -> None:
-    from ciba_harness.client._client import HttpxTransport
+    from ciba_harness.client._httpx import HttpxTransport
+    from ciba_harness.client._tls import provider_trust
     from ciba_harness.core._discovery import discovery_request
 
     request = discovery_request(config.issuer, config.discovery_url)
-    verify: object = True
-    if config.ca_bundle:
-        verify = str(config.ca_bundle)
-    if config.insecure_skip_verify:
-        verify = False
-    transport = HttpxTransport(timeout=timeout, verify=verify)
+    transport = HttpxTransport(timeout=timeout, verify=provider_trust(config))
     try:
         exchange = transport.send(request, label="preflight discovery")
     finally:
