@@ -96,6 +96,8 @@ GOOD: list[Case] = [
     (checks.auth_req_id_entropy, ([secrets.token_urlsafe(24) for _ in range(40)],), {}),
     (checks.token_response_complete, (ex(200, GOOD_TOKENS),), {}),
     (checks.token_response_complete, (ex(200, {"access_token": "a", "token_type": "Bearer"}),), {"openid": False}),
+    (checks.token_members_present, (GOOD_TOKENS,), {}),
+    (checks.token_members_present, ({"access_token": "a", "token_type": "Bearer"},), {"openid": False}),
     (checks.token_type_bearer, ({"token_type": "bearer"},), {}),
     (checks.token_type_bearer, ({"token_type": "DPoP"},), {}),
 ]
@@ -156,6 +158,8 @@ BAD: list[BadCase] = [
     (checks.token_response_complete, (ex(200, {**GOOD_TOKENS, "access_token": ""}),), {}, MissingMember, "CIBA-TOKEN-14"),
     (checks.token_response_complete, (ex(200, {**GOOD_TOKENS, "expires_in": "3600"}),), {}, InvalidMember, "CIBA-TOKEN-14"),
     (checks.token_response_complete, (ex(200, b"tokens!"),), {}, MalformedResponse, "CIBA-TOKEN-14"),
+    (checks.token_members_present, ({"access_token": "a", "token_type": "Bearer"},), {}, MissingMember, "CIBA-TOKEN-14"),
+    (checks.token_members_present, ({**GOOD_TOKENS, "token_type": 1},), {"requirement": "CIBA-PUSH-02"}, MissingMember, "CIBA-PUSH-02"),
     (checks.token_type_bearer, ({"token_type": "mac"},), {}, InvalidMember, "CIBA-TOKEN-25"),
     (checks.token_type_bearer, ({},), {}, InvalidMember, "CIBA-TOKEN-25"),
 ]
@@ -303,6 +307,12 @@ def test_entropy_edge_cases() -> None:
     assert estimate_entropy_bits(["", ""]) == 0.0
     assert estimate_entropy_bits(["aaaa"]) == 0.0
     assert estimate_entropy_bits(["abcd"]) == pytest.approx(8.0)
+
+
+def test_missing_token_members_keeps_the_order_of_the_required_ones() -> None:
+    assert checks.missing_token_members({"token_type": "Bearer"}) == ["access_token", "id_token"]
+    assert checks.missing_token_members({"access_token": "", "token_type": "x"}, openid=False) == ["access_token"]
+    assert checks.missing_token_members(GOOD_TOKENS) == []
 
 
 def test_runner_at_runs_a_check_at_the_given_severity() -> None:

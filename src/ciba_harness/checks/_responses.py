@@ -53,6 +53,8 @@ __all__ = [
     "not_server_error",
     "refused",
     "status_is",
+    "missing_token_members",
+    "token_members_present",
     "token_response_complete",
     "token_type_bearer",
     "www_authenticate_present",
@@ -465,22 +467,49 @@ def token_response_complete(
     token_type and id_token."""
     status_is(exchange, {200}, requirement=requirement)
     body = _body(exchange, requirement)
-    required = ["access_token", "token_type"] + (["id_token"] if openid else [])
-    missing = [name for name in required if not isinstance(body.get(name), str) or not body[name]]
-    if missing:
-        raise MissingMember(
-            requirement=requirement,
-            title="Token response lacks required members",
-            expected=", ".join(required),
-            actual=f"missing {', '.join(missing)}",
-            exchanges=[exchange],
-        )
+    token_members_present(body, openid=openid, requirement=requirement, exchange=exchange)
     if "expires_in" in body and not _is_positive_int(body["expires_in"]):
         raise InvalidMember(
             requirement=requirement,
             title="expires_in is not a positive integer",
             actual=repr(body["expires_in"]),
             exchanges=[exchange],
+        )
+
+
+def required_token_members(openid: bool = True) -> list[str]:
+    return ["access_token", "token_type"] + (["id_token"] if openid else [])
+
+
+def missing_token_members(payload: Mapping[str, Any], *, openid: bool = True) -> list[str]:
+    """The required token response members that are not non-empty strings, in order."""
+    return [
+        name
+        for name in required_token_members(openid)
+        if not isinstance(payload.get(name), str) or not payload[name]
+    ]
+
+
+@check("CIBA-TOKEN-14")
+def token_members_present(
+    payload: Mapping[str, Any],
+    *,
+    openid: bool = True,
+    requirement: str = "CIBA-TOKEN-14",
+    exchange: Exchange | None = None,
+) -> None:
+    """access_token, token_type and (openid) id_token are non-empty strings.
+
+    CIBA §10.1.1 / OIDC Core §3.1.3.3: a successful token response holds access_token,
+    token_type and id_token."""
+    missing = missing_token_members(payload, openid=openid)
+    if missing:
+        raise MissingMember(
+            requirement=requirement,
+            title="Token response lacks required members",
+            expected=", ".join(required_token_members(openid)),
+            actual=f"missing {', '.join(missing)}",
+            exchanges=[exchange] if exchange else [],
         )
 
 

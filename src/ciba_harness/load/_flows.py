@@ -21,6 +21,11 @@ import gevent
 from ciba_harness.checks._backchannel import auth_req_ids_unique
 from ciba_harness.checks._idtoken import validate_id_token
 from ciba_harness.checks._registry import CheckRunner
+from ciba_harness.checks._responses import (
+    missing_token_members,
+    token_members_present,
+    token_type_bearer,
+)
 from ciba_harness.client._drivers import DeviceContext, EmbeddedDriver, WebhookDriver
 from ciba_harness.core._clientauth import ClientAuthentication, sign_jwt
 from ciba_harness.core._config import ClientConfig
@@ -590,13 +595,14 @@ def _device_judge(response: HttpResponse) -> Judgement:
 
 
 def _token_problem(tokens: dict[str, object] | None) -> CibaError | None:
+    """The conformance suite's token checks (CIBA-TOKEN-14, -25) as a load failure naming the
+    first broken member."""
     if tokens is None:
         return CibaError("malformed_token_response", member="body")
-    for member in ("access_token", "token_type", "id_token"):
-        if not isinstance(tokens.get(member), str):
-            return CibaError("malformed_token_response", member=member)
-    token_type = tokens.get("token_type")
-    if isinstance(token_type, str) and token_type.lower() not in {"bearer", "dpop"}:
+    runner = CheckRunner()
+    if runner.failure(token_members_present, tokens) is not None:
+        return CibaError("malformed_token_response", member=missing_token_members(tokens)[0])
+    if runner.failure(token_type_bearer, tokens) is not None:
         return CibaError("malformed_token_response", member="token_type")
     return None
 
