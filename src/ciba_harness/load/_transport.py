@@ -63,11 +63,17 @@ class LocustTransport(Transport):
     raises (and catches) an HTTPError for every 4xx, which in CIBA polling is most answers:
     skipping it is a sixth of the generator's CPU per request (bench/bench_load.py)."""
 
-    def __init__(self, session: Any) -> None:
-        from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
+    def __init__(
+        self, session: Any, *, failures: tuple[type[BaseException], ...] | None = None
+    ) -> None:
+        """`failures`: what the session's user agent raises for a failed request (default:
+        Locust's FAILURE_EXCEPTIONS; importing Locust monkey-patches the process)."""
+        if failures is None:
+            from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
 
+            failures = FAILURE_EXCEPTIONS
         self.session = session
-        self._failures: tuple[type[BaseException], ...] = FAILURE_EXCEPTIONS
+        self._failures: tuple[type[BaseException], ...] = failures
 
     def send(
         self, request: HttpRequest, *, label: str = "", cert: ClientCertificate | None = None
