@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ciba_harness.checks._registry import CheckRunner, check
+from ciba_harness.checks._responses import missing_token_members
 from ciba_harness.core._codes import PUSH_ERROR_CODES
 from ciba_harness.core._errors import (
     CheckFailure,
@@ -481,11 +482,7 @@ def push_token_payload(
             actual=repr(payload.get("auth_req_id")),
             secrets=secrets,
         )
-    missing = [
-        name
-        for name in ("access_token", "token_type", "id_token")
-        if not isinstance(payload.get(name), str) or not payload[name]
-    ]
+    missing = missing_token_members(payload)
     if missing:
         raise NotificationViolation(
             requirement=requirement,
