@@ -19,7 +19,9 @@ Modules (private; import from here): `_values` (single values), `_cases` (the ca
 `_clients` and `_params` (who sends, with which valid parameters), `_auth` (client
 authentication deviations), `_request_objects` (signed request objects), `_backchannel`
 (whole authentication requests and their mutations), `_oracle` (`classify`), `_tokens`
-(token requests).
+(token requests); for the fuzz suites `_judging` (the judgement of one fuzzed answer),
+`_transactions` (the model of a CIBA transaction) and `_state_machine` (the machine that
+drives it).
 """
 
 from __future__ import annotations

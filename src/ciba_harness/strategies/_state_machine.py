@@ -12,6 +12,9 @@ waits for the interval before polling again; both within the profile's slept-tim
 Otherwise polls go out at once, and the model allows slow_down for those that are too fast.
 Hypothesis shrinks toward impatient programs; when shrinking, programs sleep only if the
 failing program had slept, for at most the profile's machine_shrink_sleep seconds.
+
+The model of one transaction (its state, the answers it allows, its invariants) is
+`strategies._transactions`; this module drives it: rules, sleeping, checks.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hypothesis import note, strategies as st
@@ -51,58 +53,20 @@ from ciba_harness.checks._responses import (
 from ciba_harness.core._config import ClientConfig
 from ciba_harness.core._discovery import ProviderMetadata
 from ciba_harness.core._http import Exchange, HttpRequest
-from ciba_harness.core._poller import SLOW_DOWN_INCREMENT
-from ciba_harness.core._requests import Acknowledgement, build_refresh_request, error_code
+from ciba_harness.core._requests import build_refresh_request, error_code
 from ciba_harness.strategies._judging import keep_last_exchanges
+from ciba_harness.strategies._transactions import (
+    DEFAULT_INTERVAL,
+    EXPIRY_MARGIN,
+    RATE_MARGIN,
+    RECORD_KEPT,
+    MachineFlow,
+    Tx,
+)
 
-__all__ = ["MachineBudget", "MachineClient", "MachineFlow", "Tx", "make_machine"]
+__all__ = ["MachineBudget", "MachineClient", "make_machine"]
 
-RATE_MARGIN = 0.25  # s: a poll this much later than the interval is surely not too fast
-EXPIRY_MARGIN = 0.5  # s: around expires_in both pending and expired_token are right
-RECORD_KEPT = 1.0  # s after that: an OP may have dropped the record (invalid_grant)
 MAX_TRANSACTIONS = 3  # per program: steps go to what happens to them, not to starting more
-DEFAULT_INTERVAL = 5.0  # CIBA-ACK-10
-
-
-@dataclass(eq=False)
-class Tx:
-    """The model of one transaction: what the client knows and what it has seen."""
-
-    label: str
-    client: ClientConfig
-    flow: MachineFlow
-    sent_at: float  # monotonic, before the authentication request was sent
-    acked_at: float  # monotonic, when its acknowledgement arrived
-    expires_in: int | None
-    interval: float
-    state: str = "pending"  # pending approved denied expired redeemed abandoned
-    reported: bool = False  # the terminal error was already answered once
-    last_sent: float | None = None
-    last_received: float | None = None
-    approved_at: float | None = None
-    intervals: list[float] = field(default_factory=list)
-    token_times: list[float] = field(default_factory=list)
-    refresh_token: str | None = None  # the newest one: the client follows rotation
-    replayed: bool = False  # its auth_req_id was presented again after redemption
-
-    @property
-    def auth_req_id(self) -> str:
-        return self.flow.auth_req_id
-
-    def __repr__(self) -> str:
-        return self.label
-
-
-
-class MachineFlow(Protocol):
-    """What the machine reads of a started transaction (client._client.Flow)."""
-
-    @property
-    def exchange(self) -> Exchange: ...
-    @property
-    def acknowledgement(self) -> Acknowledgement | None: ...
-    @property
-    def auth_req_id(self) -> str: ...
 
 
 class _Recorded(Protocol):
@@ -237,18 +201,6 @@ def make_machine(
             note(f"{tx.label}: {client.name}, expires_in {ack.expires_in}, interval {ack.interval}")
             return tx
 
-        def expiry(self, tx: Tx, sent: float, received: float) -> str:
-            """'alive', 'maybe' or 'expired' for a request sent and answered at these times."""
-            if tx.expires_in is None:
-                return "alive"
-            earliest = tx.sent_at + tx.expires_in  # the OP counts from when it got the request
-            latest = tx.acked_at + tx.expires_in
-            if received < earliest - EXPIRY_MARGIN:
-                return "alive"
-            if sent > latest + EXPIRY_MARGIN:
-                return "expired"
-            return "maybe"
-
         def poll_owner(self, tx: Tx) -> Exchange | None:
             """The owner polls; the model predicts the answer and follows it."""
             if tx.state == "abandoned":
@@ -257,40 +209,9 @@ def make_machine(
             exchange = ciba.token(tx.client, tx.auth_req_id, label=f"poll {tx.label}")
             received = time.monotonic()
             keep_last_exchanges(ciba)
-            too_fast = (
-                tx.last_received is not None and sent - tx.last_received < tx.interval + RATE_MARGIN
-            )
-            tx.last_sent, tx.last_received = sent, received
-            expiry = self.expiry(tx, sent, received)
-            if tx.state == "pending" and expiry == "expired":
-                tx.state = "expired"
-            state = tx.state
-            codes: set[str]
-            if state == "pending":
-                codes = {"authorization_pending"}
-                requirement = "CIBA-TOKEN-05"
-                if expiry == "maybe":
-                    codes.add("expired_token")
-            elif state == "approved":
-                codes = {"expired_token"} if expiry != "alive" else set()
-                requirement = "CIBA-TOKEN-14"
-            elif state == "expired":
-                codes = {"expired_token"} | ({"invalid_grant"} if tx.reported else set())
-                if tx.expires_in is not None and sent > tx.acked_at + tx.expires_in + (
-                    EXPIRY_MARGIN + RECORD_KEPT
-                ):
-                    # Long after expiry the OP may have forgotten the request: an unknown
-                    # auth_req_id is invalid_grant (CIBA §11, RFC 6749 §5.2). Right after
-                    # expiry expired_token is still due (test_expired_token_after_expiry).
-                    codes.add("invalid_grant")
-                requirement = "CIBA-TOKEN-12"
-            elif state == "denied":
-                codes = {"access_denied"} | ({"invalid_grant"} if tx.reported else set())
-                requirement = "CIBA-TOKEN-13"
-            else:  # redeemed
-                codes = {"invalid_grant"}
-                requirement = "CIBA-TOKEN-16"
-                tx.replayed = True  # the OP may now revoke the tokens issued (A-11)
+            forecast = tx.forecast_poll(sent, received)
+            state, codes, requirement = forecast.state, forecast.codes, forecast.requirement
+            too_fast = forecast.too_fast
             response = exchange.response
             if response is not None and response.status == 200:
                 tx.token_times.append(received)
@@ -331,15 +252,7 @@ def make_machine(
                 self.check(status_is, exchange, {200}, requirement=requirement)
             self.check(error_code_is, exchange, allowed, requirement=requirement)
             self.check(status_is, exchange, {400}, requirement="CIBA-TOKEN-21")
-            if code == "slow_down":
-                tx.interval += SLOW_DOWN_INCREMENT  # CIBA-TOKEN-06, for this and later polls
-                tx.intervals.append(tx.interval)
-            elif code == "invalid_request":
-                tx.state = "abandoned"
-            elif code == "expired_token":
-                tx.state, tx.reported = "expired", True
-            elif code in {"access_denied", "invalid_grant"}:
-                tx.reported = True
+            tx.follow(code)
             return exchange
 
         def poll_as_other(self, tx: Tx) -> None:
@@ -360,7 +273,7 @@ def make_machine(
             self.check(error_code_is, exchange, {"invalid_grant"}, requirement="CIBA-TOKEN-04")
 
         def decide(self, tx: Tx, action: str) -> None:
-            alive = self.expiry(tx, time.monotonic(), time.monotonic() + 1.0) == "alive"
+            alive = tx.expiry(time.monotonic(), time.monotonic() + 1.0) == "alive"
             if tx.state != "pending" or not alive:
                 return  # too late to decide: the model keeps its state
             with self.watch():
@@ -502,17 +415,8 @@ def make_machine(
             """One redemption per auth_req_id, no tokens before approval, none after denial
             or expiry, the interval only grows."""
             for tx in self.txs:
-                if len(tx.token_times) > 1:
-                    self.check(_violation, "CIBA-TOKEN-16", f"{tx.label} redeemed twice")
-                if tx.token_times and (
-                    tx.approved_at is None or min(tx.token_times) < tx.approved_at
-                ):
-                    self.check(_violation, "CIBA-TOKEN-05", f"{tx.label}: tokens, not approved")
-                if tx.token_times and tx.state in {"denied", "expired"}:
-                    row = "CIBA-TOKEN-13" if tx.state == "denied" else "CIBA-TOKEN-12"
-                    self.check(_violation, row, f"{tx.label}: tokens after {tx.state}")
-                if tx.intervals != sorted(tx.intervals) or tx.intervals[0] <= 0:
-                    self.check(_violation, "CIBA-TOKEN-06", f"{tx.label}: {tx.intervals}")
+                for requirement, what in tx.violations():
+                    self.check(_violation, requirement, what)
 
     return CibaTransactions
 
