@@ -27,7 +27,7 @@ from ciba_harness.checks._responses import (
     token_type_bearer,
 )
 from ciba_harness.client._drivers import DeviceContext, EmbeddedDriver, WebhookDriver
-from ciba_harness.core._clientauth import ClientAuthentication, sign_jwt
+from ciba_harness.core._clientauth import ClientAuthentication
 from ciba_harness.core._config import ClientConfig
 from ciba_harness.core._errors import InvalidIdToken
 from ciba_harness.core._http import HttpResponse
@@ -41,6 +41,7 @@ from ciba_harness.core._requests import (
     build_backchannel_request,
     build_refresh_request,
     error_code,
+    login_hint_token as login_hint_token_for,
     parse_acknowledgement,
 )
 from ciba_harness.load._context import LoadContext
@@ -114,7 +115,7 @@ class FlowRunner:
             login_hint = users.second_login_hint  # two users; the user code is the first one's
         login_hint_token = id_token_hint = None
         if profile.hint == "login_hint_token":
-            login_hint_token = self._login_hint_token(login_hint)
+            login_hint_token = login_hint_token_for(users, "valid", user=login_hint, client=client)
         elif profile.hint == "id_token_hint":
             id_token_hint = self.id_tokens.get(client.client_id)
         return BackchannelParams(
@@ -127,13 +128,6 @@ class FlowRunner:
             client_notification_token=token,
             user_code=users.user_code if client.user_code_required else None,
         )
-
-    def _login_hint_token(self, user: str) -> str | None:
-        users = self.ctx.config.users
-        if users.login_hint_token_hs256_key:
-            claims = {"sub": user, "exp": int(time.time()) + 300}
-            return sign_jwt(claims, users.login_hint_token_hs256_key.encode(), "HS256")
-        return users.login_hint_token
 
     # --- the backchannel request -------------------------------------------------------------
     def backchannel(
