@@ -11,13 +11,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ciba_harness.checks._delivery import callback_violations
 from ciba_harness.checks._registry import CheckRunner
 from ciba_harness.core._notifications import EndpointBehaviour, Notification, parse_notification
 
 __all__ = ["NotificationInbox"]
+
+
+def _matches(
+    note: Notification, token: str | None, auth_req_id: str | None, path: str | None
+) -> bool:
+    """Every criterion given (not None) holds."""
+    return (
+        (token is None or note.bearer == token)
+        and (auth_req_id is None or note.auth_req_id == auth_req_id)
+        and (path is None or note.path == path)
+    )
 
 
 class NotificationInbox:
@@ -64,13 +75,7 @@ class NotificationInbox:
         self, *, token: str | None = None, auth_req_id: str | None = None, path: str | None = None
     ) -> list[Notification]:
         with self._lock:
-            return [
-                n
-                for n in self._received
-                if (token is None or n.bearer == token)
-                and (auth_req_id is None or n.auth_req_id == auth_req_id)
-                and (path is None or n.path == path)
-            ]
+            return [n for n in self._received if _matches(n, token, auth_req_id, path)]
 
     def wait_for(
         self,
@@ -82,20 +87,7 @@ class NotificationInbox:
         count: int = 1,
     ) -> list[Notification]:
         """Block until `count` matching callbacks arrived or `timeout` passed; returns them."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while True:
-                found = [
-                    n
-                    for n in self._received
-                    if (token is None or n.bearer == token)
-                    and (auth_req_id is None or n.auth_req_id == auth_req_id)
-                    and (path is None or n.path == path)
-                ]
-                remaining = deadline - time.monotonic()
-                if len(found) >= count or remaining <= 0:
-                    return found
-                self._lock.wait(remaining)
+        return self._wait(lambda n: _matches(n, token, auth_req_id, path), timeout, count)
 
     def wait_for_flow(
         self,
@@ -116,6 +108,11 @@ class NotificationInbox:
             )
             return named and (path is None or n.path == path)
 
+        return self._wait(belongs, timeout, count)
+
+    def _wait(
+        self, belongs: Callable[[Notification], bool], timeout: float, count: int
+    ) -> list[Notification]:
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
