@@ -16,8 +16,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ciba_harness import Flow, Severity, UnexpectedSuccess, build_backchannel_request, check
-from ciba_harness.checks._backchannel import accepted, describe_refusal, no_acknowledgement
+from ciba_harness import Flow, Severity, build_backchannel_request
+from ciba_harness.checks._backchannel import (
+    accepted,
+    describe_refusal,
+    invalid_value_refused,
+    no_acknowledgement,
+)
 from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._responses import (
     error_body_well_formed,
@@ -78,21 +83,6 @@ def hints_supported(config) -> None:
         pytest.skip(
             "not black-box testable here: no login_hint_token_hs256_key and no "
             "login_hint_token in [users]"
-        )
-
-
-@check("CIBA-AUTH-21", title="A parameter value the spec calls invalid is refused")
-def invalid_value_refused(exchange, *, requirement: str = "CIBA-AUTH-21") -> None:
-    """CIBA §13: invalid_request is the answer to "an invalid value" of a parameter; without a
-    MUST to refuse, accepting such a value is a warning (Verdict severity), not a silent pass."""
-    response = exchange.response
-    if response is not None and 200 <= response.status < 300:
-        raise UnexpectedSuccess(
-            requirement=requirement,
-            title="An invalid parameter value was accepted",
-            expected="400 invalid_request",
-            actual=f"HTTP {response.status}",
-            exchanges=[exchange],
         )
 
 

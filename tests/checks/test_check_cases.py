@@ -1,4 +1,5 @@
-"""Every registered check of checks/_backchannel, _delivery, _fapi and _idtoken on a passing
+"""Every registered check of checks/_backchannel, _delivery, _fapi, _idtoken (and the fuzz
+judging's checks in strategies/_judging) on a passing
 and a failing input: it holds on the first and raises the right CheckFailure subclass naming
 the right requirement on the second. (checks/_responses is tabled in
 tests/core/test_core_checks.py; tests/checks/test_every_check_is_tested.py makes sure no
@@ -42,6 +43,7 @@ from ciba_harness.core._notifications import (
     parse_notification,
 )
 from ciba_harness.core._tls import TlsProbe
+from ciba_harness.strategies import _judging as fuzz
 
 ISSUER = "https://op.example.com"
 CLIENT = "poll-rs256"
@@ -128,6 +130,8 @@ GOOD: list[Case] = [
     (bc.accepted, (ACK,), {"requirement": "R-1"}),
     (bc.no_acknowledgement, (ex(405, b"Method Not Allowed", content_type="text/plain"),), {}),
     (bc.no_acknowledgement, (ex(200, {"status": "ok"}),), {}),
+    (bc.invalid_value_refused, (ex(400, {"error": "invalid_request"}),), {}),
+    (bc.invalid_value_refused, (NO_ANSWER,), {}),
     (bc.auth_req_ids_unique, (["a", "b", "c"],), {}),
     (bc.auth_req_ids_unique, (["c"],), {"issued_before": {"a", "b"}}),
     (bc.no_notifications, (inbox_with("seen"), ["other"]), {}),
@@ -207,6 +211,10 @@ GOOD: list[Case] = [
     (idt.id_token_at_hash_matches, (id_token(at_hash=None), ACCESS), {}),
     (idt.id_token_rt_hash_matches, (GOOD_TOKEN, REFRESH), {"mandatory": True}),
     (idt.id_token_rt_hash_matches, (id_token(rt_hash=None), REFRESH), {}),
+    # --- strategies/_judging ---
+    (fuzz.fuzz_answered, (PENDING,), {"requirement": "R-7"}),
+    (fuzz.fuzz_answered, (ex(503, b"", content_type="text/plain", **{"Retry-After": "1"}),), {"requirement": "R-7", "retry_after_ok": True}),
+    (fuzz.fuzz_guess_not_pending, (ex(400, {"error": "invalid_grant"}),), {}),
 ]
 
 BadCase = tuple[Callable[..., None], tuple[Any, ...], dict[str, Any], type[CheckFailure], str]
@@ -215,6 +223,7 @@ BAD: list[BadCase] = [
     (bc.accepted, (ex(400, {"error": "invalid_request"}),), {"requirement": "R-1"}, UnexpectedStatus, "R-1"),
     (bc.accepted, (NO_ANSWER,), {"requirement": "R-1"}, UnexpectedStatus, "R-1"),
     (bc.no_acknowledgement, (ACK,), {}, UnexpectedSuccess, "CIBA-AUTH-02"),
+    (bc.invalid_value_refused, (ACK,), {}, UnexpectedSuccess, "CIBA-AUTH-21"),
     (bc.auth_req_ids_unique, (["a", "b", "a"],), {}, InvalidMember, "CIBA-ACK-06"),
     (bc.auth_req_ids_unique, (["b"],), {"issued_before": {"a", "b"}}, InvalidMember, "CIBA-ACK-06"),
     (bc.no_notifications, (inbox_with("seen"), ["seen"]), {}, NotificationViolation, "CIBA-AERR-15"),
@@ -312,6 +321,10 @@ BAD: list[BadCase] = [
     (idt.id_token_at_hash_matches, (id_token(at_hash=None), ACCESS), {"mandatory": True, "requirement": "CIBA-PUSH-04"}, InvalidIdToken, "CIBA-PUSH-04"),
     (idt.id_token_rt_hash_matches, (GOOD_TOKEN, "another-refresh-token"), {}, InvalidIdToken, "CIBA-IDT-07"),
     (idt.id_token_rt_hash_matches, (id_token(rt_hash=None), REFRESH), {"mandatory": True, "requirement": "CIBA-PUSH-05"}, InvalidIdToken, "CIBA-PUSH-05"),
+    # --- strategies/_judging ---
+    (fuzz.fuzz_answered, (NO_ANSWER,), {"requirement": "R-7"}, UnexpectedStatus, "R-7"),
+    (fuzz.fuzz_answered, (ex(503, b"", content_type="text/plain", **{"Retry-After": "1"}),), {"requirement": "R-7"}, UnexpectedStatus, "R-7"),
+    (fuzz.fuzz_guess_not_pending, (PENDING,), {}, CheckFailure, "CIBA-TOKEN-03"),
 ]
 
 

@@ -1,6 +1,7 @@
-"""Every check registered by the harness (`import ciba_harness.checks`) has unit cases: at
-least one input it holds on and one it breaks on, in tests/checks/test_check_cases.py or in
-tests/core/test_core_checks.py. A new check without cases fails here."""
+"""Every check registered by the harness (ciba_harness.checks, and the fuzz judging of
+ciba_harness.strategies) has unit cases: at least one input it holds on and one it breaks on,
+in tests/checks/test_check_cases.py or in tests/core/test_core_checks.py. A new check without
+cases fails here. (The client plan's checks, ciba_harness.rp, have tests/rp/test_client_checks.py.)"""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import ciba_harness.checks
+import ciba_harness.strategies._judging
 from ciba_harness.checks import CHECKS
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -22,9 +24,15 @@ def _tables() -> list[tuple[list[Any], list[Any]]]:
     return [(module.GOOD, module.BAD) for module in modules]
 
 
+HARNESS_PACKAGES = (ciba_harness.checks.__name__ + ".", ciba_harness.strategies._judging.__name__)
+
+
 def harness_checks() -> set[str]:
-    package = ciba_harness.checks.__name__ + "."
-    return {name for name, info in CHECKS.items() if info.function.__module__.startswith(package)}
+    return {
+        name
+        for name, info in CHECKS.items()
+        if info.function.__module__.startswith(HARNESS_PACKAGES)
+    }
 
 
 def test_every_registered_check_holds_and_breaks_in_a_case() -> None:
@@ -53,4 +61,5 @@ def test_every_checks_module_registers_something() -> None:
         "ciba_harness.checks._delivery",
         "ciba_harness.checks._fapi",
         "ciba_harness.checks._idtoken",
+        "ciba_harness.strategies._judging",
     } <= modules

@@ -33,6 +33,7 @@ CHECK_MODULES = (
     "ciba_harness.checks._delivery",
     "ciba_harness.checks._fapi",
     "ciba_harness.checks._idtoken",
+    "ciba_harness.strategies._judging",
 )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "backchannel_endpoint_https",
     "ciba_grant_advertised",
     "delivery_modes_valid",
+    "invalid_value_refused",
     "issuer_matches",
     "describe_refusal",
     "metadata_document",
@@ -105,6 +106,21 @@ def no_acknowledgement(exchange: Exchange, *, requirement: str = "CIBA-AUTH-02")
                 actual=f"HTTP {response.status} with an auth_req_id",
                 exchanges=[exchange],
             )
+
+
+@check("CIBA-AUTH-21", title="A parameter value the spec calls invalid is refused")
+def invalid_value_refused(exchange: Exchange, *, requirement: str = "CIBA-AUTH-21") -> None:
+    """CIBA §13: invalid_request is the answer to "an invalid value" of a parameter; without a
+    MUST to refuse, accepting such a value is a warning (Verdict severity), not a silent pass."""
+    response = exchange.response
+    if response is not None and 200 <= response.status < 300:
+        raise UnexpectedSuccess(
+            requirement=requirement,
+            title="An invalid parameter value was accepted",
+            expected="400 invalid_request",
+            actual=f"HTTP {response.status}",
+            exchanges=[exchange],
+        )
 
 
 def describe_refusal(exchange: Exchange) -> str:
