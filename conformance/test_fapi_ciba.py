@@ -28,9 +28,7 @@ import pytest
 from ciba_harness import RequestObjectSpec, Severity, decode_unverified, discovery_request
 from ciba_harness.checks._backchannel import accepted, ciba_grant_advertised, metadata_document
 from ciba_harness.checks._delivery import (
-    acr_present,
     callback_count_at_most,
-    id_token_alg_is,
     no_callback_for_flow,
     token_error_is,
 )
@@ -49,6 +47,7 @@ from ciba_harness.checks._fapi import (
     string_array_if_present,
     token_entropy,
 )
+from ciba_harness.checks._idtoken import acr_present, id_token_alg_is
 from ciba_harness.checks._responses import refused, status_is, token_response_complete
 from ciba_harness.client._tls import FAPI_TLS12_CIPHERS, offerable_tls12_ciphers, probe_tls
 from ciba_harness.core._notifications import EndpointBehaviour

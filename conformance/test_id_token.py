@@ -20,7 +20,7 @@ from ciba_harness import (
     decode_unverified,
 )
 from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._delivery import (
+from ciba_harness.checks._idtoken import (
     acr_present,
     auth_time_within,
     claim_present,

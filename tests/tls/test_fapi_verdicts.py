@@ -8,7 +8,7 @@ import pytest
 from tls_suite_helpers import TLS_PROFILE, run_conformance
 
 from ciba_harness import Severity
-from ciba_harness.checks._delivery import acr_present
+from ciba_harness.checks._idtoken import acr_present
 from ciba_harness.checks._registry import CheckRunner
 from ciba_harness.core._errors import CheckFailure
 from ciba_harness.core._verdict_rules import PROFILE_RULES, mandatory_requirements

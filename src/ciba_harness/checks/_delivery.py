@@ -1,5 +1,5 @@
-"""Checks of the delivery side: token endpoint answers (CIBA §10.1, §11), ping and push
-callbacks (§10.2, §10.3, §12) and ID token details (§10.1.1, §10.3.1; OIDC Core §2).
+"""Checks of the delivery side: token endpoint answers (CIBA §10.1, §11) and ping and push
+callbacks (§10.2, §10.3, §12). ID token rules are in checks/_idtoken.py.
 
 Like every check, each function returns None when its condition holds and raises a
 `CheckFailure` naming the requirement when it does not; the caller picks the severity.
@@ -7,7 +7,7 @@ Like every check, each function returns None when its condition holds and raises
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,7 +16,6 @@ from ciba_harness.checks._responses import missing_token_members
 from ciba_harness.core._codes import PUSH_ERROR_CODES
 from ciba_harness.core._errors import (
     CheckFailure,
-    InvalidIdToken,
     InvalidMember,
     MalformedResponse,
     MissingMember,
@@ -27,15 +26,12 @@ from ciba_harness.core._errors import (
     hide_check_failure_frames,
 )
 from ciba_harness.core._http import Exchange
-from ciba_harness.core._idtoken import decode_unverified
 from ciba_harness.core._notifications import MAX_NOTIFICATION_BYTES, Notification
 
 __tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
 __all__ = [
     "FAST_POLL_CODES",
-    "acr_present",
-    "auth_time_within",
     "callback_arrived",
     "callback_bearer_is",
     "callback_body_is_json_object",
@@ -47,16 +43,12 @@ __all__ = [
     "callback_names_auth_req_id",
     "callback_size_within",
     "callback_violations",
-    "claim_present",
     "fast_poll_answer_allowed",
-    "id_token_alg_is",
-    "nonce_absent",
     "no_callback_for_flow",
     "ping_body_only_auth_req_id",
     "push_error_code_allowed",
     "push_error_is",
     "push_token_payload",
-    "same_subject",
     "single_redemption",
     "token_endpoint_uses_tls",
     "token_error_is",
@@ -560,129 +552,4 @@ def push_error_is(note: Notification, code: str, auth_req_id: str, *, requiremen
             title="Pushed error names another auth_req_id",
             expected=auth_req_id,
             actual=repr(payload.get("auth_req_id")),
-        )
-
-
-# --- ID token details -------------------------------------------------------------------------
-
-
-@check("CIBA-IDT-02")
-def id_token_alg_is(
-    id_token: str,
-    algs: Collection[str],
-    *,
-    requirement: str = "CIBA-IDT-02",
-    exchange: Exchange | None = None,
-) -> None:
-    """The ID token's JWS alg is the registered one.
-
-    OIDC Registration §2: the ID token is signed with id_token_signed_response_alg (default
-    RS256)."""
-    try:
-        header, _ = decode_unverified(id_token)
-    except ValueError as exc:
-        raise InvalidIdToken(
-            requirement=requirement,
-            title="ID token is not a JWS",
-            actual=str(exc),
-            exchanges=[exchange] if exchange else [],
-            secrets=[id_token],
-        ) from None
-    if header.get("alg") not in algs:
-        raise InvalidIdToken(
-            requirement=requirement,
-            title="ID token alg differs from the registered one",
-            expected=" or ".join(sorted(algs)),
-            actual=repr(header.get("alg")),
-            exchanges=[exchange] if exchange else [],
-            secrets=[id_token],
-        )
-
-
-@check("CIBA-IDT-03")
-def acr_present(claims: Mapping[str, Any], *, requirement: str = "CIBA-IDT-03") -> None:
-    """The ID token has an acr claim (acr_values was sent).
-
-    CIBA §7.1: when acr_values was sent the ID token's acr claim is highly RECOMMENDED (a
-    warning; MUST under FAPI-CIBA)."""
-    if not isinstance(claims.get("acr"), str) or not claims["acr"]:
-        raise InvalidIdToken(
-            requirement=requirement,
-            title="ID token has no acr although acr_values was requested",
-            expected="acr claim",
-            actual=repr(claims.get("acr")),
-        )
-
-
-@check("CIBA-IDT-04")
-def auth_time_within(
-    claims: Mapping[str, Any],
-    earliest: float,
-    latest: float,
-    *,
-    skew: float,
-    requirement: str = "CIBA-IDT-04",
-) -> None:
-    """auth_time, when present, lies between the request and the token response (± skew).
-
-    OIDC Core §2: auth_time, when present, is the time of the user's authentication."""
-    if "auth_time" not in claims:
-        return
-    value = claims["auth_time"]
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise InvalidIdToken(
-            requirement=requirement, title="auth_time is not a number", actual=repr(value)
-        )
-    if not earliest - skew <= value <= latest + skew:
-        raise InvalidIdToken(
-            requirement=requirement,
-            title="auth_time lies outside the authentication request window",
-            expected=f"between {earliest:.0f} and {latest:.0f} (± {skew:g} s)",
-            actual=f"{value} ({value - earliest:+.0f} s from the request)",
-        )
-
-
-@check("CIBA-IDT-09")
-def same_subject(
-    first: str,
-    second: str,
-    *,
-    requirement: str = "CIBA-IDT-09",
-    exchange: Exchange | None = None,
-) -> None:
-    """Two flows for the same user and client yield the same sub.
-
-    CIBA §7.1 (implied) / OIDC Core §2: sub identifies the user named by the hint, stably for
-    one client."""
-    if first != second:
-        raise InvalidIdToken(
-            requirement=requirement,
-            title="sub differs between two flows for the same user and client",
-            expected=first,
-            actual=second,
-            exchanges=[exchange] if exchange else [],
-        )
-
-
-@check(title="An optional ID token claim is present")
-def claim_present(claims: Mapping[str, Any], name: str, *, requirement: str) -> None:
-    """The claim is present (used at INFO severity to record optional claims).
-
-    Generic: records OPTIONAL ID token claims (OIDC Core §2, CIBA §10.1.1)."""
-    if name not in claims:
-        raise InvalidIdToken(
-            requirement=requirement, title=f"ID token has no {name}", actual=sorted(claims)
-        )
-
-
-@check("CIBA-IDT-05")
-def nonce_absent(claims: Mapping[str, Any], *, requirement: str = "CIBA-IDT-05") -> None:
-    """CIBA requests carry no nonce, so the ID token has none.
-
-    CIBA §7.1 (descriptive): CIBA requests carry no nonce, so the ID token has none."""
-    if "nonce" in claims:
-        raise InvalidIdToken(
-            requirement=requirement,
-            title="ID token carries a nonce although CIBA requests have none",
-            actual=repr(claims["nonce"]),
         )
