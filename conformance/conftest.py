@@ -58,6 +58,36 @@ def push_client(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata) ->
     return require_client(ciba_config, ciba_metadata, mode="push")
 
 
+@pytest.fixture(params=["poll", "ping", "push"])
+def any_client(
+    request: pytest.FixtureRequest, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+) -> ClientConfig:
+    """One client per advertised delivery mode."""
+    return require_client(ciba_config, ciba_metadata, mode=request.param)
+
+
+@pytest.fixture(params=["ping", "push"])
+def notified_client(
+    request: pytest.FixtureRequest, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata
+) -> ClientConfig:
+    """A ping or a push client (client_notification_token is REQUIRED for them)."""
+    return require_client(ciba_config, ciba_metadata, mode=request.param)
+
+
+@pytest.fixture
+def user_code_client(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata) -> ClientConfig:
+    """A client registered for user codes, with the test user's code configured; or skip."""
+    if not ciba_metadata.user_code_supported:
+        pytest.skip(
+            "not applicable: the provider does not advertise "
+            "backchannel_user_code_parameter_supported=true"
+        )
+    client = require_client(ciba_config, ciba_metadata, user_code=True, feature="user codes")
+    if not ciba_config.users.user_code:
+        pytest.skip("not covered: no [users] user_code configured for the test user")
+    return client
+
+
 @pytest.fixture(scope="module")
 def fapi_profile(ciba_config: ProviderConfig) -> None:
     """Skip the module unless the FAPI-CIBA profile is selected (`pytestmark` of the FAPI

@@ -45,13 +45,6 @@ CONCURRENT_REQUESTS = 8
 #: bits 128 real bits are out of reach (failure); below 144, 160 recommended bits are (warning).
 FAIL_BELOW_BITS = 96.0
 WARN_BELOW_BITS = 144.0
-MODES = ["poll", "ping", "push"]
-
-
-@pytest.fixture(params=MODES)
-def any_client(request, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata):
-    """One client per advertised delivery mode."""
-    return require_client(ciba_config, ciba_metadata, mode=request.param)
 
 
 def acknowledged(ciba: CibaClient, client, requirement: str):

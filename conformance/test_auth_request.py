@@ -32,7 +32,6 @@ from ciba_harness.checks._responses import (
     token_response_complete,
 )
 from ciba_harness.core._requests import error_code, parse_acknowledgement
-from ciba_harness.pytest_plugin import require_client
 from ciba_harness.pytest_plugin.sequences import (
     expect_accepted,
     expect_backchannel_error,
@@ -52,25 +51,6 @@ if TYPE_CHECKING:
     from ciba_harness.core._discovery import ProviderMetadata
 
 UNKNOWN_SCOPE = "x_harness_unknown_scope"
-
-
-@pytest.fixture(params=["ping", "push"])
-def notified_client(request, ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata):
-    """A ping or a push client (client_notification_token is REQUIRED for them)."""
-    return require_client(ciba_config, ciba_metadata, mode=request.param)
-
-
-@pytest.fixture
-def user_code_client(ciba_config: ProviderConfig, ciba_metadata: ProviderMetadata):
-    if not ciba_metadata.user_code_supported:
-        pytest.skip(
-            "not applicable: the provider does not advertise "
-            "backchannel_user_code_parameter_supported=true"
-        )
-    client = require_client(ciba_config, ciba_metadata, user_code=True, feature="user codes")
-    if not ciba_config.users.user_code:
-        pytest.skip("not covered: no [users] user_code configured for the test user")
-    return client
 
 
 # --- helpers --------------------------------------------------------------------------------
