@@ -271,6 +271,24 @@ def test_an_auth_req_id_issued_twice_fails_ack_06_in_any_fork(
     assert not other_test.runner.outcomes[-1].passed
 
 
+def test_every_acknowledged_backchannel_answer_needs_a_new_auth_req_id(
+    client: CibaClient, mock: respx.MockRouter, config: ProviderConfig
+) -> None:
+    """Not only flows started with `start`: any accepted request (a test sending its own
+    parameters) whose auth_req_id was issued before fails CIBA-ACK-06; refusals are not ids."""
+    poll = config.client("poll-basic")
+    route = mock.post(f"{ISSUER}/bc-authorize")
+    route.mock(return_value=httpx.Response(400, json={"error": "invalid_request"}))
+    client.backchannel(poll, client.default_params(poll))
+    route.mock(return_value=ack())
+    first = client.backchannel(poll, client.default_params(poll))
+    assert client.runner.outcomes == []
+    with pytest.raises(CheckFailure) as raised:
+        client.fork().backchannel(poll, client.default_params(poll))
+    assert raised.value.requirement == "CIBA-ACK-06"
+    assert raised.value.exchanges[0] is first
+
+
 def test_start_registers_ping_expectation(config: ProviderConfig, mock: respx.MockRouter) -> None:
     inbox = NotificationInbox()
     ciba = CibaClient(config, inbox=inbox)

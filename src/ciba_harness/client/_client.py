@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec
 
+from ciba_harness.checks._backchannel import auth_req_ids_unique, issuer_matches
 from ciba_harness.checks._idtoken import validate_id_token
 from ciba_harness.checks._registry import CheckRunner
 from ciba_harness.checks._responses import (
@@ -56,6 +57,7 @@ from ciba_harness.core._requests import (
     new_notification_token,
     parse_acknowledgement,
 )
+from ciba_harness.core._verdict_rules import mandatory_requirements
 
 __tracebackhide__ = hide_check_failure_frames  # pytest: check failures show the test's line
 
@@ -154,8 +156,6 @@ class CibaClient:
 
     def new_runner(self) -> CheckRunner:
         """A fresh check runner with this configuration's strictness and profile rules."""
-        from ciba_harness.core._verdict_rules import mandatory_requirements
-
         return CheckRunner(
             strict=self.config.strict, mandatory=mandatory_requirements(self.config.profile)
         )
@@ -258,8 +258,6 @@ class CibaClient:
         if document is not None:
             # Metadata that names no backchannel endpoint, or another issuer, must not be
             # used (OIDC Discovery §4.3): every test then fails with that requirement.
-            from ciba_harness.checks._backchannel import issuer_matches
-
             if not isinstance(document.get("backchannel_authentication_endpoint"), str):
                 raise MissingMember(
                     requirement="CIBA-DISC-02",
@@ -313,7 +311,8 @@ class CibaClient:
         **options: Any,
     ) -> Exchange:
         """Send an authentication request. `signed`: a RequestObjectSpec, None (signed when
-        the client registered for it, or under FAPI-CIBA ID1), or False (never signed)."""
+        the client registered for it, or under FAPI-CIBA ID1), or False (never signed).
+        Every acknowledgement's auth_req_id must be new to the session (CIBA-ACK-06)."""
         if signed is False:
             signed = None  # explicitly unsigned (e.g. FAPI-CIBA-06 tests)
         elif signed is None and (
@@ -324,7 +323,11 @@ class CibaClient:
         request = build_backchannel_request(
             client, self.metadata, params, auth=auth, signed=signed, **options
         )
-        return self.send(request, label=label, client=client, certificate=certificate)
+        exchange = self.send(request, label=label, client=client, certificate=certificate)
+        ack = parse_acknowledgement(exchange.response) if exchange.response is not None else None
+        if ack is not None:
+            self._require_new_auth_req_id(ack.auth_req_id, exchange)
+        return exchange
 
     def token(
         self,
@@ -382,16 +385,12 @@ class CibaClient:
         ack = parse_acknowledgement(exchange.response)
         if ack is None:
             self.runner(ack_has_auth_req_id, exchange)
-        else:
-            self._require_new_auth_req_id(ack.auth_req_id, exchange)
         return Flow(client, params, exchange, ack, token, [exchange])
 
     def _require_new_auth_req_id(self, auth_req_id: str, exchange: Exchange) -> None:
         """An auth_req_id the provider already issued for another request of this session
         (any test, any thread) fails CIBA-ACK-06 here, in the test that got it twice: two
         flows sharing one transaction would otherwise break each other's verdicts."""
-        from ciba_harness.checks._backchannel import auth_req_ids_unique
-
         with self._shared["lock"]:
             issued: dict[str, Exchange] = self._shared.setdefault("auth_req_ids", {})
             earlier = issued.setdefault(auth_req_id, exchange)
