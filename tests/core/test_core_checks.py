@@ -1,4 +1,4 @@
-"""_checks: every registered check passes on a good response and raises the right CheckFailure
+"""checks/_responses: every registered check passes on a good response and raises the right CheckFailure
 subclass with the right requirement ID on a bad one; CheckRunner applies the severity."""
 
 from __future__ import annotations
