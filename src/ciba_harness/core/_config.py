@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ciba_harness.core._errors import ConfigError
+from ciba_harness.core._packages import fixtures_folder
 
 __all__ = [
     "AUTH_METHODS",
@@ -80,8 +81,6 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 def default_profile_path() -> Path:
     """The embedded reference provider's profile, shipped in fixtures/."""
-    from ciba_harness.core._packages import fixtures_folder
-
     return fixtures_folder() / "profiles" / "reference.toml"
 
 
