@@ -4,31 +4,19 @@ Run: pytest conformance [--ciba-config my-provider.toml], or wherever the harnes
 pytest --pyargs ciba_harness_conformance. The fuzz plugin (ciba_harness.pytest_plugin._fuzz) comes
 with the harness's plugin; pytest refuses `pytest_plugins` in a conftest below the root.
 
-The client fixtures of the suites are here (a module that needs other clients defines its own
-fixture of the same name); the sequences they share are ciba_harness.pytest_plugin.sequences.
+The client fixtures the suites share are here; the send-and-judge sequences they share are
+ciba_harness.pytest_plugin.sequences. That every acknowledged auth_req_id is new to the session
+(CIBA-ACK-06) is checked by CibaClient.backchannel itself.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
 import pytest
 
-from ciba_harness.checks._backchannel import auth_req_ids_unique
-from ciba_harness.client._client import CibaClient
 from ciba_harness.core._config import ClientConfig, ProviderConfig
 from ciba_harness.core._discovery import ProviderMetadata
-from ciba_harness.core._http import Exchange
-from ciba_harness.core._requests import parse_acknowledgement
 from ciba_harness.pytest_plugin import require_client
 from ciba_harness.pytest_plugin.sequences import fapi_client_for
-
-#: every auth_req_id a flow of this session was started with (tests run concurrently, so
-#: a provider handing one id to two requests would otherwise let one test's deny or redeem
-#: break another test under the wrong row)
-_ISSUED: set[str] = set()
-_ISSUED_LOCK = threading.Lock()
 
 #: the certification suite's FAPI-CIBA variants: delivery mode and client authentication
 FAPI_VARIANTS = [
@@ -119,28 +107,3 @@ def fapi_ping_client(
 ) -> ClientConfig:
     """A FAPI-CIBA ping client of each authentication variant."""
     return fapi_client_for(ciba_config, ciba_metadata, "ping", request.param)
-
-
-@pytest.fixture(autouse=True)
-def _auth_req_ids_never_shared(request: pytest.FixtureRequest) -> None:
-    """Each acknowledged auth_req_id is new to the session (CIBA §7.3: it identifies one
-    authentication request, CIBA-ACK-06): checked on every backchannel answer of the test's
-    client (flows started with ciba.start go through it too). No teardown: tests started
-    early stay eligible."""
-    if "ciba" not in request.fixturenames:
-        return
-    ciba: CibaClient = request.getfixturevalue("ciba")
-    backchannel = ciba.backchannel
-
-    def backchannel_checked(*args: Any, **kwargs: Any) -> Exchange:
-        exchange = backchannel(*args, **kwargs)
-        ack = parse_acknowledgement(exchange.response) if exchange.response is not None else None
-        if ack is not None:
-            with _ISSUED_LOCK:
-                repeated = ack.auth_req_id in _ISSUED
-                _ISSUED.add(ack.auth_req_id)
-            if repeated:
-                ciba.check(auth_req_ids_unique, [ack.auth_req_id] * 2, exchanges=[exchange])
-        return exchange
-
-    ciba.backchannel = backchannel_checked  # type: ignore[method-assign]
