@@ -92,6 +92,20 @@ def test_entry_point_module_names_every_hook_and_fixture_of_its_parts() -> None:
     assert not missing
 
 
+def test_loading_the_plugin_loads_no_transport_server_or_hypothesis() -> None:
+    """The entry point loads in every pytest process of the environment: httpx, uvicorn,
+    starlette (client, receiver, provider) and Hypothesis load only when a run uses them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ciba_harness.pytest_plugin; "
+            "print(sorted(m for m in ('httpx', 'httpcore', 'uvicorn', 'starlette', 'anyio', "
+            "'hypothesis') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [

@@ -88,7 +88,7 @@ def register_markers(config: pytest.Config) -> None:
 
 def configured(pytest_config: pytest.Config) -> ProviderConfig | None:
     """The provider description of this run (None when it cannot be read)."""
-    from ciba_harness.provider.pki import resolve_pki_path
+    from ciba_harness.provider.pki import resolve_pki_path  # lazy: provider/ loads starlette
 
     try:
         config = load_config(

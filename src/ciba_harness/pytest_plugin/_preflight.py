@@ -15,7 +15,9 @@ import os
 import urllib.parse
 from pathlib import Path
 
+from ciba_harness.client._tls import provider_trust
 from ciba_harness.core._config import ProviderConfig, default_profile_path, load_config
+from ciba_harness.core._discovery import discovery_request
 from ciba_harness.core._errors import CibaHarnessError, ConfigError
 
 __all__ = ["preflight", "describe_config_error", "describe_each_config_error",
@@ -94,6 +96,8 @@ def preflight(
     """Load and check the user's input; raises CibaHarnessError with one clear message.
     `reachability_only`: of the provider, check only that discovery answers at all (plain
     pytest: what the answer says is the suites' verdict, e.g. CIBA-DISC-02)."""
+    # Lazy here and below: the plugin loads this module in every pytest process; provider/,
+    # the receiver and httpx load (starlette, uvicorn, httpx) only when a check needs them.
     from ciba_harness.provider.pki import resolve_pki_path
 
     path = Path(config_path) if config_path else default_profile_path()
@@ -140,8 +144,6 @@ def _check_port(bind: str, key: str, config: ProviderConfig) -> None:
 
 def _check_discovery(config: ProviderConfig, timeout: float, reachability_only: bool) -> None:
     from ciba_harness.client._httpx import HttpxTransport
-    from ciba_harness.client._tls import provider_trust
-    from ciba_harness.core._discovery import discovery_request
 
     request = discovery_request(config.issuer, config.discovery_url)
     transport = HttpxTransport(timeout=timeout, verify=provider_trust(config))
