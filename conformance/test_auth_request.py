@@ -31,7 +31,7 @@ from ciba_harness.checks._responses import (
     not_server_error,
     token_response_complete,
 )
-from ciba_harness.core._requests import error_code, parse_acknowledgement
+from ciba_harness.core._requests import error_code, parse_acknowledgement, tampered_signature
 from ciba_harness.pytest_plugin.sequences import (
     expect_accepted,
     expect_backchannel_error,
@@ -252,12 +252,6 @@ def test_id_token_hint_from_earlier_flow(ciba: CibaClient, poll_client):
     record_choice("hint_types", "id_token_hint accepted", "an ID token from an earlier flow")
 
 
-def _tampered(token: str) -> str:
-    head, body, signature = token.split(".")
-    flipped = ("A" if signature[:1] != "A" else "B") + signature[1:]
-    return f"{head}.{body}.{flipped}"
-
-
 def _signed_elsewhere(token: str) -> str:
     """The same header and claims, signed with a key this provider never used."""
     header = jwt.get_unverified_header(token)
@@ -272,7 +266,10 @@ def test_forged_id_token_hint(ciba: CibaClient, poll_client, forgery):
     """An id_token_hint this provider did not issue: 400 unknown_user_id or invalid_request
     (other codes such as invalid_id_token_hint warned, A-22)."""
     genuine = issued_id_token(ciba, poll_client)
-    forged = _tampered(genuine) if forgery == "bad_signature" else _signed_elsewhere(genuine)
+    if forgery == "bad_signature":
+        forged = tampered_signature(genuine)
+    else:
+        forged = _signed_elsewhere(genuine)
     params = ciba.default_params(poll_client, login_hint=None, id_token_hint=forged)
     exchange = send_announced(ciba, poll_client, params)
     code = error_code(exchange.response)

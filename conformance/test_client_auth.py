@@ -18,6 +18,7 @@ from ciba_harness import ClientAuthentication, Severity, build_backchannel_reque
 from ciba_harness.checks._backchannel import describe_refusal
 from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._responses import refused, status_is, www_authenticate_present
+from ciba_harness.core._requests import tampered_signature
 from ciba_harness.pytest_plugin import require_client
 from ciba_harness.pytest_plugin.sequences import (
     client_with_method,
@@ -188,9 +189,7 @@ def test_assertion_bad_signature(
     client = client_with_method(ciba_config, ciba_metadata, method)
     audience = ciba_metadata.issuer
     if how == "broken_signature":
-        head, body, signature = assertion_for(client, audience).split(".")
-        flipped = ("A" if signature[:1] != "A" else "B") + signature[1:]
-        auth = ClientAuthentication(assertion=f"{head}.{body}.{flipped}")
+        auth = ClientAuthentication(assertion=tampered_signature(assertion_for(client, audience)))
     elif method == "client_secret_jwt":
         auth = ClientAuthentication(
             assertion_key=b"not-the-client-secret-" + secrets.token_bytes(16)

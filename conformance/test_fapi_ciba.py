@@ -61,6 +61,7 @@ from ciba_harness.pytest_plugin.sequences import (
     expect_flow_tokens,
     redirected_callbacks,
     second_fapi_client,
+    send_registration,
     send_signed,
     start_signed,
 )
@@ -411,18 +412,9 @@ def test_harness_client_provisions(ciba: CibaClient, fapi_poll_client):
 
 
 def register(ciba: CibaClient, ciba_metadata: ProviderMetadata, document):
-    import json
-
-    from ciba_harness import HttpRequest
-
     if not ciba_metadata.registration_endpoint:
         pytest.skip("not applicable: the provider advertises no registration_endpoint")
-    request = HttpRequest(
-        "POST", str(ciba_metadata.registration_endpoint),
-        (("Content-Type", "application/json"), ("Accept", "application/json")),
-        json.dumps(document).encode(),
-    )
-    exchange = ciba.send(request, label="registration")
+    exchange = send_registration(ciba, str(ciba_metadata.registration_endpoint), document)
     if exchange.response is not None and exchange.response.status in {401, 403}:
         pytest.skip("not covered: the registration endpoint requires an initial access token")
     return exchange

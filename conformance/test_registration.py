@@ -7,12 +7,11 @@ built as data; the clients they create are not used beyond CIBA-REG-03.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ciba_harness import CIBA_GRANT, ClientConfig, Exchange, HttpRequest, Severity
+from ciba_harness import CIBA_GRANT, ClientConfig, Exchange, Severity
 from ciba_harness.checks._backchannel import accepted
 from ciba_harness.checks._choices import record_choice
 from ciba_harness.checks._responses import (
@@ -23,7 +22,7 @@ from ciba_harness.checks._responses import (
     status_is,
 )
 from ciba_harness.core._requests import error_code
-from ciba_harness.pytest_plugin.sequences import expect_backchannel_error
+from ciba_harness.pytest_plugin.sequences import expect_backchannel_error, send_registration
 
 if TYPE_CHECKING:
     from ciba_harness.client._client import CibaClient
@@ -43,13 +42,7 @@ def registration_endpoint(ciba: CibaClient, ciba_metadata: ProviderMetadata) -> 
 
 def register(ciba: CibaClient, endpoint: str, metadata: dict[str, Any]) -> Exchange:
     """POST an RFC 7591 registration request; skip when registration is not open to us."""
-    request = HttpRequest(
-        "POST",
-        endpoint,
-        (("Content-Type", "application/json"), ("Accept", "application/json")),
-        json.dumps(metadata).encode(),
-    )
-    exchange = ciba.send(request, label="registration")
+    exchange = send_registration(ciba, endpoint, metadata)
     if exchange.response is not None and exchange.response.status in {401, 403}:
         pytest.skip(
             "not covered: the registration endpoint requires an initial access token "

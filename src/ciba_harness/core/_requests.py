@@ -36,6 +36,7 @@ __all__ = [
     "new_notification_token",
     "parse_acknowledgement",
     "error_code",
+    "tampered_signature",
 ]
 
 AUTH_PARAMETERS = (
@@ -187,10 +188,16 @@ def build_request_object(
     headers = dict(spec.headers)
     token = sign_jwt(claims, key, alg, headers)
     if spec.tamper_signature and token.count(".") == 2:
-        head, body, signature = token.split(".")
-        flipped = ("A" if signature[:1] != "A" else "B") + signature[1:]
-        token = f"{head}.{body}.{flipped}"
+        token = tampered_signature(token)
     return token
+
+
+def tampered_signature(token: str) -> str:
+    """The same JWS (header.payload.signature) with the signature's first character changed:
+    a signature that no longer verifies."""
+    head, body, signature = token.split(".")
+    flipped = ("A" if signature[:1] != "A" else "B") + signature[1:]
+    return f"{head}.{body}.{flipped}"
 
 
 def uses_mtls(client: ClientConfig) -> bool:

@@ -11,6 +11,7 @@ the provider described skips the test with the reason.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,7 @@ from ciba_harness.client._health import guarded_callback_wait
 from ciba_harness.client._receiver import REDIRECT_TARGET_PATH
 from ciba_harness.client._tls import certificate_thumbprint
 from ciba_harness.core._errors import Severity
-from ciba_harness.core._http import Exchange
+from ciba_harness.core._http import Exchange, HttpRequest
 from ciba_harness.core._requests import (
     Acknowledgement,
     BackchannelParams,
@@ -84,6 +85,7 @@ __all__ = [
     "second_fapi_client",
     "send_and_accept",
     "send_announced",
+    "send_registration",
     "send_signed",
     "start_expiring",
     "start_signed",
@@ -255,6 +257,17 @@ def require_login_hint_token(
             "login_hint_token in [users] (the token format is deployment-defined)"
         )
     return token
+
+
+def send_registration(ciba: CibaClient, endpoint: str, document: dict[str, Any]) -> Exchange:
+    """POST an RFC 7591 dynamic registration request (the client metadata as JSON)."""
+    request = HttpRequest(
+        "POST",
+        endpoint,
+        (("Content-Type", "application/json"), ("Accept", "application/json")),
+        json.dumps(document).encode(),
+    )
+    return ciba.send(request, label="registration")
 
 
 # --- tokens ----------------------------------------------------------------------------------
