@@ -203,7 +203,7 @@ def test_case_reports_are_complete(runs: dict[str, SuiteRun]) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="conformance/test_auth_request.py: issued_id_token() keeps an ID token it never "
-    "validated, and _tampered()/_signed_elsewhere() then fail with ValueError, DecodeError or "
+    "validated, and tampered_signature()/_signed_elsewhere() then fail with ValueError, DecodeError or "
     "InvalidTokenError instead of the CIBA-IDT-01 verdict (reported to the suite's owner; "
     "fix: validate it with ciba.expect_tokens(flow))",
 )
