@@ -31,6 +31,7 @@ from ciba_harness.strategies._cases import BackchannelCase, TokenCase
 __all__ = [
     "HTTP_LEVEL",
     "KEPT_EXCHANGES",
+    "RecordingClient",
     "TOKEN_ERROR_STATUS",
     "fuzz_answered",
     "fuzz_guess_not_pending",
@@ -52,16 +53,18 @@ TOKEN_ERROR_STATUS: Mapping[str, tuple[str, frozenset[int]]] = {
 KEPT_EXCHANGES = 12  # the report keeps the last exchanges of a test
 
 
-class _Recorded(Protocol):
+class Recorded(Protocol):
     exchanges: list[Exchange]
 
 
-class _RecordingClient(Protocol):
+class RecordingClient(Protocol):
+    """A client that records its exchanges (client._client.CibaClient)."""
+
     @property
-    def recorder(self) -> _Recorded: ...
+    def recorder(self) -> Recorded: ...
 
 
-def keep_last_exchanges(client: _RecordingClient) -> None:
+def keep_last_exchanges(client: RecordingClient) -> None:
     """Forget all but the last exchanges: thousands of fuzz exchanges need not stay in memory."""
     del client.recorder.exchanges[:-KEPT_EXCHANGES]
 

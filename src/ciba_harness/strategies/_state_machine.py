@@ -53,7 +53,7 @@ from ciba_harness.core._config import ClientConfig
 from ciba_harness.core._discovery import ProviderMetadata
 from ciba_harness.core._http import Exchange, HttpRequest
 from ciba_harness.core._requests import build_refresh_request, error_code
-from ciba_harness.strategies._judging import keep_last_exchanges
+from ciba_harness.strategies._judging import RecordingClient, keep_last_exchanges
 from ciba_harness.strategies._transactions import (
     DEFAULT_INTERVAL,
     EXPIRY_MARGIN,
@@ -68,17 +68,11 @@ __all__ = ["MachineBudget", "MachineClient", "make_machine"]
 MAX_TRANSACTIONS = 3  # per program: steps go to what happens to them, not to starting more
 
 
-class _Recorded(Protocol):
-    exchanges: list[Exchange]
-
-
-class MachineClient(Protocol):
+class MachineClient(RecordingClient, Protocol):
     """What the machine uses of the test's client (client._client.CibaClient)."""
 
     @property
     def metadata(self) -> ProviderMetadata: ...
-    @property
-    def recorder(self) -> _Recorded: ...
     def start(self, client: ClientConfig, *, requested_expiry: int = ...) -> MachineFlow: ...
     def token(self, client: ClientConfig, auth_req_id: str | None, *, label: str = ...) -> Exchange: ...
     def send(
