@@ -16,10 +16,7 @@ pytestmark = [pytest.mark.push, pytest.mark.client_requirement(*COMMON)]
 @pytest.mark.client_requirement("CIBA-RP-48")
 def test_push_faithful(ciba_rp: ClientTest) -> None:
     """A valid push: answered 204, tokens accepted."""
-    seen = ciba_rp.observe("push_faithful")
-    ciba_rp.standard(seen)
-    ciba_rp.check(c.rp_tokens_accepted, seen.outcome, seen.expected_sub)
-    ciba_rp.conclude()
+    ciba_rp.tokens_accepted("push_faithful")
 
 
 @pytest.mark.client_requirement("CIBA-RP-30", "CIBA-RP-22")
@@ -50,10 +47,7 @@ PUSHED_ID_TOKEN_CASES = [
 def test_push_tokens_refused(ciba_rp: ClientTest, behaviour: str, requirement: str,
                              what: str) -> None:
     """Pushed tokens that fail CIBA §10.3.1 / OIDC Core §3.1.3.7 validation are refused."""
-    seen = ciba_rp.observe(behaviour)
-    ciba_rp.standard(seen)
-    ciba_rp.check(c.rp_tokens_refused, seen.outcome, what=what, requirement=requirement)
-    ciba_rp.conclude()
+    ciba_rp.tokens_refused(behaviour, what=what, requirement=requirement)
 
 
 @pytest.mark.client_requirement("CIBA-RP-34")

@@ -6,8 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from ciba_harness import default_profile_path
+from ciba_harness.provider import start_provider
 
 REPO = Path(__file__).resolve().parents[1]
 CONFORMANCE = REPO / "conformance"
@@ -34,3 +39,31 @@ def run_suite(
 
 def failed_tests(results: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in results["tests"] if t.get("outcome") in {"failed", "error"}]
+
+
+#: judge(group, results, output) -> the problems of one run of the fault matrix
+Judge = Callable[[tuple[str, ...], "dict[str, Any] | None", str], list[str]]
+
+
+def run_fault_groups(groups: Sequence[tuple[str, ...]], report_root: Path, judge: Judge, *,
+                     policies: Sequence[str] = (), parallel: int = 6) -> list[str]:
+    """Run the deterministic suite against one reference provider per group of faults and
+    return the problems `judge` finds. The fuzz suites prove themselves in tests/fuzz (with the
+    faults they are meant to find); here a random input could trip another fault."""
+
+    def run(group: tuple[str, ...]) -> list[str]:
+        with start_provider(default_profile_path(), faults=group,
+                            policies=list(policies) or None) as provider:
+            process, results = run_suite(
+                report_root / "+".join(group)[:120], "-m", "not fuzz", issuer=provider.issuer
+            )
+        return judge(group, results, process.stdout + process.stderr)
+
+    with ThreadPoolExecutor(parallel) as pool:
+        grouped = list(zip(groups, pool.map(run, groups), strict=True))
+        # A group with a problem may only show one fault masking another: such groups are run
+        # again one fault at a time, and only those runs decide.
+        again = [(name,) for group, found in grouped if found and len(group) > 1 for name in group]
+        problems = [p for group, found in grouped if len(group) == 1 for p in found]
+        problems += [p for found in pool.map(run, again) for p in found]
+    return problems

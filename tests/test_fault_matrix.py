@@ -17,11 +17,10 @@ CIBA_FAULTS=CIBA-TOKEN,ping_ selects faults by requirement prefix or name (then 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from suite_runner import failed_tests, run_suite
+from suite_runner import failed_tests, run_fault_groups, run_suite
 
 from ciba_harness import default_profile_path
 from ciba_harness.provider import FAULTS, start_provider
@@ -133,23 +132,7 @@ def test_each_fault_is_detected_and_only_by_its_requirement(tmp_path: Path) -> N
     faults = selected_faults()
     default_size = "1" if os.environ.get("CIBA_FAULTS") else "4"
     groups = fault_groups(faults, int(os.environ.get("CIBA_FAULT_GROUP_SIZE", default_size)))
-
-    def run(group: tuple[str, ...]) -> list[str]:
-        with start_provider(default_profile_path(), faults=group) as provider:
-            # The deterministic suite: the fuzz suites prove themselves in tests/fuzz (with the
-            # faults they are meant to find); here a random input could trip another fault.
-            process, results = run_suite(
-                tmp_path / "+".join(group)[:120], "-m", "not fuzz", issuer=provider.issuer
-            )
-        return judge(group, results, process.stdout + process.stderr)
-
-    with ThreadPoolExecutor(PARALLEL_SUITES) as pool:
-        grouped = list(zip(groups, pool.map(run, groups), strict=True))
-        # A group with a problem may only show one fault masking another: such groups are run
-        # again one fault at a time, and only those runs decide.
-        again = [(name,) for group, found in grouped if found and len(group) > 1 for name in group]
-        problems = [p for group, found in grouped if len(group) == 1 for p in found]
-        problems += [p for found in pool.map(run, again) for p in found]
+    problems = run_fault_groups(groups, tmp_path, judge, parallel=PARALLEL_SUITES)
     assert not problems, (
         f"{len(problems)} problem(s) over {len(faults)} faults in {len(groups)} runs:\n"
         + "\n".join(problems)

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from suite_runner import failed_tests, run_suite
+from suite_runner import failed_tests, run_fault_groups, run_suite
 from test_fault_matrix import fault_groups, judge, selected_faults
 
 from ciba_harness import default_profile_path
@@ -107,20 +107,8 @@ def test_each_fault_is_detected_under_the_most_lenient_policies(tmp_path: Path) 
     faults = selected_faults()
     groups = fault_groups(faults, int(os.environ.get("CIBA_FAULT_GROUP_SIZE", "4")))
 
-    def run(group: tuple[str, ...]) -> list[str]:
-        with start_provider(
-            default_profile_path(), faults=group, policies=["most-lenient"]
-        ) as provider:
-            process, results = run_suite(
-                tmp_path / "+".join(group)[:120], "-m", "not fuzz", issuer=provider.issuer
-            )
-        return judge(group, results, process.stdout + process.stderr)
-
-    with ThreadPoolExecutor(PARALLEL_SUITES) as pool:
-        grouped = list(zip(groups, pool.map(run, groups), strict=True))
-        again = [(name,) for group, found in grouped if found and len(group) > 1 for name in group]
-        problems = [p for group, found in grouped if len(group) == 1 for p in found]
-        problems += [p for found in pool.map(run, again) for p in found]
+    problems = run_fault_groups(groups, tmp_path, judge, policies=["most-lenient"],
+                                parallel=PARALLEL_SUITES)
     assert not problems, (
         f"{len(problems)} problem(s) over {len(faults)} faults under most-lenient:\n"
         + "\n".join(problems)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ciba_harness.checks._registry import CheckRunner
 from ciba_harness.core._errors import CheckFailure, CibaHarnessError, Severity
+from ciba_harness.rp import _checks as c
 from ciba_harness.rp._behaviours import BEHAVIOURS, Behaviour
 from ciba_harness.rp._catalogue import default_severity
 from ciba_harness.rp._config import ClientUnderTest
@@ -191,8 +192,6 @@ class ClientTest:
 
     def standard(self, observation: Observation) -> None:
         """The rules every flow must keep, whatever the behaviour."""
-        from ciba_harness.rp import _checks as c
-
         run = observation.run
         for function in (c.rp_auth_request_is_form_post, c.rp_scope_has_openid,
                          c.rp_exactly_one_hint, c.rp_client_authenticated,
@@ -214,6 +213,23 @@ class ClientTest:
                          for txn, outcome in zip(run.transactions, observation.outcomes,
                                                  strict=False)}
             self.check(c.rp_callback_answered_204, run, concluded)
+
+    def tokens_accepted(self, behaviour: str) -> None:
+        """Serve `behaviour`: the standard rules hold and every flow's tokens are accepted."""
+        seen = self.observe(behaviour)
+        self.standard(seen)
+        for outcome, sub in zip(seen.outcomes, seen.expected_subs, strict=True):
+            self.check(c.rp_tokens_accepted, outcome, sub)
+        self.conclude()
+
+    def tokens_refused(self, behaviour: str, *, what: str, requirement: str,
+                       severity: Severity | None = None) -> None:
+        """Serve `behaviour`: the standard rules hold and the client takes no tokens."""
+        seen = self.observe(behaviour)
+        self.standard(seen)
+        self.check(c.rp_tokens_refused, seen.outcome, what=what, requirement=requirement,
+                   severity=severity)
+        self.conclude()
 
     def conclude(self) -> None:
         """Raise the first failure (the others are in the record and the report)."""
