@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,90 @@ MIX_PRESETS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class _Number:
+    """A numeric option: its registration and its validation read the same default and range."""
+
+    kind: type[float] | type[int]
+    default: float | None
+    metavar: str
+    help: str
+    low: float = 0.0
+    high: float = math.inf
+
+    def register(self, add: Callable[..., None], flag: str, *, topic: str = "") -> None:
+        add(flag, type=self.kind, default=self.default, metavar=self.metavar,
+            help=topic + self.help)
+
+    def read(self, options: Any, dest: str) -> float | None:
+        number = _number(options, dest, self.default, low=self.low, high=self.high)
+        return int(number) if number is not None and self.kind is int else number
+
+
+#: --ciba-NAME (dashes for underscores): the flow users' numeric options
+FLOW_OPTIONS: dict[str, _Number] = {
+    "deny_share": _Number(float, 0.05, "F",
+        "share of flows the user denies (flow users)", high=1.0),
+    "expire_share": _Number(float, 0.02, "F",
+        "share of flows left to expire (flow users)", high=1.0),
+    "expire_after": _Number(int, None, "S",
+        "requested_expiry of flows meant to expire (default: [budgets] requested_expiry)", low=1),
+    "refresh_share": _Number(float, 0.0, "F",
+        "share of approved flows whose session then uses its refresh token once "
+        "(generic flow users; the named profiles have their own)", high=1.0),
+    "time_scale": _Number(float, 1.0, "F",
+        "multiply the named profiles' delays and expiries (0.1 for a smoke run)", low=0.001),
+    "invalid_share": _Number(float, 0.1, "F",
+        "share of deliberately invalid requests in the backchannel storm", high=1.0),
+    "storm_rate": _Number(float, 10.0, "R",
+        "backchannel requests per second per storm user (0 = as fast as possible)"),
+    "pending_per_user": _Number(int, 5, "N",
+        "pending transactions each TokenPolling user keeps and polls", low=1, high=1000),
+    "eager_share": _Number(float, 0.1, "F",
+        "share of TokenPolling transactions polled once too early (provokes slow_down)", high=1.0),
+    "id_token_sample": _Number(float, 0.1, "F",
+        "share of issued ID tokens fully validated (signature, claims, hashes)", high=1.0),
+    "arrival_rate": _Number(float, 0.0, "R",
+        "open model: start R flows per second in total (0 = Locust's closed loop)"),
+}
+
+#: --ciba-NAME: the SLO gate's objectives, one per Thresholds field (dashes for underscores)
+SLO_OPTIONS: dict[str, _Number] = {
+    "max_fail_ratio": _Number(float, None, "F", "SLO: highest failure ratio of any request name",
+                              high=1.0),
+    "p95_time_to_token_ms": _Number(float, None, "MS",
+                                    "SLO: highest p95 of each 'time_to_tokens <mode>' row"),
+    "p95_backchannel_ms": _Number(float, None, "MS", "SLO: highest p95 of each 'backchannel*' row"),
+    "min_flows": _Number(int, None, "N", "SLO: at least N flows ended with tokens"),
+    "p99_time_to_token_ms": _Number(float, None, "MS",
+                                    "SLO: highest p99 of each 'time_to_tokens <mode>' row"),
+    "p95_notification_ms": _Number(float, None, "MS",
+                                   "SLO: highest p95 of each 'notification_latency <mode>' row"),
+    "max_error_ratio": _Number(float, None, "F", "SLO: highest share of ended flows failing with "
+                               "any one CIBA error code", high=1.0),
+    "max_slow_down_ratio": _Number(float, None, "F",
+                                   "SLO: highest share of token requests answered slow_down",
+                                   high=1.0),
+}
+
+#: --ciba-capacity-NAME (dashes for underscores): the capacity search's plan
+CAPACITY_OPTIONS: dict[str, _Number] = {
+    "start": _Number(float, 2.0, "R", "flows/s of the first step", low=0.001),
+    "max_rate": _Number(float, 500.0, "R", "highest rate tried", low=0.001),
+    "growth": _Number(float, 2.0, "F", "factor between climbing steps", low=1.01),
+    "step_time": _Number(float, 30.0, "S", "seconds per step", low=1.0),
+    "settle": _Number(float, None, "S", "first seconds of each step left out of its judgement "
+                      "(default a third of the step)"),
+    "max_steps": _Number(int, 10, "N", "most steps", low=1, high=100),
+    "resolution": _Number(float, 0.1, "F", "bisect until (fail - pass) / pass <= F", low=0.001),
+    "max_generator_cpu": _Number(float, 0.85, "F",
+                                 "stop when a load process uses this share of a core",
+                                 low=0.05, high=1.0),
+    "max_users": _Number(int, 1000, "N", "most users (the open model's pool) over all load "
+                         "processes", low=1),
+}
+
+
 def add_arguments(parser: Any) -> None:
     """Register the options on Locust's parser (`init_command_line_parser`); with Locust's
     (configargparse) parser each one can also come from LOCUST_CIBA_* environment variables."""
@@ -49,6 +134,9 @@ def add_arguments(parser: Any) -> None:
         if with_env:
             kwargs.setdefault("env_var", "LOCUST_" + flags[0].lstrip("-").replace("-", "_").upper())
         parser.add_argument(*flags, **kwargs)
+
+    def number(name: str) -> None:
+        FLOW_OPTIONS[name].register(add, "--ciba-" + name.replace("_", "-"))
 
     add("--ciba-config", default=None, metavar="FILE",
         help=f"provider profile (TOML); default the reference profile {default_profile_path().name}")
@@ -61,15 +149,10 @@ def add_arguments(parser: Any) -> None:
     add("--ciba-approval-delay", default="uniform:0.5,2", metavar="DIST",
         help="user's approval delay for the flow users: fixed:S, uniform:A,B, exp:MEAN, "
              "lognormal:MEDIAN,SIGMA (seconds)")
-    add("--ciba-deny-share", type=float, default=0.05, metavar="F",
-        help="share of flows the user denies (flow users)")
-    add("--ciba-expire-share", type=float, default=0.02, metavar="F",
-        help="share of flows left to expire (flow users)")
-    add("--ciba-expire-after", type=int, default=None, metavar="S",
-        help="requested_expiry of flows meant to expire (default: [budgets] requested_expiry)")
-    add("--ciba-refresh-share", type=float, default=0.0, metavar="F",
-        help="share of approved flows whose session then uses its refresh token once "
-             "(generic flow users; the named profiles have their own)")
+    number("deny_share")
+    number("expire_share")
+    number("expire_after")
+    number("refresh_share")
     add("--ciba-refresh-after", default="uniform:1,5", metavar="DIST",
         help="delay between the login and the refresh-token use")
     add("--ciba-flow-clients", default="all", choices=["all", "first"],
@@ -77,65 +160,27 @@ def add_arguments(parser: Any) -> None:
              "the mode (all), or use the first client of the mode only")
     add("--ciba-think-time", default="fixed:0", metavar="DIST",
         help="pause between two flows of one flow user")
-    add("--ciba-time-scale", type=float, default=1.0, metavar="F",
-        help="multiply the named profiles' delays and expiries (0.1 for a smoke run)")
-    add("--ciba-invalid-share", type=float, default=0.1, metavar="F",
-        help="share of deliberately invalid requests in the backchannel storm")
+    number("time_scale")
+    number("invalid_share")
     add("--ciba-storm-clients", default="", metavar="LABELS",
         help="limit the storm to these rows, comma-separated (e.g. 'client_secret_basic,signed "
              "RS256'); default every client authentication method of the profile")
-    add("--ciba-storm-rate", type=float, default=10.0, metavar="R",
-        help="backchannel requests per second per storm user (0 = as fast as possible)")
-    add("--ciba-pending-per-user", type=int, default=5, metavar="N",
-        help="pending transactions each TokenPolling user keeps and polls")
+    number("storm_rate")
+    number("pending_per_user")
     add("--ciba-polling-hold", default="uniform:5,15", metavar="DIST",
         help="how long each TokenPolling transaction stays pending before its approval")
-    add("--ciba-eager-share", type=float, default=0.1, metavar="F",
-        help="share of TokenPolling transactions polled once too early (provokes slow_down)")
-    add("--ciba-id-token-sample", type=float, default=0.1, metavar="F",
-        help="share of issued ID tokens fully validated (signature, claims, hashes)")
-    add("--ciba-arrival-rate", type=float, default=0.0, metavar="R",
-        help="open model: start R flows per second in total (0 = Locust's closed loop)")
+    number("eager_share")
+    number("id_token_sample")
+    number("arrival_rate")
     add("--ciba-arrival-process", default="constant", choices=["constant", "poisson"],
         help="spacing of arrivals in the open model")
-    add("--ciba-max-fail-ratio", type=float, default=None, metavar="F",
-        help="SLO: highest failure ratio of any request name")
-    add("--ciba-p95-time-to-token-ms", type=float, default=None, metavar="MS",
-        help="SLO: highest p95 of each 'time_to_tokens <mode>' row")
-    add("--ciba-p95-backchannel-ms", type=float, default=None, metavar="MS",
-        help="SLO: highest p95 of each 'backchannel*' row")
-    add("--ciba-min-flows", type=int, default=None, metavar="N",
-        help="SLO: at least N flows ended with tokens")
-    add("--ciba-p99-time-to-token-ms", type=float, default=None, metavar="MS",
-        help="SLO: highest p99 of each 'time_to_tokens <mode>' row")
-    add("--ciba-p95-notification-ms", type=float, default=None, metavar="MS",
-        help="SLO: highest p95 of each 'notification_latency <mode>' row")
-    add("--ciba-max-error-ratio", type=float, default=None, metavar="F",
-        help="SLO: highest share of ended flows failing with any one CIBA error code")
-    add("--ciba-max-slow-down-ratio", type=float, default=None, metavar="F",
-        help="SLO: highest share of token requests answered slow_down")
+    for name, spec in SLO_OPTIONS.items():
+        spec.register(add, "--ciba-" + name.replace("_", "-"))
     add("--ciba-find-capacity", action="store_true", default=False,
         help="capacity search: step the open arrival rate of whole flows, judge each step by "
              "the SLO gate, bisect to the knee (docs/capacity.md)")
-    add("--ciba-capacity-start", type=float, default=2.0, metavar="R",
-        help="capacity search: flows/s of the first step")
-    add("--ciba-capacity-max-rate", type=float, default=500.0, metavar="R",
-        help="capacity search: highest rate tried")
-    add("--ciba-capacity-growth", type=float, default=2.0, metavar="F",
-        help="capacity search: factor between climbing steps")
-    add("--ciba-capacity-step-time", type=float, default=30.0, metavar="S",
-        help="capacity search: seconds per step")
-    add("--ciba-capacity-settle", type=float, default=None, metavar="S",
-        help="capacity search: first seconds of each step left out of its judgement "
-             "(default a third of the step)")
-    add("--ciba-capacity-max-steps", type=int, default=10, metavar="N",
-        help="capacity search: most steps")
-    add("--ciba-capacity-resolution", type=float, default=0.1, metavar="F",
-        help="capacity search: bisect until (fail - pass) / pass <= F")
-    add("--ciba-capacity-max-generator-cpu", type=float, default=0.85, metavar="F",
-        help="capacity search: stop when a load process uses this share of a core")
-    add("--ciba-capacity-max-users", type=int, default=1000, metavar="N",
-        help="capacity search: most users (the open model's pool) over all load processes")
+    for name, spec in CAPACITY_OPTIONS.items():
+        spec.register(add, "--ciba-capacity-" + name.replace("_", "-"), topic="capacity search: ")
     add("--ciba-run-timeout", type=float, default=None, metavar="S",
         help="wall-clock budget of the whole run; -t is capped at it (default: the profile's "
              "[budgets] run_timeout)")
@@ -195,28 +240,24 @@ class LoadSettings:
 
     @classmethod
     def from_options(cls, options: Any) -> LoadSettings:
+        def flow(name: str) -> float | None:
+            return FLOW_OPTIONS[name].read(options, "ciba_" + name)
+
         config = _opt(options, "ciba_config")
         issuer = _opt(options, "ciba_issuer") or os.environ.get(ISSUER_ENV) or None
-        deny = _number(options, "ciba_deny_share", 0.05, high=1.0) or 0.0
-        expire = _number(options, "ciba_expire_share", 0.02, high=1.0) or 0.0
+        deny = flow("deny_share") or 0.0
+        expire = flow("expire_share") or 0.0
         if deny + expire > 1.0:
             raise ConfigError("--ciba-deny-share + --ciba-expire-share must not exceed 1")
-        expire_after = _number(options, "ciba_expire_after", None, low=1)
+        expire_after = flow("expire_after")
         slo_file = _opt(options, "ciba_slo_file")
         csv_prefix = _opt(options, "csv_prefix")
         if slo_file is None and csv_prefix:
             slo_file = f"{csv_prefix}_slo.json"
-        min_flows = _number(options, "ciba_min_flows", None)
-        thresholds = Thresholds(
-            max_fail_ratio=_number(options, "ciba_max_fail_ratio", None, high=1.0),
-            p95_time_to_token_ms=_number(options, "ciba_p95_time_to_token_ms", None),
-            p95_backchannel_ms=_number(options, "ciba_p95_backchannel_ms", None),
-            min_flows=int(min_flows) if min_flows is not None else None,
-            p99_time_to_token_ms=_number(options, "ciba_p99_time_to_token_ms", None),
-            p95_notification_ms=_number(options, "ciba_p95_notification_ms", None),
-            max_error_ratio=_number(options, "ciba_max_error_ratio", None, high=1.0),
-            max_slow_down_ratio=_number(options, "ciba_max_slow_down_ratio", None, high=1.0),
-        )
+        objectives: dict[str, Any] = {
+            name: spec.read(options, "ciba_" + name) for name, spec in SLO_OPTIONS.items()
+        }
+        thresholds = Thresholds(**objectives)
         capacity = None
         if _flag(options, "ciba_find_capacity"):
             capacity = _capacity_plan(options)
@@ -235,25 +276,25 @@ class LoadSettings:
             expire_after=int(expire_after) if expire_after is not None else None,
             think_time=parse_delay(str(_opt(options, "ciba_think_time") or "fixed:0"),
                                    option="--ciba-think-time"),
-            time_scale=_number(options, "ciba_time_scale", 1.0, low=0.001) or 1.0,
-            invalid_share=_number(options, "ciba_invalid_share", 0.1, high=1.0) or 0.0,
-            storm_rate=_number(options, "ciba_storm_rate", 10.0) or 0.0,
+            time_scale=flow("time_scale") or 1.0,
+            invalid_share=flow("invalid_share") or 0.0,
+            storm_rate=flow("storm_rate") or 0.0,
             storm_clients=tuple(
                 part.strip() for part in str(_opt(options, "ciba_storm_clients") or "").split(",")
                 if part.strip()
             ),
-            pending_per_user=int(_number(options, "ciba_pending_per_user", 5, low=1, high=1000) or 5),
+            pending_per_user=int(flow("pending_per_user") or 5),
             polling_hold=parse_delay(str(_opt(options, "ciba_polling_hold") or "uniform:5,15"),
                                      option="--ciba-polling-hold"),
-            eager_share=_number(options, "ciba_eager_share", 0.1, high=1.0) or 0.0,
-            id_token_sample=_number(options, "ciba_id_token_sample", 0.1, high=1.0) or 0.0,
-            arrival_rate=_number(options, "ciba_arrival_rate", 0.0) or 0.0,
+            eager_share=flow("eager_share") or 0.0,
+            id_token_sample=flow("id_token_sample") or 0.0,
+            arrival_rate=flow("arrival_rate") or 0.0,
             arrival_process=str(_opt(options, "ciba_arrival_process") or "constant"),
             thresholds=thresholds,
             slo_file=Path(slo_file) if slo_file else None,
             csv_prefix=str(csv_prefix) if csv_prefix else None,
             capacity=capacity,
-            refresh_share=_number(options, "ciba_refresh_share", 0.0, high=1.0) or 0.0,
+            refresh_share=flow("refresh_share") or 0.0,
             refresh_after=parse_delay(str(_opt(options, "ciba_refresh_after") or "uniform:1,5"),
                                       option="--ciba-refresh-after"),
             flow_clients="first" if _opt(options, "ciba_flow_clients") == "first" else "all",
@@ -272,22 +313,22 @@ def _flag(options: Any, name: str) -> bool:
 
 
 def _capacity_plan(options: Any) -> CapacityPlan:
-    step = _number(options, "ciba_capacity_step_time", 30.0, low=1.0) or 30.0
-    settle = _number(options, "ciba_capacity_settle", None)
+    plan: dict[str, Any] = {name: spec.read(options, "ciba_capacity_" + name)
+                            for name, spec in CAPACITY_OPTIONS.items()}
+    step = plan["step_time"]
     run_time = getattr(options, "run_time", None)
     try:
         return CapacityPlan(
-            start_rate=_number(options, "ciba_capacity_start", 2.0, low=0.001) or 2.0,
-            max_rate=_number(options, "ciba_capacity_max_rate", 500.0, low=0.001) or 500.0,
-            growth=_number(options, "ciba_capacity_growth", 2.0, low=1.01) or 2.0,
+            start_rate=plan["start"],
+            max_rate=plan["max_rate"],
+            growth=plan["growth"],
             step_seconds=step,
-            settle_seconds=step / 3 if settle is None else settle,
-            max_steps=int(_number(options, "ciba_capacity_max_steps", 10, low=1, high=100) or 10),
-            resolution=_number(options, "ciba_capacity_resolution", 0.1, low=0.001) or 0.1,
-            max_generator_cpu=_number(options, "ciba_capacity_max_generator_cpu", 0.85,
-                                      low=0.05, high=1.0) or 0.85,
+            settle_seconds=step / 3 if plan["settle"] is None else plan["settle"],
+            max_steps=plan["max_steps"],
+            resolution=plan["resolution"],
+            max_generator_cpu=plan["max_generator_cpu"],
             max_seconds=float(run_time) if run_time else None,
-            max_users=int(_number(options, "ciba_capacity_max_users", 1000, low=1) or 1000),
+            max_users=plan["max_users"],
             min_users=max(1, int(getattr(options, "num_users", None) or 1)),
         )
     except ValueError as exc:
