@@ -13,13 +13,8 @@ matplotlib is imported only when a load report is drawn.
 from ciba_harness.reports._cli import cli_main
 from ciba_harness.reports._conformance import render_html_report, write_html_report
 from ciba_harness.reports._diff import DiffEntry, DiffResult, diff_results
-from ciba_harness.reports._load import (
-    CIBA_ERROR_CODES,
-    LOAD_SUMMARY_FORMAT,
-    error_code_of,
-    load_summary,
-    write_load_report,
-)
+from ciba_harness.reports._load import load_summary, write_load_report
+from ciba_harness.reports._load_data import CIBA_ERROR_CODES, LOAD_SUMMARY_FORMAT, error_code_of
 
 __all__ = [
     "CIBA_ERROR_CODES",

@@ -12,12 +12,10 @@ import io
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ciba_harness.reports._html import esc
-
-if TYPE_CHECKING:
-    from ciba_harness.reports._load import LoadData, StatsRow
+from ciba_harness.reports._load_data import LoadData, StatsRow
 
 __all__ = [
     "capacity",

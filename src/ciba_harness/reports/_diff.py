@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ciba_harness.reports._load import LOAD_SUMMARY_FORMAT
+from ciba_harness.reports._load_data import LOAD_SUMMARY_FORMAT
 
 __all__ = ["DiffEntry", "DiffResult", "NothingToCompare", "diff_results"]
 
