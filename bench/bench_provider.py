@@ -10,11 +10,10 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import threading
 import time
 from urllib.parse import urlencode, urlsplit
 
-from common import bench_server, rate
+from common import bench_server, rate, run_threads
 
 from ciba_harness import default_profile_path, load_config
 
@@ -64,13 +63,7 @@ def _flows_per_second(base: str, auth: str, device_token: str, seconds: float, t
                 time.sleep(0.01)
         connection.close()
 
-    started = time.perf_counter()
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    return sum(done) / (time.perf_counter() - started)
+    return sum(done) / run_threads(worker, threads)
 
 
 def main() -> list[dict[str, object]]:

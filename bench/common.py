@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -100,10 +100,15 @@ def _python_loop(url: str, method: str, body: str, headers: dict[str, str], seco
             count[index] += 1
         connection.close()
 
+    return sum(count) / run_threads(worker, threads)
+
+
+def run_threads(worker: Callable[[int], None], threads: int) -> float:
+    """Run `worker(0)` .. `worker(threads - 1)` in parallel threads; returns the seconds taken."""
     started = time.perf_counter()
     pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
     for thread in pool:
         thread.start()
     for thread in pool:
         thread.join()
-    return sum(count) / (time.perf_counter() - started)
+    return time.perf_counter() - started
