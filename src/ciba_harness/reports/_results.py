@@ -15,7 +15,14 @@ from typing import Any, Protocol
 from ciba_harness.checks._choices import collect_provider_choices
 from ciba_harness.core._requirements import catalogue
 
-__all__ = ["RESULT_FORMAT", "VERDICTS", "build_results", "catalogue_fields"]
+__all__ = [
+    "RESULT_FORMAT",
+    "VERDICTS",
+    "broken_warnings",
+    "build_results",
+    "catalogue_fields",
+    "results_document",
+]
 
 RESULT_FORMAT = "ciba-harness-results/1"
 VERDICTS = ("fail", "error", "inconclusive", "warning", "pass", "skipped", "not_tested")
@@ -63,18 +70,7 @@ def build_results(
         attributed = (test.get("failure") or {}).get("requirement")
         if attributed and attributed not in test.get("requirements", []):
             by_requirement.setdefault(attributed, []).append(test)
-    warnings = []
-    for test in tests:
-        for check in test.get("checks", []):
-            if not check["passed"] and check["severity"] == "warning":
-                warnings.append(
-                    {
-                        "requirement": check["requirement"],
-                        "title": check["message"],
-                        "nodeid": test["nodeid"],
-                        "failure": check.get("failure"),
-                    }
-                )
+    warnings = broken_warnings(tests)
     requirements = []
     for requirement_id, entry in catalogue().items():
         linked = by_requirement.get(requirement_id, [])
@@ -106,10 +102,46 @@ def build_results(
                     "skip_reasons": [],
                 }
             )
+    return results_document(
+        session, tests, requirements, warnings, started=started, exitstatus=exitstatus,
+        # Which option the provider took where the specs leave it free (no verdict).
+        provider_choices=collect_provider_choices(tests),
+    )
+
+
+def broken_warnings(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """results.json `warnings`: every check of the tests broken at WARNING severity."""
+    return [
+        {
+            "requirement": check["requirement"],
+            "title": check["message"],
+            "nodeid": test["nodeid"],
+            "failure": check.get("failure"),
+        }
+        for test in tests
+        for check in test.get("checks", [])
+        if not check["passed"] and check["severity"] == "warning"
+    ]
+
+
+def results_document(
+    session: dict[str, Any],
+    tests: list[dict[str, Any]],
+    requirements: list[dict[str, Any]],
+    warnings: list[dict[str, Any]],
+    *,
+    started: float,
+    exitstatus: int,
+    kind: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A results.json (provider or client plan) in the format's key order; `extra` fields
+    (e.g. `provider_choices`) come between `warnings` and `requirements`."""
     outcome_counts = Counter(t.get("outcome", "passed") for t in tests)
     verdict_counts = Counter(r["verdict"] for r in requirements)
     return {
         "format": RESULT_FORMAT,
+        **({"kind": kind} if kind is not None else {}),
         "session": session,
         "started_at": started,
         "finished_at": time.time(),
@@ -122,12 +154,10 @@ def build_results(
             "requirements": {k: verdict_counts.get(k, 0) for k in VERDICTS},
         },
         "warnings": warnings,
-        # Which option the provider took where the specs leave it free (no verdict).
-        "provider_choices": collect_provider_choices(tests),
+        **extra,
         "requirements": requirements,
         "tests": sorted(tests, key=lambda t: t["nodeid"]),
     }
-
 
 def _verdict(
     requirement_id: str, linked: list[dict[str, Any]], warnings: list[dict[str, Any]]

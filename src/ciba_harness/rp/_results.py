@@ -10,11 +10,9 @@ run-to-run diff and CI parsers read it unchanged.
 
 from __future__ import annotations
 
-import time
-from collections import Counter
 from typing import Any
 
-from ciba_harness.reports._results import RESULT_FORMAT, VERDICTS, catalogue_fields
+from ciba_harness.reports._results import broken_warnings, catalogue_fields, results_document
 from ciba_harness.rp._catalogue import client_catalogue
 
 __all__ = ["build_client_results", "requirement_verdicts"]
@@ -67,28 +65,5 @@ def build_client_results(tests: list[dict[str, Any]], session: dict[str, Any], *
             "skip_reasons": sorted({t.get("skip_reason") or "" for t in linked
                                     if t.get("outcome") == "skipped"} - {""}),
         })
-    warnings = [
-        {"requirement": c["requirement"], "title": c["message"], "nodeid": t["nodeid"],
-         "failure": c.get("failure")}
-        for t in tests for c in t.get("checks", [])
-        if not c["passed"] and c["severity"] == "warning"
-    ]
-    outcome_counts = Counter(t.get("outcome", "passed") for t in tests)
-    verdict_counts = Counter(r["verdict"] for r in requirements)
-    return {
-        "format": RESULT_FORMAT,
-        "kind": "client",
-        "session": session,
-        "started_at": started,
-        "finished_at": time.time(),
-        "exitstatus": exitstatus,
-        "interrupted": exitstatus == 2,
-        "summary": {
-            "tests": {k: outcome_counts.get(k, 0) for k in ("passed", "failed", "error",
-                                                             "skipped")},
-            "requirements": {k: verdict_counts.get(k, 0) for k in VERDICTS},
-        },
-        "warnings": warnings,
-        "requirements": requirements,
-        "tests": sorted(tests, key=lambda t: t["nodeid"]),
-    }
+    return results_document(session, tests, requirements, broken_warnings(tests),
+                            started=started, exitstatus=exitstatus, kind="client")
