@@ -20,6 +20,7 @@ from ciba_harness.load._capacity import (
     StatsSnapshot,
     StatsWindow,
     StepResult,
+    WindowEntry,
     bucket_percentile,
     judge_step,
 )
@@ -100,14 +101,8 @@ def test_plan_rejects_meaningless_bounds() -> None:
 
 
 # --- per-step windows of Locust's stats --------------------------------------------------------
-@dataclass
-class _Entry:
-    method: str
-    name: str
-    num_requests: int
-    num_failures: int
-    response_times: dict[int, int]
-    total_response_time: float = 0.0
+# A WindowEntry has the fields the window reads of one of Locust's StatsEntry rows: it stands in.
+_Entry = WindowEntry
 
 
 @dataclass

@@ -248,24 +248,10 @@ def slow_down(data: LoadData) -> str:
     t0 = min([*slow, *tokens])
     with _figure(height=3.0) as fig:
         ax = fig.add_subplot()
-        xs = sorted(slow)
-        ax.plot(
-            [x - t0 for x in xs],
-            [slow[x] for x in xs],
-            color="#bf8700",
-            lw=1.8,
-            label="slow_down/s",
-        )
+        _plot_series(ax, slow, t0, color="#bf8700", lw=1.8, label="slow_down/s")
         if tokens:
-            xt = sorted(tokens)
-            ax.plot(
-                [x - t0 for x in xt],
-                [tokens[x] for x in xt],
-                color="#0969da",
-                lw=1.2,
-                alpha=0.7,
-                label="token requests/s",
-            )
+            _plot_series(ax, tokens, t0, color="#0969da", lw=1.2, alpha=0.7,
+                         label="token requests/s")
         ax.set_xlabel("seconds since start")
         ax.set_ylabel("per second")
         ax.set_ylim(bottom=0)
@@ -281,6 +267,12 @@ def _mode_key(mode: str) -> tuple[int, str]:
 
 def _count(value: float) -> str:
     return f"{value:,.0f}" if value else ""
+
+
+def _plot_series(ax: Any, series: dict[float, float], t0: float, **style: Any) -> None:
+    """One line of a per-second series, in seconds since `t0`."""
+    xs = sorted(series)
+    ax.plot([x - t0 for x in xs], [series[x] for x in xs], **style)
 
 
 def _sum_series(data: LoadData, keys: list[str]) -> dict[float, float]:
