@@ -29,6 +29,7 @@ __all__ = [
     "ResultCollector",
     "choices_key",
     "collector_key",
+    "merge_record",
     "methods_key",
     "outcomes_key",
     "register_collector",
@@ -213,7 +214,7 @@ class ResultCollector:
             record = self.tests.setdefault(
                 report.nodeid, {"nodeid": report.nodeid, "outcome": "passed"}
             )
-            _merge(record, value, report)
+            merge_record(record, value, report)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         cached = self.config.stash.get(session_key, None)
@@ -291,13 +292,21 @@ class ResultCollector:
         )
 
 
-def _merge(record: dict[str, Any], value: dict[str, Any], report: pytest.TestReport) -> None:
-    for key in ("requirements", "modes", "doc", "auth_methods", "early_seconds"):
+def merge_record(
+    record: dict[str, Any],
+    value: dict[str, Any],
+    report: pytest.TestReport,
+    *,
+    fields: tuple[str, ...] = ("requirements", "modes", "doc", "auth_methods", "early_seconds"),
+    lists: tuple[str, ...] = ("checks", "exchanges", "choices"),
+) -> None:
+    """Fold one phase's record (setup, call, teardown) into the test's: the last non-empty
+    `fields` win, `lists` add up; a failed or skipped phase sets the outcome."""
+    for key in fields:
         if value.get(key):
             record[key] = value[key]
-    record.setdefault("checks", []).extend(value.get("checks", []))
-    record.setdefault("exchanges", []).extend(value.get("exchanges", []))
-    record.setdefault("choices", []).extend(value.get("choices", []))
+    for key in lists:
+        record.setdefault(key, []).extend(value.get(key, []))
     if report.failed:
         record["outcome"] = "failed" if report.when == "call" else "error"
         record["failure"] = value.get("failure")

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ciba_harness.pytest_plugin._collector import merge_record
 from ciba_harness.rp._harness import ClientSession, ClientTest
 
 __all__ = ["DEFAULT_REPORT_DIR"]
@@ -215,17 +216,9 @@ class ClientResultCollector:
                 continue
             record = self.tests.setdefault(report.nodeid,
                                            {"nodeid": report.nodeid, "outcome": "passed"})
-            for key in ("requirements", "modes", "doc", "client_concluded", "auth_methods"):
-                if value.get(key):
-                    record[key] = value[key]
-            record.setdefault("checks", []).extend(value.get("checks", []))
-            record.setdefault("exchanges", []).extend(value.get("exchanges", []))
-            if report.failed:
-                record["outcome"] = "failed" if report.when == "call" else "error"
-                record["failure"] = value.get("failure")
-            elif report.skipped:
-                record["outcome"] = "skipped"
-                record["skip_reason"] = value.get("skip_reason")
+            merge_record(record, value, report, lists=("checks", "exchanges"),
+                         fields=("requirements", "modes", "doc", "client_concluded",
+                                 "auth_methods"))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.tests:
