@@ -200,3 +200,27 @@ def test_a_name_of_the_facade_loads_on_first_use() -> None:
          "print('httpx' in sys.modules, sorted(set(c.__all__) - set(dir(c))))"],
         capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split(maxsplit=1) == ["True", "[]\n"]
+
+
+def test_the_facade_lists_each_public_name_once_in_step() -> None:
+    tree = ast.parse((PACKAGE / "__init__.py").read_text("utf-8"))
+    typed: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if _type_checking_block(node):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.ImportFrom):
+                    typed.update({a.asname or a.name: inner.module or "" for a in inner.names})
+    assigned = {target.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+                for target in node.targets if isinstance(target, ast.Name)}
+    exports = ast.literal_eval(assigned["_EXPORTS"])
+    listed = ast.literal_eval(assigned["__all__"])
+    assert typed == exports
+    assert sorted(listed) == sorted(exports) and len(listed) == len(set(listed))
+
+
+def test_every_public_name_resolves_to_its_module() -> None:
+    script = ("import ciba_harness as c, importlib; missing = [n for n, m in c._EXPORTS.items() "
+              "if getattr(importlib.import_module(m), n) is not getattr(c, n)]; print(missing)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
