@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import pytest
 
-from ciba_harness.core._config import ClientConfig, ProviderConfig
-from ciba_harness.core._discovery import ProviderMetadata
-from ciba_harness.pytest_plugin import require_client
-from ciba_harness.pytest_plugin.sequences import fapi_client_for
+from ciba_harness import (
+    ClientConfig,
+    ProviderConfig,
+    ProviderMetadata,
+    fapi_client_for,
+    require_client,
+)
 
 #: the certification suite's FAPI-CIBA variants: delivery mode and client authentication
 FAPI_VARIANTS = [

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ciba_harness import Severity
-from ciba_harness.checks._backchannel import accepted, auth_req_ids_unique
-from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._responses import (
+from ciba_harness import (
+    Severity,
+    accepted,
     ack_auth_req_id_charset,
     ack_expires_in,
     ack_has_auth_req_id,
@@ -23,11 +22,11 @@ from ciba_harness.checks._responses import (
     ack_no_interval_for_push,
     ack_status_ok,
     auth_req_id_entropy,
+    auth_req_ids_unique,
     no_store,
-)
-from ciba_harness.core._requests import parse_acknowledgement
-from ciba_harness.pytest_plugin import require_client
-from ciba_harness.pytest_plugin.sequences import (
+    parse_acknowledgement,
+    record_choice,
+    require_client,
     retire,
     retire_if_accepted,
     send_and_accept,
@@ -35,9 +34,7 @@ from ciba_harness.pytest_plugin.sequences import (
 )
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import CibaClient, ProviderConfig, ProviderMetadata
 
 ENTROPY_SAMPLES = 50
 CONCURRENT_REQUESTS = 8

@@ -16,39 +16,37 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ciba_harness import Flow, Severity, build_backchannel_request
-from ciba_harness.checks._backchannel import (
+from ciba_harness import (
+    Flow,
+    Severity,
     accepted,
+    build_backchannel_request,
     describe_refusal,
-    invalid_value_refused,
-    no_acknowledgement,
-)
-from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._responses import (
     error_body_well_formed,
+    error_code,
     error_code_is,
-    fail,
-    not_server_error,
-    token_response_complete,
-)
-from ciba_harness.core._requests import error_code, parse_acknowledgement, tampered_signature
-from ciba_harness.pytest_plugin.sequences import (
     expect_accepted,
     expect_backchannel_error,
     expect_error_status,
+    fail,
+    invalid_value_refused,
     issued_id_token,
+    no_acknowledgement,
+    not_server_error,
+    parse_acknowledgement,
+    record_choice,
     record_outcome,
     require_login_hint_token,
     retire,
     retire_if_accepted,
     send_and_accept,
     send_announced,
+    tampered_signature,
+    token_response_complete,
 )
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import CibaClient, ProviderConfig, ProviderMetadata
 
 UNKNOWN_SCOPE = "x_harness_unknown_scope"
 

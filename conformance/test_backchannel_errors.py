@@ -17,25 +17,30 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ciba_harness import ClientAuthentication, Severity, build_backchannel_request
-from ciba_harness.checks._backchannel import no_notifications
-from ciba_harness.checks._responses import (
+from ciba_harness import (
+    ClientAuthentication,
+    Severity,
+    build_backchannel_request,
     error_body_well_formed,
+    error_code,
     error_description_charset,
     error_uri_charset,
+    expect_backchannel_error,
+    login_hint_token,
+    no_notifications,
     not_server_error,
     refused,
+    require_client,
 )
-from ciba_harness.core._requests import error_code, login_hint_token
-from ciba_harness.pytest_plugin import require_client
-from ciba_harness.pytest_plugin.sequences import expect_backchannel_error
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.client._inbox import NotificationInbox
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
-    from ciba_harness.core._http import Exchange
+    from ciba_harness import (
+        CibaClient,
+        Exchange,
+        NotificationInbox,
+        ProviderConfig,
+        ProviderMetadata,
+    )
 
 #: how long the receiver is watched for callbacks a rejected request must not cause
 WATCH_SECONDS = 1.0

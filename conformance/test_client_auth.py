@@ -14,25 +14,28 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ciba_harness import ClientAuthentication, Severity, build_backchannel_request, sign_jwt
-from ciba_harness.checks._backchannel import describe_refusal
-from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._responses import refused, status_is, www_authenticate_present
-from ciba_harness.core._requests import tampered_signature
-from ciba_harness.pytest_plugin import require_client
-from ciba_harness.pytest_plugin.sequences import (
+from ciba_harness import (
+    ClientAuthentication,
+    Severity,
+    build_backchannel_request,
     client_with_method,
+    describe_refusal,
     expect_backchannel_error,
+    record_choice,
+    refused,
+    require_client,
     retire,
     retire_if_accepted,
     send_and_accept,
     send_announced,
+    sign_jwt,
+    status_is,
+    tampered_signature,
+    www_authenticate_present,
 )
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import CibaClient, ProviderConfig, ProviderMetadata
 
 ASSERTION_METHODS = ("client_secret_jwt", "private_key_jwt")
 

@@ -10,26 +10,27 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ciba_harness import AUTH_METHODS, Severity, discovery_request
-from ciba_harness.checks._backchannel import (
+from ciba_harness import (
+    AUTH_METHODS,
+    Severity,
     backchannel_endpoint_https,
     ciba_grant_advertised,
     delivery_modes_valid,
+    discovery_request,
+    fail,
     issuer_matches,
     metadata_document,
     mtls_alias_valid,
     request_signing_algs_asymmetric,
     request_signing_algs_listed,
+    require_client,
+    retire,
+    send_and_accept,
     user_code_parameter_boolean,
 )
-from ciba_harness.checks._responses import fail
-from ciba_harness.pytest_plugin import require_client
-from ciba_harness.pytest_plugin.sequences import retire, send_and_accept
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import CibaClient, ProviderConfig, ProviderMetadata
 
 
 @pytest.fixture

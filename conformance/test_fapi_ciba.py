@@ -25,53 +25,61 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from ciba_harness import RequestObjectSpec, Severity, decode_unverified, discovery_request
-from ciba_harness.checks._backchannel import accepted, ciba_grant_advertised, metadata_document
-from ciba_harness.checks._delivery import (
-    callback_count_at_most,
-    no_callback_for_flow,
-    token_error_is,
-)
-from ciba_harness.checks._fapi import (
+from ciba_harness import (
     FAPI_ALGS,
-    bound_tokens_advertised,
-    fapi_auth_method_advertised,
-    fapi_severity,
-    handshake_refused,
-    member_echoed,
-    metadata_algs_fapi,
-    no_rsa1_5,
-    poll_advertised,
-    push_not_advertised,
-    refresh_not_rotated,
-    string_array_if_present,
-    token_entropy,
-)
-from ciba_harness.checks._idtoken import acr_present, id_token_alg_is
-from ciba_harness.checks._responses import refused, status_is, token_response_complete
-from ciba_harness.client._tls import FAPI_TLS12_CIPHERS, offerable_tls12_ciphers, probe_tls
-from ciba_harness.core._notifications import EndpointBehaviour
-from ciba_harness.core._requests import build_refresh_request
-from ciba_harness.pytest_plugin.sequences import (
+    FAPI_TLS12_CIPHERS,
+    EndpointBehaviour,
+    RequestObjectSpec,
+    Severity,
     accept_signed,
+    accepted,
+    acr_present,
+    bound_tokens_advertised,
+    build_refresh_request,
+    callback_count_at_most,
+    ciba_grant_advertised,
     complete_flow,
+    decode_unverified,
+    discovery_request,
     expect_backchannel_error,
     expect_callback,
     expect_certificate_bound,
     expect_flow_tokens,
+    fapi_auth_method_advertised,
+    fapi_severity,
+    handshake_refused,
+    id_token_alg_is,
+    member_echoed,
+    metadata_algs_fapi,
+    metadata_document,
+    no_callback_for_flow,
+    no_rsa1_5,
+    offerable_tls12_ciphers,
+    poll_advertised,
+    probe_tls,
+    push_not_advertised,
     redirected_callbacks,
+    refresh_not_rotated,
+    refused,
     second_fapi_client,
     send_registration,
     send_signed,
     start_signed,
+    status_is,
+    string_array_if_present,
+    token_entropy,
+    token_error_is,
+    token_response_complete,
 )
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.client._inbox import NotificationInbox
-    from ciba_harness.client._receiver import NotificationReceiver
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import (
+        CibaClient,
+        NotificationInbox,
+        NotificationReceiver,
+        ProviderConfig,
+        ProviderMetadata,
+    )
 
 pytestmark = [pytest.mark.fapi, pytest.mark.usefixtures("fapi_profile")]
 

@@ -14,23 +14,21 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ciba_harness import ClientAuthentication, RequestObjectSpec
-from ciba_harness.checks._delivery import token_error_is
-from ciba_harness.checks._fapi import fapi_severity
-from ciba_harness.checks._responses import token_response_complete
-from ciba_harness.pytest_plugin.sequences import (
+from ciba_harness import (
+    ClientAuthentication,
+    RequestObjectSpec,
     expect_backchannel_error,
     expect_callback,
     fapi_rsa_key,
+    fapi_severity,
     second_fapi_client,
     start_signed,
+    token_error_is,
+    token_response_complete,
 )
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.client._inbox import NotificationInbox
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import CibaClient, NotificationInbox, ProviderConfig, ProviderMetadata
 
 pytestmark = [pytest.mark.fapi, pytest.mark.usefixtures("fapi_profile")]
 

@@ -14,24 +14,22 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ciba_harness import RequestObjectSpec
-from ciba_harness.checks._backchannel import accepted
-from ciba_harness.checks._fapi import fapi_severity
-from ciba_harness.checks._responses import refused
-from ciba_harness.core._requests import login_hint_token
-from ciba_harness.pytest_plugin.sequences import (
+from ciba_harness import (
+    RequestObjectSpec,
     accept_signed,
+    accepted,
     expect_backchannel_error,
     expect_signed_request_refused,
     fapi_rsa_key,
+    fapi_severity,
+    login_hint_token,
+    refused,
     second_fapi_client,
     send_signed,
 )
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import CibaClient, ProviderConfig, ProviderMetadata
 
 pytestmark = [pytest.mark.fapi, pytest.mark.usefixtures("fapi_profile")]
 

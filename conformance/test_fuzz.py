@@ -18,11 +18,17 @@ from __future__ import annotations
 import pytest
 from hypothesis import event, given, note
 
-from ciba_harness import CheckRunner, CibaClient, ProviderConfig, ProviderMetadata
-from ciba_harness.checks._backchannel import ERROR_STATUS, auth_req_ids_unique
-from ciba_harness.checks._responses import auth_req_id_entropy
-from ciba_harness.pytest_plugin import require_client
-from ciba_harness.pytest_plugin._fuzz import CibaFuzz
+from ciba_harness import (
+    ERROR_STATUS,
+    CheckRunner,
+    CibaClient,
+    CibaFuzz,
+    ProviderConfig,
+    ProviderMetadata,
+    auth_req_id_entropy,
+    auth_req_ids_unique,
+    require_client,
+)
 from ciba_harness.strategies import (
     BACKCHANNEL_REQUIREMENTS,
     TOKEN_REQUIREMENTS,

@@ -17,23 +17,19 @@ from ciba_harness import (
     IdTokenExpectations,
     InvalidIdToken,
     Severity,
-    decode_unverified,
-)
-from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._idtoken import (
     acr_present,
     auth_time_within,
     claim_present,
+    decode_unverified,
     id_token_alg_is,
     nonce_absent,
+    record_choice,
+    redeem,
     same_subject,
 )
-from ciba_harness.pytest_plugin.sequences import redeem
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import CibaClient, ProviderConfig, ProviderMetadata
 
 pytestmark = pytest.mark.poll
 

@@ -15,22 +15,22 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ciba_harness import Severity
-from ciba_harness.checks._delivery import token_error_is
-from ciba_harness.checks._fapi import cnf_matches
-from ciba_harness.checks._responses import refused, status_is
-from ciba_harness.client._tls import certificate_thumbprint, impostor_certificate
-from ciba_harness.core._http import Exchange
-from ciba_harness.pytest_plugin.sequences import (
+from ciba_harness import (
+    Exchange,
+    Severity,
+    certificate_thumbprint,
     client_with_method,
+    cnf_matches,
     expect_backchannel_error,
+    impostor_certificate,
+    refused,
     send_and_accept,
+    status_is,
+    token_error_is,
 )
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import CibaClient, ProviderConfig, ProviderMetadata
 
 MTLS_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
 

@@ -8,17 +8,22 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ciba_harness.checks._delivery import no_callback_for_flow
-from ciba_harness.core._notifications import EndpointBehaviour
-from ciba_harness.pytest_plugin import require_client
-from ciba_harness.pytest_plugin.sequences import expect_callback, redirected_callbacks
+from ciba_harness import (
+    EndpointBehaviour,
+    expect_callback,
+    no_callback_for_flow,
+    redirected_callbacks,
+    require_client,
+)
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.client._inbox import NotificationInbox
-    from ciba_harness.client._receiver import NotificationReceiver
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import (
+        CibaClient,
+        NotificationInbox,
+        NotificationReceiver,
+        ProviderConfig,
+        ProviderMetadata,
+    )
 
 QUIET_WINDOW = 1.0  # seconds to watch for callbacks that must not come
 

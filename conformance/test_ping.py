@@ -11,25 +11,30 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ciba_harness import EndpointBehaviour, Severity
-from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._delivery import (
+from ciba_harness import (
+    EndpointBehaviour,
+    Severity,
     callback_bearer_is,
     callback_count_at_most,
     callback_is_json,
+    expect_callback,
+    flow_callbacks,
     no_callback_for_flow,
     ping_body_only_auth_req_id,
+    record_choice,
+    start_expiring,
+    status_is,
     token_error_is,
 )
-from ciba_harness.checks._responses import status_is
-from ciba_harness.pytest_plugin.sequences import expect_callback, flow_callbacks, start_expiring
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.client._inbox import NotificationInbox
-    from ciba_harness.client._receiver import NotificationReceiver
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import (
+        CibaClient,
+        NotificationInbox,
+        NotificationReceiver,
+        ProviderConfig,
+        ProviderMetadata,
+    )
 
 pytestmark = pytest.mark.ping
 

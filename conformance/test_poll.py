@@ -19,14 +19,16 @@ from ciba_harness import (
     Severity,
     build_refresh_request,
     error_code,
+    no_store,
+    record_choice,
+    single_redemption,
+    token_error_is,
+    token_response_complete,
+    token_type_bearer,
 )
-from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._delivery import single_redemption, token_error_is
-from ciba_harness.checks._responses import no_store, token_response_complete, token_type_bearer
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.core._config import ProviderConfig
+    from ciba_harness import CibaClient, ProviderConfig
 
 pytestmark = pytest.mark.poll
 

@@ -12,23 +12,23 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ciba_harness import Severity
-from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._delivery import (
+from ciba_harness import (
+    Severity,
+    ack_no_interval_for_push,
     callback_bearer_is,
     callback_count_at_most,
     callback_is_json,
+    expect_callback,
+    flow_callbacks,
     push_error_code_allowed,
     push_error_is,
     push_token_payload,
+    record_choice,
+    start_expiring,
 )
-from ciba_harness.checks._responses import ack_no_interval_for_push
-from ciba_harness.pytest_plugin.sequences import expect_callback, flow_callbacks, start_expiring
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.client._inbox import NotificationInbox
-    from ciba_harness.core._config import ProviderConfig
+    from ciba_harness import CibaClient, NotificationInbox, ProviderConfig
 
 pytestmark = pytest.mark.push
 

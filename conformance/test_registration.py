@@ -11,22 +11,25 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ciba_harness import CIBA_GRANT, ClientConfig, Exchange, Severity
-from ciba_harness.checks._backchannel import accepted
-from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._responses import (
+from ciba_harness import (
+    CIBA_GRANT,
+    ClientConfig,
+    Exchange,
+    Severity,
+    accepted,
     error_body_well_formed,
+    error_code,
     error_code_is,
+    expect_backchannel_error,
     fail,
+    record_choice,
     refused,
+    send_registration,
     status_is,
 )
-from ciba_harness.core._requests import error_code
-from ciba_harness.pytest_plugin.sequences import expect_backchannel_error, send_registration
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import CibaClient, ProviderMetadata
 
 NOTIFICATION_URL = "https://client.example.org/ciba/notify"
 

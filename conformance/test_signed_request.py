@@ -17,23 +17,25 @@ from typing import TYPE_CHECKING
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ciba_harness import HttpRequest, RequestObjectSpec, Severity, build_backchannel_request
-from ciba_harness.checks._backchannel import describe_refusal
-from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._responses import not_server_error, refused
-from ciba_harness.core._requests import error_code
-from ciba_harness.pytest_plugin import require_client
-from ciba_harness.pytest_plugin.sequences import (
+from ciba_harness import (
+    HttpRequest,
+    RequestObjectSpec,
+    Severity,
+    build_backchannel_request,
+    describe_refusal,
+    error_code,
     expect_backchannel_error,
     expect_signed_request_refused,
+    not_server_error,
+    record_choice,
+    refused,
+    require_client,
     send_and_accept,
     send_signed,
 )
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.core._config import ClientConfig, ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import CibaClient, ClientConfig, ProviderConfig, ProviderMetadata
 
 
 @pytest.fixture

@@ -10,9 +10,14 @@ from __future__ import annotations
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
-from ciba_harness import CibaClient, ClientConfig, ProviderConfig, ProviderMetadata
-from ciba_harness.pytest_plugin import require_client
-from ciba_harness.pytest_plugin._fuzz import CibaFuzz
+from ciba_harness import (
+    CibaClient,
+    CibaFuzz,
+    ClientConfig,
+    ProviderConfig,
+    ProviderMetadata,
+    require_client,
+)
 from ciba_harness.strategies._state_machine import make_machine
 
 pytestmark = pytest.mark.fuzz

@@ -16,19 +16,25 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ciba_harness import Severity
-from ciba_harness.checks._delivery import callback_arrived
-from ciba_harness.checks._fapi import fapi_clients, handshake_established, handshake_refused
-from ciba_harness.checks._responses import fail
-from ciba_harness.client._tls import probe_tls
-from ciba_harness.pytest_plugin import require_client
+from ciba_harness import (
+    Severity,
+    callback_arrived,
+    fail,
+    fapi_clients,
+    handshake_established,
+    handshake_refused,
+    probe_tls,
+    require_client,
+)
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.client._inbox import NotificationInbox
-    from ciba_harness.client._receiver import NotificationReceiver
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import (
+        CibaClient,
+        NotificationInbox,
+        NotificationReceiver,
+        ProviderConfig,
+        ProviderMetadata,
+    )
 
 ENDPOINT_NAMES = (
     "token_endpoint",

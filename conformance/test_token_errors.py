@@ -19,26 +19,20 @@ from ciba_harness import (
     Poller,
     PollStatus,
     Severity,
-    error_code,
-)
-from ciba_harness.checks._choices import record_choice
-from ciba_harness.checks._delivery import (
-    fast_poll_answer_allowed,
-    token_endpoint_uses_tls,
-    token_error_is,
-)
-from ciba_harness.checks._responses import (
     error_body_well_formed,
     error_charset,
+    error_code,
+    fast_poll_answer_allowed,
+    record_choice,
+    require_client,
     status_is,
+    token_endpoint_uses_tls,
+    token_error_is,
     www_authenticate_present,
 )
-from ciba_harness.pytest_plugin import require_client
 
 if TYPE_CHECKING:
-    from ciba_harness.client._client import CibaClient
-    from ciba_harness.core._config import ProviderConfig
-    from ciba_harness.core._discovery import ProviderMetadata
+    from ciba_harness import CibaClient, ProviderConfig, ProviderMetadata
 
 pytestmark = pytest.mark.poll
 

@@ -129,6 +129,12 @@ if TYPE_CHECKING:
     from ciba_harness.client._httpx import HttpxTransport
     from ciba_harness.client._inbox import NotificationInbox
     from ciba_harness.client._receiver import NotificationReceiver
+    from ciba_harness.client._tls import (
+        certificate_thumbprint,
+        impostor_certificate,
+        offerable_tls12_ciphers,
+        probe_tls,
+    )
     from ciba_harness.core._clientauth import (
         ASSERTION_TYPE,
         ClientAuthentication,
@@ -208,7 +214,9 @@ if TYPE_CHECKING:
         parse_acknowledgement,
         tampered_signature,
     )
+    from ciba_harness.core._tls import FAPI_TLS12_CIPHERS
     from ciba_harness.pytest_plugin._fixtures import require_client
+    from ciba_harness.pytest_plugin._fuzz import CibaFuzz
     from ciba_harness.pytest_plugin.sequences import (
         FIRST_CALLBACK,
         INVALID_REQUEST_OBJECT,
@@ -356,6 +364,10 @@ _EXPORTS = {
     "HttpxTransport": "ciba_harness.client._httpx",
     "NotificationInbox": "ciba_harness.client._inbox",
     "NotificationReceiver": "ciba_harness.client._receiver",
+    "certificate_thumbprint": "ciba_harness.client._tls",
+    "impostor_certificate": "ciba_harness.client._tls",
+    "offerable_tls12_ciphers": "ciba_harness.client._tls",
+    "probe_tls": "ciba_harness.client._tls",
     "ASSERTION_TYPE": "ciba_harness.core._clientauth",
     "ClientAuthentication": "ciba_harness.core._clientauth",
     "apply_client_auth": "ciba_harness.core._clientauth",
@@ -424,7 +436,9 @@ _EXPORTS = {
     "new_notification_token": "ciba_harness.core._requests",
     "parse_acknowledgement": "ciba_harness.core._requests",
     "tampered_signature": "ciba_harness.core._requests",
+    "FAPI_TLS12_CIPHERS": "ciba_harness.core._tls",
     "require_client": "ciba_harness.pytest_plugin._fixtures",
+    "CibaFuzz": "ciba_harness.pytest_plugin._fuzz",
     "FIRST_CALLBACK": "ciba_harness.pytest_plugin.sequences",
     "INVALID_REQUEST_OBJECT": "ciba_harness.pytest_plugin.sequences",
     "accept_signed": "ciba_harness.pytest_plugin.sequences",
@@ -474,6 +488,7 @@ __all__ = [
     "CheckOutcome",
     "CheckRunner",
     "CibaClient",
+    "CibaFuzz",
     "CibaHarnessError",
     "ClientAuthentication",
     "ClientConfig",
@@ -488,6 +503,7 @@ __all__ = [
     "EndpointBehaviour",
     "Exchange",
     "FAPI_ALGS",
+    "FAPI_TLS12_CIPHERS",
     "FIRST_CALLBACK",
     "Flow",
     "HttpHookDriver",
@@ -557,6 +573,7 @@ __all__ = [
     "callback_kind_fits_mode",
     "callback_names_auth_req_id",
     "callback_size_within",
+    "certificate_thumbprint",
     "check",
     "ciba_grant_advertised",
     "claim_present",
@@ -602,6 +619,7 @@ __all__ = [
     "id_token_rt_hash_matches",
     "id_token_signature_verifies",
     "id_token_times_valid",
+    "impostor_certificate",
     "invalid_value_refused",
     "issued_id_token",
     "issuer_matches",
@@ -621,10 +639,12 @@ __all__ = [
     "nonce_absent",
     "not_server_error",
     "notification_wait",
+    "offerable_tls12_ciphers",
     "parse_acknowledgement",
     "parse_metadata",
     "ping_body_only_auth_req_id",
     "poll_advertised",
+    "probe_tls",
     "push_error_code_allowed",
     "push_error_is",
     "push_not_advertised",
