@@ -224,3 +224,13 @@ def test_every_public_name_resolves_to_its_module() -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_suites_use_only_the_public_api() -> None:
+    suites = PACKAGE.parents[1] / "conformance"
+    private = []
+    for path in sorted(suites.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ciba_harness."):
+                private.append(f"{path.name}: from {node.module} import ...")
+    assert not private, "\n".join(private)
