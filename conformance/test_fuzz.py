@@ -35,10 +35,12 @@ from ciba_harness.strategies import (
     BackchannelCase,
     TokenCase,
     backchannel_cases,
+    judge_backchannel,
+    judge_token,
+    keep_last_exchanges,
     redacted,
     token_cases,
 )
-from ciba_harness.strategies._judging import judge_backchannel, judge_token, keep_last_exchanges
 
 pytestmark = [
     pytest.mark.fuzz,

@@ -18,7 +18,7 @@ from ciba_harness import (
     ProviderMetadata,
     require_client,
 )
-from ciba_harness.strategies._state_machine import make_machine
+from ciba_harness.strategies import make_machine
 
 pytestmark = pytest.mark.fuzz
 

@@ -35,12 +35,14 @@ from ciba_harness.strategies._cases import (
     redacted,
 )
 from ciba_harness.strategies._clients import backchannel_clients
+from ciba_harness.strategies._judging import judge_backchannel, judge_token, keep_last_exchanges
 from ciba_harness.strategies._oracle import BACKCHANNEL_REQUIREMENTS, HINTS, classify
 from ciba_harness.strategies._params import backchannel_params
 from ciba_harness.strategies._request_objects import (
     request_object_mutations,
     request_object_specs,
 )
+from ciba_harness.strategies._state_machine import make_machine
 from ciba_harness.strategies._tokens import token_cases
 from ciba_harness.strategies._values import (
     binding_messages,
@@ -64,6 +66,10 @@ __all__ = [
     "classify",
     "client_authentications",
     "hostile_text",
+    "judge_backchannel",
+    "judge_token",
+    "keep_last_exchanges",
+    "make_machine",
     "numeric_strings",
     "random_auth_req_ids",
     "redacted",
