@@ -14,7 +14,7 @@ import pytest
 from ciba_harness.core._packages import CLIENT_SUITES_PACKAGE, package_folder
 from ciba_harness.rp.reference_client import ReferenceClient
 
-SELECT = "push_faithful or wrong_aud or ping_wrong_bearer"
+SELECT = "push_faithful or wrong_aud or (ping_ignored and bearer)"
 
 
 def free_port() -> int:
