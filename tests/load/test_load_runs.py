@@ -102,36 +102,45 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _distributed(tmp_path: Path, issuer: str, *master_args: str) -> tuple[int, str, str, list[str]]:
+    """A --master expecting two --worker processes on loopback, all bounded by TIMEOUT;
+    returns the master's exit status, stdout and stderr, and each worker's stderr."""
+    port = _free_port()
+    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+    master = subprocess.Popen(
+        [*locust, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+         "--expect-workers", "2", "--headless", "--ciba-issuer", issuer,
+         "--csv", str(tmp_path / "dist"), "--only-summary", *master_args],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )
+    workers = [
+        subprocess.Popen(
+            [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        )
+        for _ in range(2)
+    ]
+    try:
+        out, err = master.communicate(timeout=TIMEOUT)
+        worker_logs = [w.communicate(timeout=30)[1] for w in workers]
+    finally:
+        for process in (master, *workers):
+            if process.poll() is None:
+                process.kill()
+                process.wait(5)
+    return master.returncode, out, err, worker_logs
+
+
 def test_master_and_two_workers_aggregate(tmp_path: Path) -> None:
     """--master with two --worker processes on loopback, in the open model: both workers run
     flows, their ping/push callbacks reach them through one registered receiver, and the
     master's CSV holds the sum of what the workers counted."""
-    port = _free_port()
     with EmbeddedProvider() as provider:
-        locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
-        master = subprocess.Popen(
-            [*locust, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-             "--expect-workers", "2", "--headless", "-u", "12", "-r", "12", "-t", "10s",
-             "--ciba-issuer", provider.issuer, "--ciba-mix", "flows", "--ciba-arrival-rate", "8",
-             "--csv", str(tmp_path / "dist"), "--only-summary", "--ciba-max-fail-ratio", "0"],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        returncode, out, err, worker_logs = _distributed(
+            tmp_path, provider.issuer, "-u", "12", "-r", "12", "-t", "10s", "--ciba-mix", "flows",
+            "--ciba-arrival-rate", "8", "--ciba-max-fail-ratio", "0",
         )
-        workers = [
-            subprocess.Popen(
-                [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-            )
-            for _ in range(2)
-        ]
-        try:
-            out, err = master.communicate(timeout=TIMEOUT)
-            worker_logs = [w.communicate(timeout=30)[1] for w in workers]
-        finally:
-            for process in (master, *workers):
-                if process.poll() is None:
-                    process.kill()
-                    process.wait(5)
-    assert master.returncode == 0, f"{out[-2000:]}\n{err[-4000:]}\n" + "\n".join(
+    assert returncode == 0, f"{out[-2000:]}\n{err[-4000:]}\n" + "\n".join(
         f"--- worker {index}\n{log[-3000:]}" for index, log in enumerate(worker_logs)
     )
     tokens, forwarded = [], 0
@@ -210,37 +219,16 @@ def test_capacity_search_against_the_embedded_provider(tmp_path: Path) -> None:
 def test_capacity_search_with_a_master_and_two_workers(tmp_path: Path) -> None:
     """The search on the master: each step's rate reaches both workers (each takes half),
     the steps are judged on the merged stats, and the workers' CPU is in the figures."""
-    port = _free_port()
     with EmbeddedProvider() as provider:
-        locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
-        master = subprocess.Popen(
-            [*locust, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-             "--expect-workers", "2", "--headless", "-u", "4", "-t", "30s",
-             "--ciba-issuer", provider.issuer, "--ciba-mix", "poll", "--ciba-find-capacity",
-             "--ciba-approval-delay", "fixed:0.1", "--ciba-deny-share", "0",
-             "--ciba-expire-share", "0", "--ciba-capacity-start", "4", "--ciba-capacity-growth", "3",
-             "--ciba-capacity-step-time", "6", "--ciba-capacity-settle", "2",
-             "--ciba-capacity-max-steps", "3", "--ciba-p95-time-to-token-ms", "5000",
-             "--csv", str(tmp_path / "dist"), "--only-summary"],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        returncode, _, err, worker_logs = _distributed(
+            tmp_path, provider.issuer, "-u", "4", "-t", "30s", "--ciba-mix", "poll",
+            "--ciba-find-capacity", "--ciba-approval-delay", "fixed:0.1", "--ciba-deny-share", "0",
+            "--ciba-expire-share", "0", "--ciba-capacity-start", "4", "--ciba-capacity-growth", "3",
+            "--ciba-capacity-step-time", "6", "--ciba-capacity-settle", "2",
+            "--ciba-capacity-max-steps", "3", "--ciba-p95-time-to-token-ms", "5000",
         )
-        workers = [
-            subprocess.Popen(
-                [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-            )
-            for _ in range(2)
-        ]
-        try:
-            out, err = master.communicate(timeout=TIMEOUT)
-            worker_logs = [w.communicate(timeout=30)[1] for w in workers]
-        finally:
-            for process in (master, *workers):
-                if process.poll() is None:
-                    process.kill()
-                    process.wait(5)
     shown = f"{err[-4000:]}\n" + "\n".join(log[-2000:] for log in worker_logs)
-    assert master.returncode == 0, shown
+    assert returncode == 0, shown
     final = json.loads((tmp_path / "dist_final.json").read_text())
     capacity = final["capacity"]
     assert capacity["processes"] == 2, shown
