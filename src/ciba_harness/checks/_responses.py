@@ -141,17 +141,29 @@ def status_is(exchange: Exchange, statuses: Collection[int], *, requirement: str
 
 
 @check(title="Not a server error")
-def not_server_error(exchange: Exchange, *, requirement: str) -> None:
-    """The provider answers; no 5xx.
+def not_server_error(exchange: Exchange, *, requirement: str, retry_after_ok: bool = False) -> None:
+    """The provider answers within the request timeout; no 5xx (503 + Retry-After where the
+    caller allows it).
 
-    Generic: a 5xx is no CIBA answer (CIBA §13 lists none; catalogue CIBA-AERR-16)."""
-    status = _status(exchange)
-    if status is None or status >= 500:
+    Generic: a 5xx is no CIBA answer (CIBA §13 lists none; catalogue CIBA-AERR-16); §10.1 lets
+    the token endpoint answer 503 with Retry-After (`retry_after_ok`)."""
+    response = exchange.response
+    if response is None:
         raise UnexpectedStatus(
             requirement=requirement,
-            title="Server error or no answer",
+            title="No answer (hang, reset or refused connection)",
+            expected="an HTTP answer within budgets.request_timeout",
+            actual=exchange.error,
+            exchanges=[exchange],
+        )
+    if response.status >= 500:
+        if retry_after_ok and response.status == 503 and response.header("retry-after"):
+            return
+        raise UnexpectedStatus(
+            requirement=requirement,
+            title="Server error",
             expected="an answer below 500",
-            actual=status if status is not None else exchange.error,
+            actual=f"HTTP {response.status}: {response.text(200)!r}",
             exchanges=[exchange],
         )
 
