@@ -198,7 +198,9 @@ def test_capacity_search_against_the_embedded_provider(tmp_path: Path) -> None:
     assert 1 <= len(steps) <= max_steps
     # each step ends on a 1 s tick; a failed step is followed by a pause of at most a step
     assert capacity["elapsed_s"] <= min(30.0, max_steps * (2 * step_time + 1.0)) + 2
-    assert [s["rate"] for s in steps[:2]] == [5.0, 20.0]  # climbing by the growth factor
+    assert steps[0]["rate"] == 5.0
+    if len(steps) > 1:  # by the growth factor: up after a passing step, down after a failing one
+        assert steps[1]["rate"] == (20.0 if steps[0]["passed"] else 1.25), steps
     assert all(s["flows"] > 0 and s["measured_seconds"] >= step_time - 1.5 - 0.5 for s in steps)
     passed = [s["rate"] for s in steps if s["passed"] and not s["generator_limited"]]
     failed = [s["rate"] for s in steps if not s["passed"] and not s["generator_limited"]]
