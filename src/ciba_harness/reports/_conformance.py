@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ciba_harness.core._config import AUTH_METHODS as CONFIG_AUTH_METHODS, DELIVERY_MODES
 from ciba_harness.reports._html import (
     VERDICT_ORDER,
     anchor,
@@ -28,17 +29,9 @@ from ciba_harness.reports._html import (
 
 __all__ = ["AUTH_METHODS", "auth_methods_of", "render_html_report", "write_html_report"]
 
-MODES = ("poll", "ping", "push")
+MODES = DELIVERY_MODES
 # Longest first, so `self_signed_tls_client_auth` is not read as `tls_client_auth`.
-AUTH_METHODS = (
-    "self_signed_tls_client_auth",
-    "client_secret_basic",
-    "client_secret_post",
-    "client_secret_jwt",
-    "private_key_jwt",
-    "tls_client_auth",
-    "none",
-)
+AUTH_METHODS = tuple(sorted(CONFIG_AUTH_METHODS, key=len, reverse=True))
 UNSPECIFIED = "unspecified"
 OUTCOMES = ("failed", "error", "passed", "skipped")
 _OUTCOME_VERDICT = {"failed": "fail", "error": "error", "passed": "pass", "skipped": "skipped"}

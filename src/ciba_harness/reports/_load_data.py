@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ciba_harness.core._codes import BACKCHANNEL_ERROR_CODES, PUSH_ERROR_CODES, TOKEN_ERROR_CODES
+from ciba_harness.core._config import DELIVERY_MODES
 from ciba_harness.reports._html import scrub
 
 __all__ = [
@@ -41,7 +42,7 @@ CIBA_ERROR_CODES = frozenset(
     | {"server_error", "temporarily_unavailable", "invalid_client_metadata"}
 )
 PERCENTILES = {"p50": "50%", "p95": "95%", "p99": "99%"}
-MODES = ("poll", "ping", "push")
+MODES = DELIVERY_MODES
 _WORD = re.compile(r"[a-z]+(?:_[a-z]+)*")
 _HTTP_STATUS = re.compile(
     r"\b(?:HTTP|status)\D{0,3}([1-5]\d\d)\b|\b([45]\d\d) (?:Client|Server) Error"
