@@ -22,7 +22,7 @@ def parse(text: str) -> list[dict[str, str]]:
     rows = []
     group = ""
     for line in text.splitlines():
-        if line.startswith("## ") or line.startswith("### "):
+        if line.startswith(("## ", "### ")):
             group = line.lstrip("#").strip()
         match = ROW.match(line)
         if not match:
