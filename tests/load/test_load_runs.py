@@ -87,6 +87,9 @@ def test_provider_fault_breaks_the_gate_with_ciba_codes(tmp_path: Path) -> None:
     """A provider that re-issues auth_req_ids: duplicates are found and the gate exits 3."""
     result = _wrapper(
         tmp_path, "--provider-fault", "auth_req_id_reused", "--ciba-mix", "poll",
+        # approvals wait 2 s: requests stay pending, so identical ones meet within the fault's
+        # reuse window even when a loaded machine spreads the users out
+        "--ciba-approval-delay", "fixed:2",
         "-u", "6", "-r", "6", "-t", "5s", "--ciba-max-fail-ratio", "0.01",
     )
     assert result.returncode == 3, _show(result)
