@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from check_table import BadCase, Case, assert_breaks, assert_holds, case_ids
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -130,7 +130,6 @@ def inbox_with(token: str) -> NotificationInbox:
     return inbox
 
 
-Case = tuple[Callable[..., None], tuple[Any, ...], dict[str, Any]]
 GOOD: list[Case] = [
     # --- _backchannel ---
     (bc.accepted, (ACK,), {"requirement": "R-1"}),
@@ -222,7 +221,6 @@ GOOD: list[Case] = [
     (fuzz.fuzz_guess_not_pending, (ex(400, {"error": "invalid_grant"}),), {}),
 ]
 
-BadCase = tuple[Callable[..., None], tuple[Any, ...], dict[str, Any], type[CheckFailure], str]
 BAD: list[BadCase] = [
     # --- _backchannel ---
     (bc.accepted, (ex(400, {"error": "invalid_request"}),), {"requirement": "R-1"}, UnexpectedStatus, "R-1"),
@@ -333,24 +331,14 @@ BAD: list[BadCase] = [
 ]
 
 
-def _name(case: tuple[Any, ...]) -> str:
-    return case[0].__name__
-
-
-@pytest.mark.parametrize("case", GOOD, ids=[f"{_name(c)}-{i}" for i, c in enumerate(GOOD)])
+@pytest.mark.parametrize("case", GOOD, ids=case_ids(GOOD))
 def test_check_holds(case: Case) -> None:
-    function, args, kwargs = case
-    assert function(*args, **kwargs) is None
+    assert_holds(case)
 
 
-@pytest.mark.parametrize("case", BAD, ids=[f"{_name(c)}-{i}" for i, c in enumerate(BAD)])
+@pytest.mark.parametrize("case", BAD, ids=case_ids(BAD))
 def test_check_breaks(case: BadCase) -> None:
-    function, args, kwargs, failure_class, requirement = case
-    with pytest.raises(CheckFailure) as info:
-        function(*args, **kwargs)
-    assert type(info.value) is failure_class, info.value
-    assert info.value.requirement == requirement
-    assert str(info.value).startswith(f"[{requirement}] ")
+    assert_breaks(case)
 
 
 def test_id_token_failures_mask_the_token() -> None:

@@ -4,10 +4,10 @@ subclass with the right requirement ID on a bad one; CheckRunner applies the sev
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from check_table import BadCase, Case, assert_breaks, assert_holds, case_ids
 from core_helpers import exchange_of, json_response
 
 from ciba_harness import (
@@ -54,7 +54,6 @@ ERROR_400 = ex(400, {"error": "invalid_request", "error_description": "missing l
 
 
 # (check, args, kwargs) that hold; (check, args, kwargs, failure class, requirement) that break.
-Case = tuple[Callable[..., None], tuple[Any, ...], dict[str, Any]]
 GOOD: list[Case] = [
     (checks.error_code_is, (ERROR_400, {"invalid_request"}), {"requirement": "R-1"}),
     (checks.status_is, (ERROR_400, {400, 401}), {"requirement": "R-1"}),
@@ -102,7 +101,6 @@ GOOD: list[Case] = [
     (checks.token_type_bearer, ({"token_type": "DPoP"},), {}),
 ]
 
-BadCase = tuple[Callable[..., None], tuple[Any, ...], dict[str, Any], type[CheckFailure], str]
 BAD: list[BadCase] = [
     (checks.error_code_is, (ex(200, GOOD_ACK), {"invalid_request"}), {"requirement": "R-1"}, UnexpectedSuccess, "R-1"),
     (checks.error_code_is, (ERROR_400, {"unknown_user_id"}), {"requirement": "R-2"}, WrongErrorCode, "R-2"),
@@ -165,24 +163,14 @@ BAD: list[BadCase] = [
 ]
 
 
-def _name(case: tuple[Any, ...]) -> str:
-    return case[0].__name__
-
-
-@pytest.mark.parametrize("case", GOOD, ids=[_name(c) for c in GOOD])
+@pytest.mark.parametrize("case", GOOD, ids=case_ids(GOOD))
 def test_check_holds(case: Case) -> None:
-    function, args, kwargs = case
-    assert function(*args, **kwargs) is None
+    assert_holds(case)
 
 
-@pytest.mark.parametrize("case", BAD, ids=[f"{_name(c)}-{i}" for i, c in enumerate(BAD)])
+@pytest.mark.parametrize("case", BAD, ids=case_ids(BAD))
 def test_check_breaks(case: BadCase) -> None:
-    function, args, kwargs, failure_class, requirement = case
-    with pytest.raises(CheckFailure) as info:
-        function(*args, **kwargs)
-    assert type(info.value) is failure_class, info.value
-    assert info.value.requirement == requirement
-    assert str(info.value).startswith(f"[{requirement}] ")
+    assert_breaks(case)
 
 
 def test_requirement_can_be_overridden_per_call() -> None:
