@@ -243,15 +243,15 @@ class SessionHealth:
                 return  # in flight with a failure already counted: the same stall
             if ended_at is not None:
                 breaker["streak_end"] = ended_at
-            if int(breaker.get("consecutive", 0)) == 0:
+            if consecutive == 0:
                 breaker["since_test"] = test
                 breaker["cause"] = cause[:500]
                 breaker["evidence"] = _cut(evidence)
                 if url is not None:
                     breaker["url"] = url
-            breaker["consecutive"] = int(breaker.get("consecutive", 0)) + 1
+            breaker["consecutive"] = consecutive + 1
             breaker["last_cause"] = cause[:500]
-            if breaker["state"] != "open" and breaker["consecutive"] >= self.threshold:
+            if breaker["state"] != "open" and consecutive + 1 >= self.threshold:
                 breaker["state"] = "open"
                 breaker["opened_at"] = time.time()
                 breaker["opened_in"] = test
