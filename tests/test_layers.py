@@ -32,10 +32,12 @@ ALLOWED: dict[str, set[str]] = {
             "load", "rp", "hostile", "cli", "package"},
     "package": {"core", "checks", "client", "package"},
 }
-#: libraries that do I/O (or are a test framework) and the layers that must not import them
-IO_LIBRARIES = {"httpx", "httpcore", "h11", "anyio", "uvicorn", "starlette", "locust", "gevent",
-                "geventhttpclient", "pytest", "hypothesis", "socket", "ssl", "asyncio",
-                "subprocess", "threading"}
+#: installed libraries that do I/O (or are a test framework)
+HEAVY = {"httpx", "httpcore", "h11", "anyio", "uvicorn", "starlette", "locust", "gevent",
+         "geventhttpclient", "pytest", "hypothesis"}
+#: everything that does I/O, the standard library's modules included, and the layers that must
+#: not import it
+IO_LIBRARIES = HEAVY | {"socket", "ssl", "asyncio", "subprocess", "threading"}
 NO_IO_LAYERS = {"core": IO_LIBRARIES, "checks": IO_LIBRARIES - {"threading"}}
 
 
@@ -175,8 +177,6 @@ def _loaded_by(*modules: str) -> dict[str, object]:
     return dict(json.loads(out.stdout))
 
 
-HEAVY = {"httpx", "httpcore", "anyio", "uvicorn", "starlette", "locust", "gevent", "pytest",
-         "hypothesis"}
 
 
 def test_importing_the_package_and_its_core_loads_no_io_library() -> None:
