@@ -37,6 +37,17 @@ def run_suite(
     return process, results
 
 
+def delivery_failures(provider: Any) -> list[str]:
+    """The reference provider's pings, pushes and webhook calls that got no answer (timeouts,
+    refused or dropped connections): what to read first when a callback never arrived."""
+    return [
+        f"  provider {d.kind} for {d.auth_req_id[:12]}... failed after "
+        f"{d.done - d.started:.2f} s: {d.error}"
+        for d in provider.provider.deliveries
+        if d.error is not None
+    ]
+
+
 def failed_tests(results: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in results["tests"] if t.get("outcome") in {"failed", "error"}]
 
@@ -57,7 +68,8 @@ def run_fault_groups(groups: Sequence[tuple[str, ...]], report_root: Path, judge
             process, results = run_suite(
                 report_root / "+".join(group)[:120], "-m", "not fuzz", issuer=provider.issuer
             )
-        return judge(group, results, process.stdout + process.stderr)
+        problems = judge(group, results, process.stdout + process.stderr)
+        return problems + delivery_failures(provider) if problems else problems
 
     with ThreadPoolExecutor(parallel) as pool:
         grouped = list(zip(groups, pool.map(run, groups), strict=True))

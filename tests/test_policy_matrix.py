@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from suite_runner import failed_tests, run_fault_groups, run_suite
+from suite_runner import delivery_failures, failed_tests, run_fault_groups, run_suite
 from test_fault_matrix import fault_groups, judge, selected_faults
 
 from ciba_harness import default_profile_path
@@ -84,6 +84,7 @@ def run_variant(variant: str, report_dir: Path) -> list[str]:
     with start_provider(profile or default_profile_path(), policies=[variant]) as provider:
         process, results = run_suite(report_dir, *options, issuer=provider.issuer)
     problems = describe_failures(variant, results, process.stdout + process.stderr)
+    problems += delivery_failures(provider) if problems else []
     if results is not None and not problems and process.returncode != 0:
         problems.append(f"{variant}: pytest exit {process.returncode}\n{process.stdout[-1500:]}")
     return problems

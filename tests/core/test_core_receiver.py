@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from waiting import LOAD_SLACK, wait_until
 
 from ciba_harness import (
     CibaHarnessError,
@@ -105,7 +106,7 @@ def test_wait_for_times_out_quietly() -> None:
     inbox = NotificationInbox()
     started = time.monotonic()
     assert inbox.wait_for(token="nobody", timeout=0.2) == []
-    assert 0.15 <= time.monotonic() - started < 1.0
+    assert 0.15 <= time.monotonic() - started < 0.2 + LOAD_SLACK
 
 
 def test_wait_for_wakes_up_on_arrival() -> None:
@@ -116,8 +117,8 @@ def test_wait_for_wakes_up_on_arrival() -> None:
     inbox.expect(bearer, "ping")
     threading.Timer(0.1, lambda: receive(inbox, bearer, {"auth_req_id": "a"})).start()
     started = time.monotonic()
-    found = inbox.wait_for(auth_req_id="a", timeout=5)
-    assert len(found) == 1 and time.monotonic() - started < 2
+    found = inbox.wait_for(auth_req_id="a", timeout=30)
+    assert len(found) == 1 and time.monotonic() - started < 0.1 + LOAD_SLACK  # not the 30 s
 
 
 # --- the receiver on a real socket -----------------------------------------------------------
@@ -306,7 +307,7 @@ def test_device_hook_feeds_the_webhook_driver(
 def test_wait_for_returns_within_its_timeout(receiver: NotificationReceiver) -> None:
     started = time.monotonic()
     assert receiver.inbox.wait_for(token=token(), timeout=0.3) == []
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 0.3 + LOAD_SLACK
 
 
 def test_flood_of_concurrent_posts_loses_nothing(receiver: NotificationReceiver) -> None:
@@ -372,3 +373,68 @@ def test_ipv6_loopback_and_port_reuse_after_stop() -> None:
         assert running.url == f"http://[::1]:{running.port}/cb"
         assert httpx.post(running.url, json={"auth_req_id": "x"}, timeout=5).status_code == 401
     bind_socket(f"[::1]:{running.port}").close()  # the port is free again
+
+
+def _raw_exchange(sock: socket.socket, request: bytes) -> bytes:
+    """Send one request on `sock`, read its complete (empty-bodied) answer."""
+    sock.sendall(request)
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+def test_idle_connection_outlives_the_usual_client_pool_expiry(receiver: NotificationReceiver) -> None:
+    """A pooled connection left idle past 5 s (httpx's and uvicorn's keep-alive, the reference
+    provider's pool) is still open: the provider's pool, not the receiver, closes it first."""
+    value = token()
+    receiver.inbox.expect(value, "ping")
+    body = json.dumps({"auth_req_id": "kept-alive"}).encode()
+    request = (
+        f"POST /cb HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {value}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as sock:
+        assert _raw_exchange(sock, request).startswith(b"HTTP/1.1 204")
+        time.sleep(5.5)  # the idle time under test, not a wait for another thread
+        assert _raw_exchange(sock, request).startswith(b"HTTP/1.1 204")
+    assert len(receiver.inbox.received(token=value)) == 2
+
+
+def test_callback_abandoned_before_its_body_was_read_is_counted(receiver: NotificationReceiver) -> None:
+    """The sender closes the connection before the receiver has the body (a provider's short
+    timeout meeting a busy receiver): nothing to judge, but the flow's bearer is counted."""
+    value = token()
+    receiver.inbox.expect(value, "ping")
+    head = (
+        f"POST /cb HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {value}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as sock:
+        sock.sendall(head + b'{"auth_req_')
+    assert wait_until(lambda: receiver.inbox.abandoned(value), timeout=10) == 1
+    assert receiver.inbox.received(token=value) == []
+    assert receiver.inbox.abandoned(token()) == 0
+
+
+def test_a_flow_whose_callback_was_abandoned_gets_a_harness_error_not_a_verdict() -> None:
+    """No callback was read, but one bearing the flow's token was abandoned by its sender: the
+    wait ends in a TransportError naming that cause, not "[CIBA-PING-01] No ping arrived"."""
+    from types import SimpleNamespace
+
+    from ciba_harness import TransportError
+    from ciba_harness.core._config import Budgets
+    from ciba_harness.pytest_plugin.sequences import expect_callback
+
+    inbox = NotificationInbox()
+    value = token()
+    inbox.expect(value, "ping")
+    flow = SimpleNamespace(client=SimpleNamespace(delivery_mode="ping"), notification_token=value,
+                           auth_req_id="abandoned-1")
+    config = SimpleNamespace(budgets=Budgets(max_wait=0.1))
+    inbox.abandon([("Authorization", f"Bearer {value}")])
+    with pytest.raises(TransportError, match="closed the connection before the harness's receiver"):
+        expect_callback(None, config, inbox, flow, guarded=False)  # type: ignore[arg-type]

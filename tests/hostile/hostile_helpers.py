@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from suite_runner import CONFORMANCE, REPO, run_suite
+from waiting import LOAD_SLACK
 
 from ciba_harness import CheckFailure, default_profile_path
 from ciba_harness.hostile import Hit, start_hostile
@@ -293,7 +294,10 @@ def robustness_problems(
     bound = STARTUP + len(run.tests) * (3 * request_timeout + max_wait)
     if run.wall > bound:
         problems.append(f"the run took {run.wall:.1f} s, more than {bound:.0f} s")
-    limit_ms = (request_timeout + SLACK) * 1000
+    # The aim (request_timeout + SLACK) is measured on a quiet machine by measure.py; here each
+    # case's expected text proves which deadline ended an exchange (an answer 2.7 s late on a
+    # loaded box was seen once).
+    limit_ms = (request_timeout + SLACK + LOAD_SLACK) * 1000
     for exchange in run.exchanges():
         if exchange["elapsed_ms"] > limit_ms:
             problems.append(

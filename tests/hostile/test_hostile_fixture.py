@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from waiting import wait_until
+from waiting import LOAD_SLACK, wait_until
 
 from ciba_harness import HttpRequest, HttpxTransport, load_config
 from ciba_harness.hostile import (
@@ -109,7 +109,7 @@ def test_transport_misbehaviour_ends_within_the_request_timeout(
         exchange = _get(transport, hostile)
     assert exchange.response is None
     assert error in (exchange.error or "")
-    assert exchange.elapsed < 1.0 + 0.5
+    assert exchange.elapsed < 1.0 + LOAD_SLACK  # the error text above names the 1 s deadline
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_stop_is_prompt_with_hanging_connections() -> None:
     assert wait_until(lambda: len(hostile.hits) == 3, timeout=30), hostile.hits
     started = time.monotonic()
     hostile.stop()
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 2 + LOAD_SLACK
     for sock in sockets:
         sock.settimeout(5)
         try:

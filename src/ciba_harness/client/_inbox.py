@@ -39,6 +39,8 @@ class NotificationInbox:
         self._expected: dict[str, str] = {}  # notification token -> mode (ping | push)
         self._behaviours: dict[str, EndpointBehaviour] = {}
         self._received: list[Notification] = []
+        # bearer token -> callbacks whose sender hung up before the receiver read the body
+        self._abandoned: dict[str, int] = {}
         self.rejected = 0
 
     # --- the client side (what a test declares before it starts a flow) ---
@@ -69,6 +71,18 @@ class NotificationInbox:
                 self.rejected += 1
             self._lock.notify_all()
         return note
+
+    def abandon(self, headers: Iterable[tuple[str, str]]) -> None:
+        """A callback whose sender closed the connection before its body was read: nothing
+        to judge, but the flow's wait can then say what happened (see `abandoned`)."""
+        bearer = parse_notification("", headers, b"").bearer or ""
+        with self._lock:
+            self._abandoned[bearer] = self._abandoned.get(bearer, 0) + 1
+
+    def abandoned(self, token: str | None) -> int:
+        """How many callbacks bearing `token` were abandoned by their sender before being read."""
+        with self._lock:
+            return self._abandoned.get(token or "", 0) if token else 0
 
     # --- waiting and reading ---
     def received(
@@ -127,8 +141,10 @@ class NotificationInbox:
         with self._lock:
             self._expected.pop(token, None)
             self._behaviours.pop(token, None)
+            self._abandoned.pop(token, None)
             self._received = [n for n in self._received if n.bearer != token]
 
     def clear(self) -> None:
         with self._lock:
             self._received.clear()
+            self._abandoned.clear()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -29,6 +29,10 @@ __all__ = ["NotificationReceiver", "bind_socket"]
 CALLBACK_PATH = "/cb"
 REDIRECT_TARGET_PATH = "/redirected"
 DEVICE_HOOK_PATH = "/device"
+# Idle connections stay open longer than common HTTP clients pool them (Go 90 s, OkHttp 5 min,
+# the JDK client up to 20 min), so the provider closes first: a ping is never sent on a pooled
+# connection the receiver closed at that moment (RFC 9112 §9.3: POST is not retried).
+KEEP_ALIVE_SECONDS = 1200
 
 
 def bind_socket(bind: str) -> socket.socket:
@@ -56,10 +60,16 @@ def bind_socket(bind: str) -> socket.socket:
 def _app(inbox: NotificationInbox, webhook: WebhookDriver | None) -> Starlette:
     async def callback(request: Request) -> Response:
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_NOTIFICATION_BYTES:
-                break  # keep what the inbox needs to judge it oversized; drop the rest
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_NOTIFICATION_BYTES:
+                    break  # keep what the inbox needs to judge it oversized; drop the rest
+        except ClientDisconnect:
+            # The sender gave up before this (busy) receiver read the request: no answer can
+            # be sent, but the flow waiting for it learns why nothing came.
+            inbox.abandon(request.headers.items())
+            return Response(status_code=400)
         note = inbox.receive(request.url.path, list(request.headers.items()), bytes(body))
         behaviour = inbox.behaviour_for(note.bearer)
         if behaviour.delay:
@@ -130,6 +140,7 @@ class NotificationReceiver:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             ssl_certfile=str(certificate) if certificate and key else None,
             ssl_keyfile=str(key) if certificate and key else None,
             ssl_cert_reqs=ssl.CERT_NONE,

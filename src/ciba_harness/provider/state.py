@@ -77,6 +77,7 @@ class Delivery:
     authorization: str | None
     status: int | None = None
     error: str | None = None
+    started: float = field(default_factory=time.time)
     done: float = field(default_factory=time.time)
 
 

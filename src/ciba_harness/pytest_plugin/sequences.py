@@ -40,7 +40,7 @@ from ciba_harness.client._drivers import Decision
 from ciba_harness.client._health import guarded_callback_wait
 from ciba_harness.client._receiver import REDIRECT_TARGET_PATH
 from ciba_harness.client._tls import certificate_thumbprint
-from ciba_harness.core._errors import Severity
+from ciba_harness.core._errors import Severity, TransportError
 from ciba_harness.core._http import Exchange, HttpRequest
 from ciba_harness.core._requests import (
     Acknowledgement,
@@ -385,6 +385,15 @@ def expect_callback(
     default_requirement, default_what = FIRST_CALLBACK[flow.client.delivery_mode]
     waited = notification_wait(config)
     notes = flow_callbacks(inbox, flow, timeout=waited, expected=guarded)
+    abandoned = inbox.abandoned(flow.notification_token)
+    if not notes and abandoned:
+        # The provider did call; the receiver could not read it in time: no provider verdict.
+        raise TransportError(
+            f"the provider sent {abandoned} callback(s) with this flow's bearer token but closed "
+            "the connection before the harness's receiver had read the body: the receiver "
+            "answered slower than the provider's timeout for notification calls (a busy "
+            "harness machine?); run again on a quieter machine"
+        )
     ciba.check(callback_arrived, notes, requirement=requirement or default_requirement,
                what=what or default_what, waited=waited)
     return notes[0]
