@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import pytest
 
+from ciba_harness.pytest_plugin._ast_guard import serialise_ast_parsing
 from ciba_harness.pytest_plugin._collector import (
     pytest_report_header as pytest_report_header,
     pytest_runtest_makereport as pytest_runtest_makereport,
@@ -65,6 +66,7 @@ pytest_plugins = ["ciba_harness.pytest_plugin._fuzz"]
 def pytest_configure(config: pytest.Config) -> None:
     # In this order: a bad provider description stops the run before breakers, early
     # starts or report files exist.
+    serialise_ast_parsing()  # before any thread of ours starts
     register_markers(config)
     if not is_worker(config):
         stop_on_unusable_target(config)
