@@ -18,7 +18,7 @@ import pytest
 
 from ciba_harness import (
     Severity,
-    callback_arrived,
+    expect_callback,
     fail,
     fapi_clients,
     handshake_established,
@@ -170,9 +170,6 @@ def test_notification_reaches_the_https_receiver(
     client = notification_client(ciba_config, ciba_metadata, mode)
     flow = ciba.start(client)
     ciba.approve(flow)
-    waited = min(ciba_config.budgets.max_wait, 10.0)
-    notes = ciba_inbox.wait_for_flow(
-        token=flow.notification_token, auth_req_id=flow.auth_req_id, timeout=waited
-    )
     requirement = "CIBA-PING-04" if mode == "ping" else "CIBA-SEC-03"
-    ciba.check(callback_arrived, notes, requirement=requirement, what=mode, waited=waited)
+    expect_callback(ciba, ciba_config, ciba_inbox, flow, requirement=requirement, what=mode,
+                    guarded=False)

@@ -435,6 +435,6 @@ def test_a_flow_whose_callback_was_abandoned_gets_a_harness_error_not_a_verdict(
     flow = SimpleNamespace(client=SimpleNamespace(delivery_mode="ping"), notification_token=value,
                            auth_req_id="abandoned-1")
     config = SimpleNamespace(budgets=Budgets(max_wait=0.1))
-    inbox.abandon([("Authorization", f"Bearer {value}")])
+    inbox.abandon(value)
     with pytest.raises(TransportError, match="closed the connection before the harness's receiver"):
         expect_callback(None, config, inbox, flow, guarded=False)  # type: ignore[arg-type]

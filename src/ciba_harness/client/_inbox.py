@@ -72,17 +72,19 @@ class NotificationInbox:
             self._lock.notify_all()
         return note
 
-    def abandon(self, headers: Iterable[tuple[str, str]]) -> None:
+    def abandon(self, bearer: str | None) -> None:
         """A callback whose sender closed the connection before its body was read: nothing
-        to judge, but the flow's wait can then say what happened (see `abandoned`)."""
-        bearer = parse_notification("", headers, b"").bearer or ""
+        to judge, but the flow's wait can then say what happened (see `abandoned`). One
+        without a bearer token names no flow."""
+        if bearer is None:
+            return
         with self._lock:
             self._abandoned[bearer] = self._abandoned.get(bearer, 0) + 1
 
     def abandoned(self, token: str | None) -> int:
         """How many callbacks bearing `token` were abandoned by their sender before being read."""
         with self._lock:
-            return self._abandoned.get(token or "", 0) if token else 0
+            return self._abandoned.get(token, 0) if token else 0
 
     # --- waiting and reading ---
     def received(

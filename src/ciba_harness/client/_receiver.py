@@ -22,7 +22,7 @@ from starlette.routing import Route
 from ciba_harness.client._drivers import WebhookDriver
 from ciba_harness.client._inbox import NotificationInbox
 from ciba_harness.core._errors import CibaHarnessError
-from ciba_harness.core._notifications import MAX_NOTIFICATION_BYTES
+from ciba_harness.core._notifications import MAX_NOTIFICATION_BYTES, bearer_credential
 
 __all__ = ["NotificationReceiver", "bind_socket"]
 
@@ -68,7 +68,7 @@ def _app(inbox: NotificationInbox, webhook: WebhookDriver | None) -> Starlette:
         except ClientDisconnect:
             # The sender gave up before this (busy) receiver read the request: no answer can
             # be sent, but the flow waiting for it learns why nothing came.
-            inbox.abandon(request.headers.items())
+            inbox.abandon(bearer_credential(request.headers.get("authorization", "")))
             return Response(status_code=400)
         note = inbox.receive(request.url.path, list(request.headers.items()), bytes(body))
         behaviour = inbox.behaviour_for(note.bearer)

@@ -18,6 +18,7 @@ __all__ = [
     "EndpointBehaviour",
     "MAX_NOTIFICATION_BYTES",
     "TOKEN_MEMBERS",
+    "bearer_credential",
     "parse_notification",
 ]
 
@@ -62,13 +63,17 @@ class Notification:
         )
 
 
+def bearer_credential(authorization: str) -> str | None:
+    """The credential of an `Authorization: Bearer ...` header value (None: not a bearer)."""
+    scheme, _, credential = authorization.partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+
+
 def parse_notification(path: str, headers: Iterable[tuple[str, str]], body: bytes) -> Notification:
     """One callback as data: the Bearer credential, the media type, and (for a body within
     MAX_NOTIFICATION_BYTES that is a JSON object) the payload, its auth_req_id and its kind."""
     header_map = {k.lower(): v for k, v in headers}
-    authorization = header_map.get("authorization", "")
-    scheme, _, credential = authorization.partition(" ")
-    bearer = credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+    bearer = bearer_credential(header_map.get("authorization", ""))
     content_type = header_map.get("content-type", "").split(";")[0].strip().lower()
     note = Notification(
         path,

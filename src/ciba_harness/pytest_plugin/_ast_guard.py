@@ -13,6 +13,7 @@ error, a harness error with no requirement, under two policy variants of one CI 
 from __future__ import annotations
 
 import ast
+import functools
 import threading
 from typing import Any
 
@@ -27,11 +28,10 @@ def serialise_ast_parsing() -> None:
         return
     original = ast.parse
 
+    @functools.wraps(original)  # keeps the docstring; `__wrapped__` is the unguarded parse
     def parse(*args: Any, **kwargs: Any) -> Any:
         with _LOCK:
             return original(*args, **kwargs)
 
     parse._ciba_serialised = True  # type: ignore[attr-defined]
-    parse.__wrapped__ = original  # type: ignore[attr-defined]
-    parse.__doc__ = original.__doc__
     ast.parse = parse

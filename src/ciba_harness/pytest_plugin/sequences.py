@@ -385,8 +385,7 @@ def expect_callback(
     default_requirement, default_what = FIRST_CALLBACK[flow.client.delivery_mode]
     waited = notification_wait(config)
     notes = flow_callbacks(inbox, flow, timeout=waited, expected=guarded)
-    abandoned = inbox.abandoned(flow.notification_token)
-    if not notes and abandoned:
+    if not notes and (abandoned := inbox.abandoned(flow.notification_token)):
         # The provider did call; the receiver could not read it in time: no provider verdict.
         raise TransportError(
             f"the provider sent {abandoned} callback(s) with this flow's bearer token but closed "
